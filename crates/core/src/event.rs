@@ -1,0 +1,109 @@
+//! The [`Event`] envelope: a stable id, a payload and an acknowledgement token.
+
+use crate::ack::{AckToken, Fate};
+use crate::{HttpExchange, LogRecord};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+/// Stable identifier of an event, assigned once when it enters Switchyard and
+/// kept through transforms and retries. A per-process random prefix and a
+/// counter: unique without coordination, and cheap.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId(u128);
+
+impl EventId {
+    /// A fresh id.
+    pub fn new() -> Self {
+        static PREFIX: OnceLock<u64> = OnceLock::new();
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let prefix = *PREFIX.get_or_init(|| fastrand::u64(..));
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        Self(((prefix as u128) << 64) | n as u128)
+    }
+
+    /// The id as a number.
+    pub fn as_u128(self) -> u128 {
+        self.0
+    }
+}
+
+impl Default for EventId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventId({self})")
+    }
+}
+
+/// What an event carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// An HTTP exchange captured by an LLM proxy.
+    Http(HttpExchange),
+    /// A log record.
+    Log(LogRecord),
+}
+
+/// One event on its way through the pipeline.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Stable id.
+    pub id: EventId,
+    /// The content.
+    pub payload: Payload,
+    ack: AckToken,
+}
+
+impl Event {
+    /// A new event with a fresh id and no acknowledgement.
+    pub fn new(payload: Payload) -> Self {
+        Self {
+            id: EventId::new(),
+            payload,
+            ack: AckToken::none(),
+        }
+    }
+
+    /// Attach the source's acknowledgement token.
+    pub fn with_ack(mut self, ack: AckToken) -> Self {
+        self.ack = ack;
+        self
+    }
+
+    /// Record this event's final fate for its source.
+    pub fn resolve(&mut self, fate: Fate) {
+        self.ack.resolve(fate);
+    }
+
+    /// Append the event's wire JSON (no newline) to `out`: the spec's Go form for
+    /// an HTTP exchange, the flat object for a log record.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        match &self.payload {
+            Payload::Http(x) => serde_json::to_writer(out, x),
+            Payload::Log(r) => serde_json::to_writer(out, r),
+        }
+    }
+}
+
+impl From<HttpExchange> for Event {
+    fn from(x: HttpExchange) -> Self {
+        Event::new(Payload::Http(x))
+    }
+}
+
+impl From<LogRecord> for Event {
+    fn from(r: LogRecord) -> Self {
+        Event::new(Payload::Log(r))
+    }
+}

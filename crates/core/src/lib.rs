@@ -1,0 +1,29 @@
+//! Switchyard's core: the event model, acknowledgements and the traits every
+//! component implements.
+//!
+//! # Layout
+//! - [`event`]: the [`Event`] envelope and its two payloads.
+//! - [`http_exchange`]: the LLM-proxy HTTP exchange, in the original Go JSON form.
+//! - [`log_record`]: a log record; any JSON object round-trips through it.
+//! - [`ack`]: batch-level acknowledgements from sink back to source.
+//! - [`sink`]: the sink plugin trait, its error classes and the registry.
+//! - [`transform`]: the synchronous transform trait.
+//! - [`bus`]: the event bus trait.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod ack;
+pub mod bus;
+pub mod event;
+pub mod http_exchange;
+pub mod log_record;
+pub mod sink;
+pub mod transform;
+
+pub use ack::{AckBatch, AckToken, BatchOutcome, Fate};
+pub use bus::{BusStats, EventBus, Subscription};
+pub use event::{Event, EventId, Payload};
+pub use http_exchange::HttpExchange;
+pub use log_record::LogRecord;
+pub use sink::{Sink, SinkConfig, SinkError, SinkErrorKind, SinkFactory, SinkRegistry};
+pub use transform::{Identity, Transform, Verdict};
