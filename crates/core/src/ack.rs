@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// The final fate of one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(u8)]
 pub enum Fate {
     /// The sink has it.
@@ -23,6 +23,7 @@ pub enum Fate {
     /// It was given up on after a permanent error or exhausted retries.
     Dropped = 2,
     /// Nobody decided; the event was lost in flight.
+    #[default]
     Unresolved = 3,
 }
 
@@ -103,12 +104,6 @@ impl AckBatch {
 pub struct AckToken {
     shared: Option<Arc<Shared>>,
     fate: Fate,
-}
-
-impl Default for Fate {
-    fn default() -> Self {
-        Fate::Unresolved
-    }
 }
 
 impl AckToken {

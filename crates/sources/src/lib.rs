@@ -1,1 +1,10 @@
-//! placeholder
+//! Sources that feed the engine's intake queue.
+//!
+//! # Layout
+//! - [`bus`]: forwards a bus subscription into the intake queue.
+//! - [`http`]: the HTTP ingest API (`/v1/events`, `/v1/logs`, `/health`, `/stats`).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod bus;
+pub mod http;

@@ -1,1 +1,27 @@
-fn main() {}
+//! The `switchyard` binary: a thin CLI over the engine.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod dispatcher;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Dispatcher(args) => dispatcher::main(*args),
+        cli::Command::Plugins => {
+            for (name, description) in switchyard_sinks::builtin().describe() {
+                println!("{name:<12} {description}");
+            }
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchyard: error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! HTTP ingest. Events answered with `202` are in the engine's queue: ingest
+//! waits (bounded) for room instead of dropping, and answers `503` with
+//! `Retry-After` — accepting nothing — when the queue stays full.
+
+mod parse;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_core::{Event, HttpExchange, LogRecord, Payload};
+use switchyard_engine::intake::SendError;
+use switchyard_engine::IntakeSender;
+
+pub use parse::{parse_batch, ParseError};
+
+/// Ingest settings.
+#[derive(Clone)]
+pub struct IngestConfig {
+    /// Largest accepted body, bytes.
+    pub max_body: usize,
+    /// Required bearer token, if any.
+    pub token: Option<String>,
+    /// How long a request may wait for queue room before `503`.
+    pub queue_wait: Duration,
+}
+
+/// What ingest has done, for `/stats`.
+#[derive(Debug, Default)]
+pub struct IngestCounters {
+    /// Events answered with 202.
+    pub accepted: AtomicU64,
+    /// Requests refused (400/401/413/503).
+    pub rejected_requests: AtomicU64,
+}
+
+/// Produces the JSON for `/health` and `/stats`.
+pub type StatsFn = Arc<dyn Fn() -> Value + Send + Sync>;
+
+#[derive(Clone)]
+struct AppState {
+    intake: IntakeSender,
+    config: Arc<IngestConfig>,
+    counters: Arc<IngestCounters>,
+    stats: StatsFn,
+}
+
+/// The ingest router.
+pub fn router(
+    intake: IntakeSender,
+    config: IngestConfig,
+    counters: Arc<IngestCounters>,
+    stats: StatsFn,
+) -> Router {
+    let state = AppState {
+        intake,
+        config: Arc::new(config),
+        counters,
+        stats,
+    };
+    Router::new()
+        .route("/v1/events", post(ingest_events))
+        .route("/v1/logs", post(ingest_logs))
+        .route("/health", get(health))
+        .route("/stats", get(stats_handler))
+        .with_state(state)
+}
+
+async fn health(State(s): State<AppState>) -> Json<Value> {
+    Json(json!({"status": "ok", "stats": (s.stats)()}))
+}
+
+async fn stats_handler(State(s): State<AppState>) -> Json<Value> {
+    Json((s.stats)())
+}
+
+async fn ingest_events(State(s): State<AppState>, req: Request) -> Response {
+    ingest::<HttpExchange>(s, req, Payload::Http).await
+}
+
+async fn ingest_logs(State(s): State<AppState>, req: Request) -> Response {
+    ingest::<LogRecord>(s, req, |mut r| {
+        r.source_type = Some("http");
+        Payload::Log(r)
+    })
+    .await
+}
+
+fn error(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    // Compare without an early exit so timing does not reveal the prefix.
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+async fn ingest<T>(s: AppState, req: Request, wrap: impl Fn(T) -> Payload) -> Response
+where
+    T: for<'de> serde::Deserialize<'de>,
+{
+    let reject = |status, body| {
+        s.counters.rejected_requests.fetch_add(1, Relaxed);
+        error(status, body)
+    };
+    if let Some(token) = &s.config.token {
+        if !authorized(req.headers(), token) {
+            let mut r = reject(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "missing or wrong bearer token"}),
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return r;
+        }
+    }
+    let ndjson = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("ndjson") || ct.contains("jsonl"));
+    let limit = s.config.max_body;
+    let body: Body = req.into_body();
+    let bytes = match to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": format!("body larger than {limit} bytes")}),
+            )
+        }
+    };
+    let items: Vec<T> = match parse_batch(&bytes, ndjson) {
+        Ok(items) => items,
+        Err(e) => return reject(StatusCode::BAD_REQUEST, e.to_json()),
+    };
+    let events: Vec<Event> = items.into_iter().map(|x| Event::new(wrap(x))).collect();
+    let n = events.len();
+    match s.intake.send_timeout(events, s.config.queue_wait).await {
+        Ok(()) => {
+            s.counters.accepted.fetch_add(n as u64, Relaxed);
+            (StatusCode::ACCEPTED, Json(json!({"accepted": n}))).into_response()
+        }
+        Err(SendError::Full(_)) => {
+            let mut r = reject(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "pipeline is full; nothing from this request was accepted", "accepted": 0}),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            r
+        }
+        Err(SendError::Closed(_)) => reject(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "shutting down; nothing from this request was accepted", "accepted": 0}),
+        ),
+    }
+}

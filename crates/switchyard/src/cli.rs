@@ -1,0 +1,92 @@
+//! Command-line interface. Flags beat environment variables.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Moves observability events from where they happen to where they are read"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the dispatcher: event bus + HTTP ingest → batching and retries → one sink.
+    Dispatcher(Box<DispatcherArgs>),
+    /// List the available sink plugins (the values of `--service`).
+    Plugins,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 5s, 1m)"))
+}
+
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a whole number greater than 0".into()),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct DispatcherArgs {
+    /// Sink plugin (see `switchyard plugins`).
+    #[arg(long, env = "DISPATCHER_SERVICE", default_value = "file")]
+    pub service: String,
+    /// File path or API endpoint of the service. Also read from LLM_PROXY_ENDPOINT.
+    /// The file service defaults to `events.jsonl`.
+    #[arg(long, env = "DISPATCHER_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// API key for external services (never logged).
+    #[arg(long, env = "LLM_PROXY_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Events each bus subscriber buffers. Also read from OBSERVABILITY_BUFFER_SIZE.
+    #[arg(long, env = "DISPATCHER_BUFFER", value_parser = positive)]
+    pub buffer: Option<usize>,
+    /// Events per batch sent to the service.
+    #[arg(long, env = "DISPATCHER_BATCH_SIZE", default_value = "100", value_parser = positive)]
+    pub batch_size: usize,
+    /// Longest time an event waits for its batch to fill.
+    #[arg(long, env = "DISPATCHER_FLUSH_INTERVAL", default_value = "5s", value_parser = duration)]
+    pub flush_interval: Duration,
+    /// Retries of a failed batch after the first attempt.
+    #[arg(long, env = "DISPATCHER_RETRY_ATTEMPTS", default_value = "3")]
+    pub retry_attempts: u32,
+    /// Ceiling of the first retry's delay; doubles each retry (full jitter, max 30s).
+    #[arg(long, env = "DISPATCHER_RETRY_BACKOFF", default_value = "1s", value_parser = duration)]
+    pub retry_backoff: Duration,
+    /// Include debug information in payloads.
+    #[arg(long, env = "LLM_PROXY_DISPATCHER_VERBOSE")]
+    pub verbose: bool,
+    /// Address of the HTTP ingest API, /health and /stats.
+    #[arg(long, env = "DISPATCHER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Event bus: `memory` (Redis buses are not available yet).
+    #[arg(long, env = "LLM_PROXY_EVENT_BUS", default_value = "memory")]
+    pub event_bus: String,
+    /// Bound of the engine's intake queue, in events.
+    #[arg(long, env = "DISPATCHER_QUEUE_CAPACITY", default_value = "10000", value_parser = positive)]
+    pub queue_capacity: usize,
+    /// Longest a request waits for queue room before `503 Retry-After`.
+    #[arg(long, env = "DISPATCHER_INGEST_WAIT", default_value = "5s", value_parser = duration)]
+    pub ingest_wait: Duration,
+    /// Largest accepted ingest body, bytes.
+    #[arg(long, env = "DISPATCHER_MAX_BODY", default_value = "10485760", value_parser = positive)]
+    pub max_body: usize,
+    /// Bearer token that ingest requests must carry (never logged).
+    #[arg(long, env = "SWITCHYARD_INGEST_TOKEN", hide_env_values = true)]
+    pub ingest_token: Option<String>,
+    /// Sync the file once per batch (`false` trades durability for speed).
+    #[arg(long, env = "DISPATCHER_FILE_SYNC", default_value = "true")]
+    pub file_sync: bool,
+    /// Write the process id here once listening; removed at exit.
+    #[arg(long, env = "DISPATCHER_PID_FILE")]
+    pub pid_file: Option<PathBuf>,
+}

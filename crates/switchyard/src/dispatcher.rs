@@ -1,0 +1,188 @@
+//! `switchyard dispatcher`: wires bus source + HTTP ingest → engine → sink and
+//! runs until SIGINT/SIGTERM, then drains and prints the final counters.
+
+use crate::cli::DispatcherArgs;
+use anyhow::{bail, Context};
+use serde_json::json;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use switchyard_bus::MemoryBus;
+use switchyard_core::{EventBus, Identity, SinkConfig};
+use switchyard_engine::{intake, Counters, EngineConfig};
+use switchyard_sources::http::{router, IngestConfig, IngestCounters};
+use tracing::info;
+
+pub fn main(args: DispatcherArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(args))
+}
+
+fn env_fallback(value: Option<String>, name: &str) -> Option<String> {
+    value.or_else(|| std::env::var(name).ok().filter(|v| !v.is_empty()))
+}
+
+async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
+    match args.event_bus.as_str() {
+        "memory" => {}
+        "redis" | "redis-streams" | "redis-list" => bail!(
+            "--event-bus {}: the Redis event buses are not available yet; use `memory`",
+            args.event_bus
+        ),
+        other => bail!(
+            "--event-bus {other}: unknown bus; expected memory, redis, redis-streams or redis-list"
+        ),
+    }
+    let buffer = match args.buffer {
+        Some(b) => b,
+        None => match std::env::var("OBSERVABILITY_BUFFER_SIZE") {
+            Ok(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .with_context(|| {
+                    format!(
+                        "OBSERVABILITY_BUFFER_SIZE={v:?}: expected a whole number greater than 0"
+                    )
+                })?,
+            Err(_) => 1000,
+        },
+    };
+
+    let mut cfg = SinkConfig::new();
+    let endpoint = env_fallback(args.endpoint.clone(), "LLM_PROXY_ENDPOINT")
+        .or_else(|| (args.service == "file").then(|| "events.jsonl".to_string()));
+    if let Some(e) = endpoint {
+        cfg.insert("endpoint".into(), e);
+    }
+    if let Some(k) = &args.api_key {
+        cfg.insert("api-key".into(), k.clone());
+    }
+    cfg.insert("sync".into(), args.file_sync.to_string());
+    cfg.insert("verbose".into(), args.verbose.to_string());
+    let sink = switchyard_sinks::builtin()
+        .build(&args.service, &cfg)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("cannot start service `{}`", args.service))?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} — check --listen", args.listen))?;
+    let local = listener.local_addr()?;
+
+    let bus = Arc::new(MemoryBus::new(buffer));
+    let (tx, rx) = intake(args.queue_capacity);
+    let counters = Arc::new(Counters::default());
+    let ingest_counters = Arc::new(IngestCounters::default());
+
+    let bus_task = tokio::spawn(switchyard_sources::bus::forward(
+        bus.subscribe(),
+        tx.clone(),
+    ));
+    let engine_config = EngineConfig {
+        batch_size: args.batch_size,
+        flush_interval: args.flush_interval,
+        retry_attempts: args.retry_attempts,
+        retry_backoff: args.retry_backoff,
+    };
+    let engine = tokio::spawn(switchyard_engine::run(
+        rx,
+        Arc::new(Identity),
+        sink,
+        engine_config,
+        counters.clone(),
+    ));
+
+    let stats = {
+        let (counters, ingest, bus, tx) = (
+            counters.clone(),
+            ingest_counters.clone(),
+            bus.clone(),
+            tx.clone(),
+        );
+        Arc::new(move || {
+            json!({
+                "engine": counters.snapshot(),
+                "bus": bus.stats(),
+                "ingest": {
+                    "accepted": ingest.accepted.load(Relaxed),
+                    "rejected_requests": ingest.rejected_requests.load(Relaxed),
+                },
+                "queue": {"capacity": tx.capacity(), "free": tx.room()},
+            })
+        })
+    };
+    // `stats` holds an intake sender: it must live only inside the router, so
+    // the engine sees the queue close once the server is gone.
+    let app = router(
+        tx,
+        IngestConfig {
+            max_body: args.max_body,
+            token: args.ingest_token.clone(),
+            queue_wait: args.ingest_wait,
+        },
+        ingest_counters.clone(),
+        stats,
+    );
+
+    if let Some(pid_file) = &args.pid_file {
+        let tmp = pid_file.with_extension("pid.tmp");
+        std::fs::write(&tmp, format!("{}\n", std::process::id()))
+            .and_then(|_| std::fs::rename(&tmp, pid_file))
+            .with_context(|| format!("cannot write pid file `{}`", pid_file.display()))?;
+    }
+    info!(listen = %local, service = %args.service, bus = %args.event_bus, "dispatcher listening");
+
+    // Stop accepting on the signal; in-flight requests finish first. Dropping
+    // the router drops its intake sender.
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("ingest server failed")?;
+    info!("shutting down: draining the bus and the queue");
+    bus.stop();
+    bus_task.await.ok();
+    engine.await.context("engine task failed")?;
+
+    if let Some(pid_file) = &args.pid_file {
+        let _ = std::fs::remove_file(pid_file);
+    }
+    let c = counters.snapshot();
+    let b = bus.stats();
+    println!(
+        "final counters: received={} sent={} filtered={} dropped={} bus_published={} bus_dropped={} ingest_accepted={} ingest_rejected_requests={}",
+        c.received,
+        c.sent,
+        c.filtered,
+        c.dropped,
+        b.published,
+        b.dropped,
+        ingest_counters.accepted.load(Relaxed),
+        ingest_counters.rejected_requests.load(Relaxed),
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM; only SIGINT stops the dispatcher");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

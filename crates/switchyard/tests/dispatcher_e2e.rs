@@ -1,0 +1,211 @@
+//! End to end: the real binary, real HTTP, real file.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(args: &[&str], port: u16) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("dispatcher")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "dispatcher did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Minimal HTTP/1.1 POST; returns (status, body).
+fn post(port: u16, path: &str, body: &[u8], extra: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+fn stop(child: Child) -> String {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "exit: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn counter(line: &str, name: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn ten_thousand_events_over_several_connections_land_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let port = free_port();
+    let child = start(
+        &[
+            "--endpoint",
+            out.to_str().unwrap(),
+            "--flush-interval",
+            "100ms",
+        ],
+        port,
+    );
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for chunk in 0..25 {
+                    let records: Vec<String> = (0..100)
+                        .map(|i| {
+                            format!(
+                                r#"{{"msg":"hello","level":"info","seq":{}}}"#,
+                                t * 10_000 + chunk * 100 + i
+                            )
+                        })
+                        .collect();
+                    let body = format!("[{}]", records.join(","));
+                    let (status, resp) = post(port, "/v1/logs", body.as_bytes(), "");
+                    assert_eq!(status, 202, "{resp}");
+                    assert_eq!(resp, r#"{"accepted":100}"#);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stdout = stop(child);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("final counters:"))
+        .expect(&stdout);
+    assert_eq!(counter(line, "received"), 10_000);
+    assert_eq!(counter(line, "sent"), 10_000);
+    assert_eq!(
+        counter(line, "received"),
+        counter(line, "sent") + counter(line, "filtered") + counter(line, "dropped")
+    );
+    let mut seen = std::collections::HashSet::new();
+    for l in BufReader::new(std::fs::File::open(&out).unwrap()).lines() {
+        let v: serde_json::Value = serde_json::from_str(&l.unwrap()).unwrap();
+        assert_eq!(v["msg"], "hello");
+        assert!(seen.insert(v["seq"].as_u64().unwrap()), "duplicate {v}");
+    }
+    assert_eq!(seen.len(), 10_000);
+}
+
+#[test]
+fn ingest_errors_accept_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let port = free_port();
+    let child = start(
+        &[
+            "--endpoint",
+            out.to_str().unwrap(),
+            "--ingest-token",
+            "s3cret",
+            "--max-body",
+            "1000",
+        ],
+        port,
+    );
+    let auth = "Authorization: Bearer s3cret\r\n";
+    let (s, _) = post(port, "/v1/events", br#"{"RequestID":"a"}"#, "");
+    assert_eq!(s, 401);
+    let (s, _) = post(
+        port,
+        "/v1/events",
+        br#"{"RequestID":"a"}"#,
+        "Authorization: Bearer nope\r\n",
+    );
+    assert_eq!(s, 401);
+    let (s, body) = post(
+        port,
+        "/v1/events",
+        br#"[{"RequestID":"a"},{"Status":"bad"}]"#,
+        auth,
+    );
+    assert_eq!(s, 400);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["index"], 1);
+    assert_eq!(v["field"], "Status");
+    let (s, _) = post(port, "/v1/logs", &vec![b' '; 2000], auth);
+    assert_eq!(s, 413);
+    let (s, body) = post(
+        port,
+        "/v1/events",
+        br#"{"RequestID":"ok","Method":"POST","Status":200}"#,
+        auth,
+    );
+    assert_eq!(s, 202, "{body}");
+    let stdout = stop(child);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("final counters:"))
+        .unwrap();
+    assert_eq!(counter(line, "sent"), 1, "only the valid request's event");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    assert!(text.contains(r#""RequestID":"ok""#));
+}
+
+#[test]
+fn bad_flags_and_unavailable_bus_are_clear_errors() {
+    let bin = env!("CARGO_BIN_EXE_switchyard");
+    let out = Command::new(bin)
+        .args(["dispatcher", "--event-bus", "redis"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
+    let out = Command::new(bin)
+        .args(["dispatcher", "--batch-size", "0"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("greater than 0"));
+    let out = Command::new(bin)
+        .args(["dispatcher", "--service", "nope"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("available: blackhole, file"));
+    let out = Command::new(bin).arg("plugins").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("file"));
+}
