@@ -22,6 +22,15 @@ pub enum Command {
     Dispatcher(Box<DispatcherArgs>),
     /// List the available sink plugins (the values of `--service`).
     Plugins,
+    /// Load tools that measure a real dispatcher.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Post log records to a dispatcher with the file sink; print events/s, MiB/s, peak RSS.
+    Ingest(crate::bench::IngestArgs),
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -84,7 +93,7 @@ pub struct DispatcherArgs {
     #[arg(long, env = "SWITCHYARD_INGEST_TOKEN", hide_env_values = true)]
     pub ingest_token: Option<String>,
     /// Sync the file once per batch (`false` trades durability for speed).
-    #[arg(long, env = "DISPATCHER_FILE_SYNC", default_value = "true")]
+    #[arg(long, env = "DISPATCHER_FILE_SYNC", default_value_t = true, action = clap::ArgAction::Set)]
     pub file_sync: bool,
     /// Write the process id here once listening; removed at exit.
     #[arg(long, env = "DISPATCHER_PID_FILE")]

@@ -1,6 +1,7 @@
 //! The `switchyard` binary: a thin CLI over the engine.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod cli;
 mod dispatcher;
 
@@ -10,6 +11,7 @@ fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Dispatcher(args) => dispatcher::main(*args),
+        cli::Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args),
         cli::Command::Plugins => {
             for (name, description) in switchyard_sinks::builtin().describe() {
                 println!("{name:<12} {description}");
