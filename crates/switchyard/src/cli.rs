@@ -96,6 +96,17 @@ pub struct DispatcherArgs {
     #[arg(long, env = "DISPATCHER_FILE_SYNC", default_value_t = true, action = clap::ArgAction::Set)]
     pub file_sync: bool,
     /// Write the process id here once listening; removed at exit.
+    /// With --detach it defaults to `switchyard-dispatcher.pid`.
     #[arg(long, env = "DISPATCHER_PID_FILE")]
     pub pid_file: Option<PathBuf>,
+    /// Run in the background: return once the dispatcher is listening.
+    #[arg(long, env = "DISPATCHER_DETACH")]
+    pub detach: bool,
+    /// Where a detached dispatcher writes its log and final counters.
+    #[arg(
+        long,
+        env = "DISPATCHER_LOG_FILE",
+        default_value = "switchyard-dispatcher.log"
+    )]
+    pub log_file: PathBuf,
 }

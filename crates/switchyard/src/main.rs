@@ -3,6 +3,7 @@
 
 mod bench;
 mod cli;
+mod detach;
 mod dispatcher;
 
 use clap::Parser;
@@ -10,6 +11,7 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
+        cli::Command::Dispatcher(args) if args.detach => detach::spawn(&args),
         cli::Command::Dispatcher(args) => dispatcher::main(*args),
         cli::Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args),
         cli::Command::Plugins => {

@@ -209,3 +209,63 @@ fn bad_flags_and_unavailable_bus_are_clear_errors() {
     let out = Command::new(bin).arg("plugins").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("file"));
 }
+
+#[test]
+fn detach_returns_once_listening_and_stops_on_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let pid_file = dir.path().join("d.pid");
+    let log_file = dir.path().join("d.log");
+    let out_file = dir.path().join("events.jsonl");
+    let status = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "dispatcher",
+            "--detach",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args([
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "--log-file",
+            log_file.to_str().unwrap(),
+        ])
+        .args(["--endpoint", out_file.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Returned only after the child listens: the port answers right away.
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let (s, _) = post(port, "/v1/logs", br#"{"msg":"bg"}"#, "");
+    assert_eq!(s, 202);
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "child alive"
+    );
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pid_file.exists() {
+        assert!(Instant::now() < deadline, "pid file not removed at exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Give the final counters line time to reach the log.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+        if log.contains("final counters: received=1 sent=1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no final counters in log: {log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(std::fs::read_to_string(&out_file)
+        .unwrap()
+        .contains(r#""msg":"bg""#));
+}
