@@ -6,21 +6,22 @@
 use serde::de::{Error as _, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// One log record.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct LogRecord {
     /// When it happened.
     pub timestamp: OffsetDateTime,
     /// The key the timestamp came under (written back under the same key).
     pub timestamp_key: &'static str,
-    /// The timestamp's original JSON value, written back verbatim when present.
-    pub timestamp_raw: Option<Value>,
+    /// The timestamp's original JSON text, written back verbatim when present.
+    pub timestamp_raw: Option<Box<RawValue>>,
     /// The message, if any.
     pub message: Option<String>,
     /// The key the message came under.
@@ -29,12 +30,38 @@ pub struct LogRecord {
     pub level: Option<String>,
     /// Labels (string → string).
     pub labels: BTreeMap<String, String>,
-    /// All other keys.
-    pub fields: Map<String, Value>,
+    /// All other keys, with their values as the raw JSON text that came in
+    /// (no per-value tree is built on the ingest hot path).
+    pub fields: Vec<(String, Box<RawValue>)>,
     /// Kind of source that produced it (`http`, `file`, ...). Not serialized.
     pub source_type: Option<&'static str>,
     /// Which instance of the source. Not serialized.
     pub source_id: Option<String>,
+}
+
+/// Equal when the model matches and raw values have the same JSON text.
+impl PartialEq for LogRecord {
+    fn eq(&self, o: &Self) -> bool {
+        let raw_eq = |a: &RawValue, b: &RawValue| a.get() == b.get();
+        self.timestamp == o.timestamp
+            && self.timestamp_key == o.timestamp_key
+            && match (&self.timestamp_raw, &o.timestamp_raw) {
+                (Some(a), Some(b)) => raw_eq(a, b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
+            && self.message == o.message
+            && self.message_key == o.message_key
+            && self.level == o.level
+            && self.labels == o.labels
+            && self.fields.len() == o.fields.len()
+            && self
+                .fields
+                .iter()
+                .zip(&o.fields)
+                .all(|((ka, va), (kb, vb))| ka == kb && raw_eq(va, vb))
+            && self.source_type == o.source_type
+            && self.source_id == o.source_id
+    }
 }
 
 impl LogRecord {
@@ -48,7 +75,7 @@ impl LogRecord {
             message_key: "message",
             level: None,
             labels: BTreeMap::new(),
-            fields: Map::new(),
+            fields: Vec::new(),
             source_type: None,
             source_id: None,
         }
@@ -103,7 +130,8 @@ impl<'de> Visitor<'de> for RecordVisitor {
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "timestamp" | "ts" | "time" if !have_ts => {
-                    let v: Value = map.next_value()?;
+                    let raw: Box<RawValue> = map.next_value()?;
+                    let v: Value = serde_json::from_str(raw.get()).map_err(A::Error::custom)?;
                     rec.timestamp = parse_timestamp(&v)
                         .map_err(|e| A::Error::custom(format!("field `{key}`: {e}")))?;
                     rec.timestamp_key = match key.as_str() {
@@ -111,7 +139,7 @@ impl<'de> Visitor<'de> for RecordVisitor {
                         "time" => "time",
                         _ => "timestamp",
                     };
-                    rec.timestamp_raw = Some(v);
+                    rec.timestamp_raw = Some(raw);
                     have_ts = true;
                 }
                 "message" | "msg" if rec.message.is_none() => {
@@ -153,8 +181,8 @@ impl<'de> Visitor<'de> for RecordVisitor {
                     }
                 }
                 _ => {
-                    let v: Value = map.next_value()?;
-                    rec.fields.insert(key, v);
+                    let v: Box<RawValue> = map.next_value()?;
+                    rec.fields.push((key, v));
                 }
             }
         }
@@ -185,7 +213,7 @@ impl Serialize for LogRecord {
             m.serialize_entry("labels", &self.labels)?;
         }
         for (k, v) in &self.fields {
-            m.serialize_entry(k, v)?;
+            m.serialize_entry(k, v.as_ref())?;
         }
         m.end()
     }
