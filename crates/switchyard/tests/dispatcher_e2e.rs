@@ -74,20 +74,20 @@ fn counter(line: &str, name: &str) -> u64 {
         .unwrap()
 }
 
-#[test]
-fn ten_thousand_events_over_several_connections_land_exactly_once() {
+/// A dispatcher writing to a fresh temp file; returns (dir guard, file, port, child).
+fn start_to_file(extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf, u16, Child) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.jsonl");
     let port = free_port();
-    let child = start(
-        &[
-            "--endpoint",
-            out.to_str().unwrap(),
-            "--flush-interval",
-            "100ms",
-        ],
-        port,
-    );
+    let mut args = vec!["--endpoint", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let child = start(&args, port);
+    (dir, out, port, child)
+}
+
+#[test]
+fn ten_thousand_events_over_several_connections_land_exactly_once() {
+    let (_dir, out, port, child) = start_to_file(&["--flush-interval", "100ms"]);
     let threads: Vec<_> = (0..4)
         .map(|t| {
             std::thread::spawn(move || {
@@ -133,20 +133,8 @@ fn ten_thousand_events_over_several_connections_land_exactly_once() {
 
 #[test]
 fn ingest_errors_accept_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("events.jsonl");
-    let port = free_port();
-    let child = start(
-        &[
-            "--endpoint",
-            out.to_str().unwrap(),
-            "--ingest-token",
-            "s3cret",
-            "--max-body",
-            "1000",
-        ],
-        port,
-    );
+    let (_dir, out, port, child) =
+        start_to_file(&["--ingest-token", "s3cret", "--max-body", "1000"]);
     let auth = "Authorization: Bearer s3cret\r\n";
     let (s, _) = post(port, "/v1/events", br#"{"RequestID":"a"}"#, "");
     assert_eq!(s, 401);
