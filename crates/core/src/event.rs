@@ -91,7 +91,7 @@ impl Event {
     pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         match &self.payload {
             Payload::Http(x) => serde_json::to_writer(out, x),
-            Payload::Log(r) => serde_json::to_writer(out, r),
+            Payload::Log(r) => r.write_json(out),
         }
     }
 }

@@ -15,6 +15,7 @@
 pub mod ack;
 pub mod bus;
 pub mod event;
+pub mod fields;
 pub mod http_exchange;
 pub mod log_record;
 pub mod sink;
@@ -23,6 +24,7 @@ pub mod transform;
 pub use ack::{AckBatch, AckToken, BatchOutcome, Fate};
 pub use bus::{BusStats, EventBus, Subscription};
 pub use event::{Event, EventId, Payload};
+pub use fields::Fields;
 pub use http_exchange::HttpExchange;
 pub use log_record::LogRecord;
 pub use sink::{Sink, SinkConfig, SinkError, SinkErrorKind, SinkFactory, SinkRegistry};

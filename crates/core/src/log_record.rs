@@ -3,25 +3,31 @@
 //! every other key is kept as a field, and writing it back gives the same flat
 //! object — under the same key names, with the timestamp exactly as it came.
 
+use crate::Fields;
 use serde::de::{Error as _, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// One log record.
-#[derive(Debug, Clone)]
+///
+/// Deserialize it from JSON text (`serde_json::from_slice` / `from_str`): the
+/// fields are borrowed from the input while it is read, which a
+/// `serde_json::Value` or a reader cannot offer.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogRecord {
     /// When it happened.
     pub timestamp: OffsetDateTime,
     /// The key the timestamp came under (written back under the same key).
     pub timestamp_key: &'static str,
     /// The timestamp's original JSON text, written back verbatim when present.
-    pub timestamp_raw: Option<Box<RawValue>>,
+    pub timestamp_raw: Option<Box<str>>,
     /// The message, if any.
     pub message: Option<String>,
     /// The key the message came under.
@@ -30,79 +36,132 @@ pub struct LogRecord {
     pub level: Option<String>,
     /// Labels (string → string).
     pub labels: BTreeMap<String, String>,
-    /// All other keys, with their values as the raw JSON text that came in
-    /// (no per-value tree is built on the ingest hot path).
-    pub fields: Vec<(String, Box<RawValue>)>,
+    /// All other keys, with their values as the JSON text that came in.
+    pub fields: Fields,
     /// Kind of source that produced it (`http`, `file`, ...). Not serialized.
     pub source_type: Option<&'static str>,
     /// Which instance of the source. Not serialized.
     pub source_id: Option<String>,
 }
 
-/// Equal when the model matches and raw values have the same JSON text.
-impl PartialEq for LogRecord {
-    fn eq(&self, o: &Self) -> bool {
-        let raw_eq = |a: &RawValue, b: &RawValue| a.get() == b.get();
-        self.timestamp == o.timestamp
-            && self.timestamp_key == o.timestamp_key
-            && match (&self.timestamp_raw, &o.timestamp_raw) {
-                (Some(a), Some(b)) => raw_eq(a, b),
-                (a, b) => a.is_none() && b.is_none(),
-            }
-            && self.message == o.message
-            && self.message_key == o.message_key
-            && self.level == o.level
-            && self.labels == o.labels
-            && self.fields.len() == o.fields.len()
-            && self
-                .fields
-                .iter()
-                .zip(&o.fields)
-                .all(|((ka, va), (kb, vb))| ka == kb && raw_eq(va, vb))
-            && self.source_type == o.source_type
-            && self.source_id == o.source_id
-    }
-}
-
 impl LogRecord {
     /// A record with a message, stamped now.
     pub fn new(message: impl Into<String>) -> Self {
         Self {
+            message: Some(message.into()),
+            ..Self::empty()
+        }
+    }
+
+    fn empty() -> Self {
+        Self {
             timestamp: OffsetDateTime::now_utc(),
             timestamp_key: "timestamp",
             timestamp_raw: None,
-            message: Some(message.into()),
+            message: None,
             message_key: "message",
             level: None,
             labels: BTreeMap::new(),
-            fields: Vec::new(),
+            fields: Fields::new(),
             source_type: None,
             source_id: None,
         }
     }
+
+    /// Append the record's flat JSON object to `out` — the same text as its
+    /// `Serialize` form, written without going through a serializer per field.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.push(b'{');
+        write_key(out, self.timestamp_key);
+        match &self.timestamp_raw {
+            Some(raw) => out.extend_from_slice(raw.as_bytes()),
+            None => {
+                let text = self
+                    .timestamp
+                    .format(&Rfc3339)
+                    .map_err(serde::ser::Error::custom)?;
+                serde_json::to_writer(&mut *out, &text)?;
+            }
+        }
+        if let Some(msg) = &self.message {
+            out.push(b',');
+            write_key(out, self.message_key);
+            serde_json::to_writer(&mut *out, msg)?;
+        }
+        if let Some(level) = &self.level {
+            out.extend_from_slice(b",\"level\":");
+            serde_json::to_writer(&mut *out, level)?;
+        }
+        if !self.labels.is_empty() {
+            out.extend_from_slice(b",\"labels\":");
+            serde_json::to_writer(&mut *out, &self.labels)?;
+        }
+        if !self.fields.is_empty() {
+            out.push(b',');
+            out.extend_from_slice(self.fields.as_members().as_bytes());
+        }
+        out.push(b'}');
+        Ok(())
+    }
 }
 
-/// Parse a timestamp value: RFC 3339 text, or a Unix time number whose unit
-/// (s, ms, µs, ns) is told by its magnitude.
-fn parse_timestamp(v: &Value) -> Result<OffsetDateTime, String> {
-    match v {
-        Value::String(s) => OffsetDateTime::parse(s, &Rfc3339)
-            .map_err(|e| format!("not an RFC 3339 time ({e}): {s:?}")),
-        Value::Number(n) => {
-            let f = n.as_f64().ok_or("not a finite number")?;
-            let nanos = if f.abs() >= 1e17 {
-                f
-            } else if f.abs() >= 1e14 {
-                f * 1e3
-            } else if f.abs() >= 1e11 {
-                f * 1e6
-            } else {
-                f * 1e9
-            };
-            OffsetDateTime::from_unix_timestamp_nanos(nanos as i128)
-                .map_err(|e| format!("Unix time out of range: {e}"))
-        }
-        _ => Err("expected an RFC 3339 string or a Unix time number".into()),
+/// `"key":` for one of the model's own keys (plain ASCII, no escaping).
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// Parse a timestamp's JSON text: an RFC 3339 string, or a Unix time number
+/// whose unit (s, ms, µs, ns) is told by its magnitude.
+fn parse_timestamp(raw: &str) -> Result<OffsetDateTime, String> {
+    if raw.starts_with('"') {
+        let text = unquote(raw)?;
+        return OffsetDateTime::parse(&text, &Rfc3339)
+            .map_err(|e| format!("not an RFC 3339 time ({e}): {text:?}"));
+    }
+    if raw.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        // Integers exactly (nanosecond times do not fit an f64), others as f64.
+        let nanos = match raw.parse::<i128>() {
+            Ok(n) => {
+                let scale = match n.unsigned_abs() {
+                    m if m >= 100_000_000_000_000_000 => 1,
+                    m if m >= 100_000_000_000_000 => 1_000,
+                    m if m >= 100_000_000_000 => 1_000_000,
+                    _ => 1_000_000_000,
+                };
+                n.checked_mul(scale).ok_or("Unix time out of range")?
+            }
+            Err(_) => {
+                let f: f64 = raw.parse().map_err(|_| "not a finite number")?;
+                let a = f.abs();
+                let scale = if a >= 1e17 {
+                    1.0
+                } else if a >= 1e14 {
+                    1e3
+                } else if a >= 1e11 {
+                    1e6
+                } else {
+                    1e9
+                };
+                (f * scale) as i128
+            }
+        };
+        return OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .map_err(|e| format!("Unix time out of range: {e}"));
+    }
+    Err("expected an RFC 3339 string or a Unix time number".into())
+}
+
+/// The text of a JSON string literal, borrowed when it has no escapes.
+fn unquote(raw: &str) -> Result<Cow<'_, str>, String> {
+    let inner = &raw[1..raw.len() - 1];
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(raw)
+            .map(Cow::Owned)
+            .map_err(|e| e.to_string())
+    } else {
+        Ok(Cow::Borrowed(inner))
     }
 }
 
@@ -110,6 +169,37 @@ impl<'de> Deserialize<'de> for LogRecord {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_map(RecordVisitor)
     }
+}
+
+/// A map key, borrowed from the input when it had no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Read an optional string value, naming the field on error.
+fn opt_string<'de, A: MapAccess<'de>>(map: &mut A, key: &str) -> Result<Option<String>, A::Error> {
+    map.next_value::<Option<String>>()
+        .map_err(|e| A::Error::custom(format!("field `{key}`: expected a string ({e})")))
 }
 
 struct RecordVisitor;
@@ -122,44 +212,27 @@ impl<'de> Visitor<'de> for RecordVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LogRecord, A::Error> {
-        let mut rec = LogRecord {
-            message: None,
-            ..LogRecord::new(String::new())
-        };
+        let mut rec = LogRecord::empty();
         let mut have_ts = false;
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "timestamp" | "ts" | "time" if !have_ts => {
-                    let raw: Box<RawValue> = map.next_value()?;
-                    let v: Value = serde_json::from_str(raw.get()).map_err(A::Error::custom)?;
-                    rec.timestamp = parse_timestamp(&v)
-                        .map_err(|e| A::Error::custom(format!("field `{key}`: {e}")))?;
-                    rec.timestamp_key = match key.as_str() {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match key.as_ref() {
+                k @ ("timestamp" | "ts" | "time") if !have_ts => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    rec.timestamp = parse_timestamp(raw.get())
+                        .map_err(|e| A::Error::custom(format!("field `{k}`: {e}")))?;
+                    rec.timestamp_key = match k {
                         "ts" => "ts",
                         "time" => "time",
                         _ => "timestamp",
                     };
-                    rec.timestamp_raw = Some(raw);
+                    rec.timestamp_raw = Some(raw.get().into());
                     have_ts = true;
                 }
-                "message" | "msg" if rec.message.is_none() => {
-                    let v: Value = map.next_value()?;
-                    match v {
-                        Value::String(s) => rec.message = Some(s),
-                        Value::Null => {}
-                        _ => {
-                            return Err(A::Error::custom(format!(
-                                "field `{key}`: expected a string"
-                            )))
-                        }
-                    }
-                    rec.message_key = if key == "msg" { "msg" } else { "message" };
+                k @ ("message" | "msg") if rec.message.is_none() => {
+                    rec.message = opt_string(&mut map, k)?;
+                    rec.message_key = if k == "msg" { "msg" } else { "message" };
                 }
-                "level" if rec.level.is_none() => match map.next_value::<Value>()? {
-                    Value::String(s) => rec.level = Some(s),
-                    Value::Null => {}
-                    _ => return Err(A::Error::custom("field `level`: expected a string")),
-                },
+                "level" if rec.level.is_none() => rec.level = opt_string(&mut map, "level")?,
                 "labels" => {
                     let v: Value = map.next_value()?;
                     let Value::Object(obj) = v else {
@@ -181,8 +254,12 @@ impl<'de> Visitor<'de> for RecordVisitor {
                     }
                 }
                 _ => {
-                    let v: Box<RawValue> = map.next_value()?;
-                    rec.fields.push((key, v));
+                    let raw: &'de RawValue = map.next_value()?;
+                    match &key {
+                        // Came without escapes, so it needs none going out.
+                        Cow::Borrowed(k) => rec.fields.push_plain_member(k, raw.get()),
+                        Cow::Owned(k) => rec.fields.push_escaped_member(k, raw.get()),
+                    }
                 }
             }
         }
@@ -194,7 +271,11 @@ impl Serialize for LogRecord {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
         match &self.timestamp_raw {
-            Some(raw) => m.serialize_entry(self.timestamp_key, raw)?,
+            Some(raw) => {
+                let raw: &RawValue =
+                    serde_json::from_str(raw).map_err(serde::ser::Error::custom)?;
+                m.serialize_entry(self.timestamp_key, raw)?
+            }
             None => {
                 let text = self
                     .timestamp
@@ -213,7 +294,7 @@ impl Serialize for LogRecord {
             m.serialize_entry("labels", &self.labels)?;
         }
         for (k, v) in &self.fields {
-            m.serialize_entry(k, v.as_ref())?;
+            m.serialize_entry(&k, v)?;
         }
         m.end()
     }
@@ -257,5 +338,57 @@ mod tests {
         let out: Value = serde_json::to_value(&rec).unwrap();
         assert!(out["timestamp"].is_string());
         assert_eq!(out["message"], "m");
+    }
+
+    #[test]
+    fn fast_writer_matches_serializer() {
+        let inputs = [
+            r#"{"ts":1700000000.5,"msg":"hello \"q\"","level":"info","labels":{"app":"api"},"user":{"id":7},"n":[1,2]}"#,
+            r#"{"message":"m","k\u00e9y\n":"v","e":"a\\b"}"#,
+            r#"{"time":"2024-01-02T03:04:05.123456789+02:00"}"#,
+            r#"{}"#,
+        ];
+        for input in inputs {
+            let rec: LogRecord = serde_json::from_str(input).unwrap();
+            let mut fast = Vec::new();
+            rec.write_json(&mut fast).unwrap();
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                serde_json::to_string(&rec).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn escaped_keys_and_values_come_back_equal() {
+        let input = r#"{"message":"m","k\u00e9y\n":"v\u0001","plain":{"a\"b":1}}"#;
+        let rec: LogRecord = serde_json::from_str(input).unwrap();
+        assert_eq!(rec.fields.get("k\u{e9}y\n").unwrap().get(), r#""v\u0001""#);
+        let mut out = Vec::new();
+        rec.write_json(&mut out).unwrap();
+        let mut a: Value = serde_json::from_slice(&out).unwrap();
+        assert!(
+            a["timestamp"].is_string(),
+            "a record without a time is stamped"
+        );
+        a.as_object_mut().unwrap().remove("timestamp");
+        let b: Value = serde_json::from_str(input).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn nanosecond_integer_timestamps_are_exact() {
+        let rec: LogRecord = serde_json::from_str(r#"{"ts":1700000000123456789}"#).unwrap();
+        assert_eq!(
+            rec.timestamp.unix_timestamp_nanos(),
+            1_700_000_000_123_456_789
+        );
+        let rec: LogRecord = serde_json::from_str(r#"{"ts":1700000000123}"#).unwrap();
+        assert_eq!(
+            rec.timestamp.unix_timestamp_nanos(),
+            1_700_000_000_123_000_000
+        );
+        assert!(serde_json::from_str::<LogRecord>(r#"{"ts":true}"#).is_err());
+        assert!(serde_json::from_str::<LogRecord>(r#"{"ts":1e400}"#).is_err());
     }
 }

@@ -91,6 +91,18 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// User + system CPU time a process has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at `) `.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    // Clock ticks; Linux reports them at 100 Hz to user space.
+    Some((utime + stime) / 100.0)
+}
+
 pub fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     if args.records == 0 || args.batch == 0 || args.connections == 0 {
         bail!("--records, --batch and --connections must be greater than 0");
@@ -127,32 +139,41 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(10));
     }
 
+    // Every request body is built before the clock starts, so the client
+    // spends the shared cores on sending only.
     let requests = args.records.div_ceil(args.batch);
+    let bodies: std::sync::Arc<Vec<Vec<u8>>> = std::sync::Arc::new(
+        (0..requests)
+            .map(|req| {
+                let mut body = String::with_capacity(args.batch * 200);
+                body.push('[');
+                for seq in req * args.batch..((req + 1) * args.batch).min(args.records) {
+                    if body.len() > 1 {
+                        body.push(',');
+                    }
+                    record(seq, &mut body);
+                }
+                body.push(']');
+                body.into_bytes()
+            })
+            .collect(),
+    );
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server_cpu_before = cpu_seconds(server.id()).unwrap_or(0.0);
+    let client_cpu_before = cpu_seconds(std::process::id()).unwrap_or(0.0);
     let start = Instant::now();
     let workers: Vec<_> = (0..args.connections)
         .map(|_| {
-            let next = next.clone();
-            let (records, batch) = (args.records, args.batch);
+            let (next, bodies) = (next.clone(), bodies.clone());
             std::thread::spawn(move || -> anyhow::Result<u64> {
                 let (mut s, mut r) = connect(port)?;
-                let mut body = String::with_capacity(batch * 200);
                 let mut bytes = 0u64;
                 loop {
                     let req = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if req >= requests {
+                    let Some(body) = bodies.get(req) else {
                         return Ok(bytes);
-                    }
-                    body.clear();
-                    body.push('[');
-                    for seq in req * batch..((req + 1) * batch).min(records) {
-                        if body.len() > 1 {
-                            body.push(',');
-                        }
-                        record(seq, &mut body);
-                    }
-                    body.push(']');
-                    let (status, resp) = http(&mut s, &mut r, "POST", "/v1/logs", body.as_bytes())?;
+                    };
+                    let (status, resp) = http(&mut s, &mut r, "POST", "/v1/logs", body)?;
                     if status != 202 {
                         bail!(
                             "request {req}: HTTP {status}: {}",
@@ -182,6 +203,8 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     }
     let elapsed = start.elapsed();
     let rss = peak_rss_kib(server.id());
+    let server_cpu = cpu_seconds(server.id()).map(|c| c - server_cpu_before);
+    let client_cpu = cpu_seconds(std::process::id()).map(|c| c - client_cpu_before);
     Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()?;
@@ -207,6 +230,14 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<()> {
     match rss {
         Some(kib) => println!("server peak RSS: {:.1} MiB", kib as f64 / 1024.0),
         None => println!("server peak RSS: unknown (no /proc)"),
+    }
+    for (who, cpu) in [("server", server_cpu), ("client", client_cpu)] {
+        if let Some(cpu) = cpu {
+            println!(
+                "{who} CPU:   {cpu:.2} s ({:.2} µs per event)",
+                cpu * 1e6 / args.records as f64
+            );
+        }
     }
     print!("{}", String::from_utf8_lossy(&output.stdout));
     if lines != args.records {
