@@ -50,10 +50,23 @@ fn locate<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> (Option<String>, String
 }
 
 /// Parse a body into items.
+///
+/// The body is checked to be UTF-8 once, up front; the JSON parser then reads
+/// it as text and does not re-check every string it meets.
 pub fn parse_batch<T: for<'de> Deserialize<'de>>(
     bytes: &[u8],
     ndjson: bool,
 ) -> Result<Vec<T>, ParseError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
+        ParseError {
+            message: format!("body is not valid UTF-8 (byte {at})"),
+            index: None,
+            line: Some(line),
+            field: None,
+        }
+    })?;
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     match first {
         None => Err(ParseError {
@@ -62,7 +75,7 @@ pub fn parse_batch<T: for<'de> Deserialize<'de>>(
             line: None,
             field: None,
         }),
-        Some(b'[') if !ndjson => serde_json::from_slice::<Vec<T>>(bytes).map_err(|e| {
+        Some(b'[') if !ndjson => serde_json::from_str::<Vec<T>>(text).map_err(|e| {
             let (path, message) = locate::<Vec<T>>(bytes);
             // The path starts with `[i]`: split it into index and field.
             let (index, field) = match path {
@@ -88,7 +101,7 @@ pub fn parse_batch<T: for<'de> Deserialize<'de>>(
         Some(_) => {
             if !ndjson {
                 // One object, possibly pretty-printed over several lines.
-                match serde_json::from_slice::<T>(bytes) {
+                match serde_json::from_str::<T>(text) {
                     Ok(item) => return Ok(vec![item]),
                     Err(e) if !e.to_string().contains("trailing characters") => {
                         let (field, message) = locate::<T>(bytes);
@@ -103,14 +116,14 @@ pub fn parse_batch<T: for<'de> Deserialize<'de>>(
                 }
             }
             let mut items = Vec::new();
-            for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
-                if line.iter().all(|b| b.is_ascii_whitespace()) {
+            for (i, line) in text.split('\n').enumerate() {
+                if line.trim_ascii().is_empty() {
                     continue;
                 }
-                match serde_json::from_slice::<T>(line) {
+                match serde_json::from_str::<T>(line) {
                     Ok(item) => items.push(item),
                     Err(_) => {
-                        let (field, message) = locate::<T>(line);
+                        let (field, message) = locate::<T>(line.as_bytes());
                         return Err(ParseError {
                             message,
                             index: None,
@@ -155,5 +168,13 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.line, Some(2));
         assert!(e.message.contains("labels.k"), "{e:?}");
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_line() {
+        let e =
+            parse_batch::<LogRecord>(b"{\"msg\":\"a\"}\n{\"msg\":\"\xff\"}\n", false).unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("UTF-8"), "{e:?}");
     }
 }
