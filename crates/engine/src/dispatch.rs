@@ -1,14 +1,19 @@
 //! The dispatch loop: intake → transform → batch → deliver (with retries).
 //!
-//! Delivery is awaited inside the loop, so a slow sink slows intake and the
-//! intake bound pushes back on sources. Every event ends with a recorded fate
-//! (delivered, filtered or dropped) that is both counted and reported to its
-//! source through its acknowledgement token.
+//! Up to `concurrency` batches are being delivered at once; when that many are
+//! in flight the loop stops taking from intake, so a slow sink slows intake and
+//! the intake bound pushes back on sources. Batches are handed to the sink in
+//! order; with more than one in flight a retried batch can land after a later
+//! one. Every event ends with a recorded fate (delivered, filtered or dropped)
+//! that is both counted and reported to its source through its
+//! acknowledgement token.
 
 use crate::backoff::Backoff;
 use crate::batcher::Batcher;
 use crate::counters::Counters;
 use crate::intake::IntakeReceiver;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_core::{Event, Fate, Sink, SinkErrorKind, Transform, Verdict};
@@ -25,6 +30,10 @@ pub struct EngineConfig {
     pub retry_attempts: u32,
     /// Ceiling of the first retry's delay.
     pub retry_backoff: Duration,
+    /// Batches being delivered at the same time (at least 1). More than one
+    /// lets the next batch be encoded and written while the sink still
+    /// confirms the previous one (a file sync, an HTTP round trip).
+    pub concurrency: usize,
 }
 
 impl Default for EngineConfig {
@@ -34,6 +43,7 @@ impl Default for EngineConfig {
             flush_interval: Duration::from_secs(5),
             retry_attempts: 3,
             retry_backoff: Duration::from_secs(1),
+            concurrency: 2,
         }
     }
 }
@@ -56,10 +66,11 @@ pub async fn run(
         retries: config.retry_attempts,
         counters: &counters,
     };
+    let mut in_flight = InFlight::new(config.concurrency);
     loop {
         let deadline = batcher.deadline();
         tokio::select! {
-            chunk = intake.recv() => {
+            chunk = intake.recv(), if !in_flight.is_full() => {
                 let Some(chunk) = chunk else { break };
                 counters.add_received(chunk.len() as u64);
                 for mut event in chunk {
@@ -69,18 +80,58 @@ pub async fn run(
                         continue;
                     }
                     if let Some(batch) = batcher.push(event) {
-                        deliver.batch(batch).await;
+                        in_flight.push(deliver.batch(batch)).await;
                     }
                 }
             }
-            _ = sleep_until(deadline), if deadline.is_some() => {
-                deliver.batch(batcher.take()).await;
+            _ = in_flight.next_done() => {}
+            _ = sleep_until(deadline), if deadline.is_some() && !in_flight.is_full() => {
+                in_flight.push(deliver.batch(batcher.take())).await;
             }
         }
     }
-    deliver.batch(batcher.take()).await;
+    in_flight.push(deliver.batch(batcher.take())).await;
+    in_flight.drain().await;
     if let Err(error) = sink.close().await {
         error!(%error, "sink close failed");
+    }
+}
+
+/// Deliveries under way, at most `limit` of them.
+struct InFlight<F> {
+    limit: usize,
+    running: FuturesUnordered<F>,
+}
+
+impl<F: Future<Output = ()>> InFlight<F> {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit: limit.max(1),
+            running: FuturesUnordered::new(),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.running.len() >= self.limit
+    }
+
+    /// Start a delivery, first waiting for a free slot.
+    async fn push(&mut self, delivery: F) {
+        while self.is_full() {
+            self.running.next().await;
+        }
+        self.running.push(delivery);
+    }
+
+    /// Wait for one delivery to finish; pending forever when none runs.
+    async fn next_done(&mut self) {
+        if self.running.next().await.is_none() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    async fn drain(&mut self) {
+        while self.running.next().await.is_some() {}
     }
 }
 

@@ -45,6 +45,7 @@ fn cfg(batch_size: usize) -> EngineConfig {
         flush_interval: Duration::from_secs(5),
         retry_attempts: 3,
         retry_backoff: Duration::from_secs(1),
+        concurrency: 2,
     }
 }
 
@@ -202,4 +203,67 @@ async fn test_source_receives_acks_with_every_fate_and_counters_add_up() {
     assert!(outcome.is_final());
     assert_eq!(c.received, c.sent + c.filtered + c.dropped);
     assert_eq!(Fate::Delivered as u8, 0);
+}
+
+/// Holds every send until released; records how many ran at once.
+#[derive(Clone)]
+struct Gate {
+    open: Arc<tokio::sync::Semaphore>,
+    running: Arc<Mutex<(usize, usize)>>,
+    delivered: Arc<Mutex<usize>>,
+}
+
+#[async_trait]
+impl Sink for Gate {
+    async fn send(&self, events: &[Event]) -> Result<(), SinkError> {
+        {
+            let mut r = self.running.lock().unwrap();
+            r.0 += 1;
+            r.1 = r.1.max(r.0);
+        }
+        self.open.acquire().await.unwrap().forget();
+        self.running.lock().unwrap().0 -= 1;
+        *self.delivered.lock().unwrap() += events.len();
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_most_concurrency_batches_are_in_flight() {
+    let gate = Gate {
+        open: Arc::new(tokio::sync::Semaphore::new(0)),
+        running: Arc::default(),
+        delivered: Arc::default(),
+    };
+    let (tx, rx) = intake(10_000);
+    let counters = Arc::new(Counters::default());
+    let config = EngineConfig {
+        concurrency: 3,
+        ..cfg(10)
+    };
+    tx.send(events(100)).await.unwrap();
+    drop(tx);
+    let engine = tokio::spawn(run(
+        rx,
+        Arc::new(switchyard_core::Identity),
+        Box::new(gate.clone()),
+        config,
+        counters.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(
+        *gate.running.lock().unwrap(),
+        (3, 3),
+        "three sends wait at the gate"
+    );
+    assert_eq!(counters.snapshot().sent, 0);
+    gate.open.add_permits(1000);
+    engine.await.unwrap();
+    assert_eq!(
+        gate.running.lock().unwrap().1,
+        3,
+        "never more than three at once"
+    );
+    assert_eq!(*gate.delivered.lock().unwrap(), 100);
+    assert_eq!(counters.snapshot().sent, 100);
 }

@@ -71,6 +71,10 @@ pub struct DispatcherArgs {
     /// Ceiling of the first retry's delay; doubles each retry (full jitter, max 30s).
     #[arg(long, env = "DISPATCHER_RETRY_BACKOFF", default_value = "1s", value_parser = duration)]
     pub retry_backoff: Duration,
+    /// Batches delivered to the service at the same time. More than one lets
+    /// the next batch be written while the previous one is being confirmed.
+    #[arg(long, env = "DISPATCHER_CONCURRENCY", default_value = "4", value_parser = positive)]
+    pub concurrency: usize,
     /// Include debug information in payloads.
     #[arg(long, env = "LLM_PROXY_DISPATCHER_VERBOSE")]
     pub verbose: bool,

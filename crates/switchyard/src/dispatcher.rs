@@ -92,6 +92,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         flush_interval: args.flush_interval,
         retry_attempts: args.retry_attempts,
         retry_backoff: args.retry_backoff,
+        concurrency: args.concurrency,
     };
     let engine = tokio::spawn(switchyard_engine::run(
         rx,
