@@ -2,9 +2,11 @@
 //!
 //! # Layout
 //! - [`bus`]: forwards a bus subscription into the intake queue.
+//! - [`file_tail`]: follows files by glob, checkpointing delivered positions.
 //! - [`http`]: the HTTP ingest API (`/v1/events`, `/v1/logs`, `/health`, `/stats`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bus;
+pub mod file_tail;
 pub mod http;

@@ -1,0 +1,420 @@
+//! The file tail source: follows files matched by glob patterns and turns
+//! each line into a log record.
+//!
+//! - **No loss, no re-reading.** Positions are checkpointed per file identity
+//!   (device + inode) in a state directory, and a position only moves past a
+//!   line once the engine reported that line's fate final (delivered,
+//!   filtered, or given up on and counted). A line lost in flight (unresolved)
+//!   keeps the position before it, so a restart reads it again.
+//! - **Rotation.** By rename: the renamed file is read to its end through the
+//!   open handle (and, if the patterns still match its new name, keeps its
+//!   position under that name) while the new file is read from its start. By
+//!   copy-truncate: a file that shrinks below the read position is read again
+//!   from its start. A file whose name is gone stays open for `rotate_wait`
+//!   after its last new line, for a writer still finishing in it.
+//! - **Partial lines** wait for their newline, and are sent as they are once
+//!   they have waited `partial_line_timeout`. Lines longer than
+//!   `max_line_bytes` are split. Blank lines are skipped.
+//! - Files present at start without a checkpoint are read from their start
+//!   (`ReadFrom::Head`) or only for new lines (`ReadFrom::Tail`); files that
+//!   appear later are always read from their start.
+//!
+//! Reading runs on its own thread and feeds the intake queue with
+//! backpressure: a full pipeline slows reading, it never drops lines.
+
+mod checkpoint;
+mod reader;
+
+pub use checkpoint::{Checkpoints, FileId};
+
+use reader::TailedFile;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use switchyard_core::{AckBatch, Event, LogRecord, Payload};
+use switchyard_engine::IntakeSender;
+use tracing::{info, warn};
+
+/// Where to start in a file that has no checkpoint yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// From its first byte.
+    Head,
+    /// From its end: only lines written from now on.
+    Tail,
+}
+
+/// Settings of one tail source.
+#[derive(Debug, Clone)]
+pub struct TailConfig {
+    /// Glob patterns of the files to follow (`/var/log/app/*.log`).
+    pub include: Vec<String>,
+    /// Start of files without a checkpoint that exist at start-up.
+    pub read_from: ReadFrom,
+    /// Directory of the checkpoint document.
+    pub state_dir: PathBuf,
+    /// Pause between looks when nothing new was read.
+    pub poll_interval: Duration,
+    /// How long a line without its newline waits before it is sent as is.
+    pub partial_line_timeout: Duration,
+    /// Longest line; longer ones are split.
+    pub max_line_bytes: usize,
+    /// Read lines that are JSON objects as structured records.
+    pub parse_json: bool,
+    /// Lines per chunk handed to the intake queue.
+    pub chunk_lines: usize,
+    /// Bytes read from one file per round, so one busy file does not starve
+    /// the others.
+    pub read_budget: usize,
+    /// How long a file stays open after its name disappeared (renamed away or
+    /// deleted), for a writer still finishing its last lines in it.
+    pub rotate_wait: Duration,
+    /// How often changed positions are written to disk.
+    pub checkpoint_interval: Duration,
+    /// At stop, how long to wait for lines in flight to be confirmed.
+    pub drain_timeout: Duration,
+}
+
+impl TailConfig {
+    /// Defaults for following `include` with state in `state_dir`.
+    pub fn new(include: Vec<String>, state_dir: PathBuf) -> Self {
+        Self {
+            include,
+            read_from: ReadFrom::Head,
+            state_dir,
+            poll_interval: Duration::from_millis(250),
+            partial_line_timeout: Duration::from_secs(1),
+            max_line_bytes: 64 * 1024,
+            parse_json: false,
+            chunk_lines: 1000,
+            read_budget: 1024 * 1024,
+            rotate_wait: Duration::from_secs(5),
+            checkpoint_interval: Duration::from_secs(1),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.include.is_empty() {
+            return Err("file tail: `include` needs at least one glob pattern".into());
+        }
+        for p in &self.include {
+            glob::Pattern::new(p)
+                .map_err(|e| format!("file tail: `include` pattern `{p}` is invalid: {e}"))?;
+        }
+        let positive = [
+            ("max_line_bytes", self.max_line_bytes),
+            ("chunk_lines", self.chunk_lines),
+            ("read_budget", self.read_budget),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(format!("file tail: `{key}` must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a tail source has done.
+#[derive(Debug, Default)]
+pub struct TailCounters {
+    /// Lines sent to the pipeline.
+    pub lines: AtomicU64,
+    /// Files opened.
+    pub files_opened: AtomicU64,
+    /// Files found shorter than their read position and read again.
+    pub truncations: AtomicU64,
+    /// Lines that looked like JSON objects but were not valid records (sent
+    /// as plain messages).
+    pub json_errors: AtomicU64,
+    /// Errors reading files or writing checkpoints.
+    pub io_errors: AtomicU64,
+}
+
+/// A running tail source.
+pub struct TailSource {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    counters: Arc<TailCounters>,
+}
+
+impl TailSource {
+    /// Check the settings, load the checkpoints and start following. Lines go
+    /// to `intake`; `runtime` is the runtime the engine runs on.
+    pub fn spawn(
+        config: TailConfig,
+        intake: IntakeSender,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, String> {
+        config.validate()?;
+        let checkpoints = Checkpoints::load(&config.state_dir)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(TailCounters::default());
+        let mut tail = Tail {
+            config,
+            intake: Some(intake),
+            runtime,
+            checkpoints,
+            files: HashMap::new(),
+            counters: counters.clone(),
+            stop: stop.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("file-tail".into())
+            .spawn(move || tail.run())
+            .map_err(|e| format!("cannot start the file tail thread: {e}"))?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+            counters,
+        })
+    }
+
+    /// The source's counters.
+    pub fn counters(&self) -> Arc<TailCounters> {
+        self.counters.clone()
+    }
+
+    /// Stop reading, wait (bounded by `drain_timeout`) for lines in flight to
+    /// be confirmed, write the checkpoints and return.
+    pub fn stop(mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for TailSource {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+    }
+}
+
+struct Tail {
+    config: TailConfig,
+    /// Dropped at stop so the engine can drain and finish.
+    intake: Option<IntakeSender>,
+    runtime: tokio::runtime::Handle,
+    checkpoints: Checkpoints,
+    files: HashMap<FileId, TailedFile>,
+    counters: Arc<TailCounters>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Tail {
+    fn run(&mut self) {
+        let mut first = true;
+        let mut buf = Vec::new();
+        let mut last_save = Instant::now();
+        while !self.stop.load(Relaxed) {
+            self.scan(first);
+            first = false;
+            let busy = match self.read_round(&mut buf) {
+                Ok(busy) => busy,
+                Err(Closed) => break,
+            };
+            self.settle();
+            if last_save.elapsed() >= self.config.checkpoint_interval {
+                self.save();
+                last_save = Instant::now();
+            }
+            if !busy {
+                self.pause();
+            }
+        }
+        // Let the engine drain what it has, then record how far it got.
+        self.intake = None;
+        let deadline = Instant::now() + self.config.drain_timeout;
+        loop {
+            self.settle();
+            let waiting: usize = self.files.values().map(TailedFile::in_flight).sum();
+            if waiting == 0 || Instant::now() >= deadline {
+                if waiting > 0 {
+                    warn!(chunks = waiting, "file tail: stopped before every line was confirmed; they will be read again");
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.save();
+    }
+
+    fn pause(&self) {
+        let until = Instant::now() + self.config.poll_interval;
+        while !self.stop.load(Relaxed) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10).min(self.config.poll_interval));
+        }
+    }
+
+    /// Match the patterns and open files not seen before.
+    fn scan(&mut self, first: bool) {
+        for f in self.files.values_mut() {
+            f.present = false;
+        }
+
+        for pattern in &self.config.include {
+            let Ok(paths) = glob::glob(pattern) else {
+                continue; // checked at start-up
+            };
+            for path in paths.flatten() {
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                if !meta.is_file() {
+                    continue;
+                }
+                let id = FileId::of(&meta);
+                if let Some(f) = self.files.get_mut(&id) {
+                    f.present = true;
+                    f.path = path;
+                    continue;
+                }
+
+                let start = match self.checkpoints.get(id) {
+                    // An offset past the end: the inode was reused.
+                    Some(offset) if offset <= meta.len() => offset,
+                    Some(_) => 0,
+                    None if first && self.config.read_from == ReadFrom::Tail => meta.len(),
+                    None => 0,
+                };
+                match TailedFile::open(path.clone(), id, start) {
+                    Ok(f) => {
+                        info!(path = %path.display(), offset = start, "file tail: following");
+                        self.counters.files_opened.fetch_add(1, Relaxed);
+                        self.files.insert(id, f);
+                    }
+                    Err(e) => {
+                        self.counters.io_errors.fetch_add(1, Relaxed);
+                        warn!(path = %path.display(), error = %e, "file tail: cannot open");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Read every file once; true if anything was read.
+    fn read_round(&mut self, buf: &mut Vec<u8>) -> Result<bool, Closed> {
+        let mut busy = false;
+        let mut finished = Vec::new();
+        let ids: Vec<FileId> = self.files.keys().copied().collect();
+        for id in ids {
+            let f = self.files.get_mut(&id).expect("listed");
+            if f.present {
+                match f.check_truncated() {
+                    Ok(true) => {
+                        self.counters.truncations.fetch_add(1, Relaxed);
+                        info!(path = %f.path.display(), "file tail: truncated; reading from the start");
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        self.counters.io_errors.fetch_add(1, Relaxed);
+                        warn!(path = %f.path.display(), error = %e, "file tail: cannot stat");
+                    }
+                }
+            }
+            let before = f.read_at();
+            let lines = match f.read_lines(
+                self.config.read_budget,
+                self.config.max_line_bytes,
+                self.config.partial_line_timeout,
+                buf,
+            ) {
+                Ok(lines) => lines,
+                Err(e) => {
+                    self.counters.io_errors.fetch_add(1, Relaxed);
+                    warn!(path = %f.path.display(), error = %e, "file tail: read failed");
+                    continue;
+                }
+            };
+            let read = f.read_at() > before;
+            busy |= read;
+            if f.present {
+                f.gone_since = None;
+            } else if read {
+                f.gone_since = Some(Instant::now());
+            } else {
+                let since = *f.gone_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.config.rotate_wait
+                    && lines.lines.is_empty()
+                    && f.in_flight() == 0
+                {
+                    finished.push(id);
+                    continue;
+                }
+            }
+            if lines.lines.is_empty() && !read {
+                continue;
+            }
+            let end = lines.end;
+            let source_id = f.path.display().to_string();
+            let (batch, outcome) = AckBatch::new();
+            let intake = self.intake.as_ref().ok_or(Closed)?;
+            let mut lines = lines.lines.into_iter().peekable();
+            let mut sent_lines = 0;
+            while lines.peek().is_some() {
+                let events: Vec<Event> = lines
+                    .by_ref()
+                    .take(self.config.chunk_lines)
+                    .map(|line| {
+                        let rec = self.record(line, &source_id);
+                        Event::new(Payload::Log(rec)).with_ack(batch.token())
+                    })
+                    .collect();
+                sent_lines += events.len() as u64;
+                self.runtime
+                    .block_on(intake.send(events))
+                    .map_err(|_| Closed)?;
+            }
+            self.counters.lines.fetch_add(sent_lines, Relaxed);
+            drop(batch);
+            let f = self.files.get_mut(&id).expect("listed");
+            f.sent(end, outcome);
+        }
+        for id in finished {
+            if let Some(f) = self.files.remove(&id) {
+                info!(path = %f.path.display(), "file tail: file gone or no longer matched; closed");
+            }
+            self.checkpoints.remove(id);
+        }
+        Ok(busy)
+    }
+
+    fn record(&self, line: String, source_id: &str) -> LogRecord {
+        let mut rec = if self.config.parse_json && line.starts_with('{') {
+            match serde_json::from_str::<LogRecord>(&line) {
+                Ok(rec) => rec,
+                Err(_) => {
+                    self.counters.json_errors.fetch_add(1, Relaxed);
+                    LogRecord::new(line)
+                }
+            }
+        } else {
+            LogRecord::new(line)
+        };
+        rec.source_type = Some("file");
+        rec.source_id = Some(source_id.to_owned());
+        rec
+    }
+
+    fn settle(&mut self) {
+        for f in self.files.values_mut() {
+            let offset = f.settle();
+            self.checkpoints.set(f.id, &f.path, offset);
+        }
+    }
+
+    fn save(&mut self) {
+        if let Err(e) = self.checkpoints.save() {
+            self.counters.io_errors.fetch_add(1, Relaxed);
+            warn!(dir = %self.config.state_dir.display(), error = %e, "file tail: cannot write checkpoints");
+        }
+    }
+}
+
+/// The intake queue is closed: the pipeline is shutting down.
+struct Closed;
