@@ -113,4 +113,6 @@ pub struct DispatcherArgs {
         default_value = "switchyard-dispatcher.log"
     )]
     pub log_file: PathBuf,
+    #[command(flatten)]
+    pub tail: crate::tail::TailArgs,
 }

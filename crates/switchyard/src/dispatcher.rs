@@ -102,6 +102,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         counters.clone(),
     ));
 
+    let tail = crate::tail::start(&args.tail, tx.clone())?;
     let stats = {
         let (counters, ingest, bus, tx) = (
             counters.clone(),
@@ -109,8 +110,10 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
             bus.clone(),
             tx.clone(),
         );
+        let tail_counters = tail.as_ref().map(|t| t.counters());
         Arc::new(move || {
             json!({
+                "tail": tail_counters.as_deref().map(crate::tail::stats),
                 "engine": counters.snapshot(),
                 "bus": bus.stats(),
                 "ingest": {
@@ -151,7 +154,17 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     info!("shutting down: draining the bus and the queue");
     bus.stop();
     bus_task.await.ok();
+    // The tail source waits for its lines in flight to be confirmed while the
+    // engine drains, then records their positions.
+    let tail_stopped = tokio::task::spawn_blocking(move || {
+        if let Some(tail) = tail {
+            let counters = tail.counters();
+            tail.stop();
+            info!(tail = %crate::tail::stats(&counters), "file tail stopped");
+        }
+    });
     engine.await.context("engine task failed")?;
+    tail_stopped.await.ok();
 
     if let Some(pid_file) = &args.pid_file {
         let _ = std::fs::remove_file(pid_file);

@@ -257,3 +257,84 @@ fn detach_returns_once_listening_and_stops_on_signal() {
         .unwrap()
         .contains(r#""msg":"bg""#));
 }
+
+/// Lines in `out` once at least `n` are there (bounded wait).
+fn wait_for_lines(out: &std::path::Path, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let lines: Vec<String> = std::fs::read_to_string(out)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} lines",
+            lines.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn tailed_file_lines_are_delivered_once_across_a_restart() {
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("app.log");
+    let state = logs.path().join("state");
+    let write = |range: std::ops::Range<usize>| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        for i in range {
+            writeln!(f, r#"{{"msg":"line {i}","seq":{i}}}"#).unwrap();
+        }
+    };
+    write(0..3000);
+    let glob = logs.path().join("*.log").display().to_string();
+    let args = [
+        "--tail",
+        glob.as_str(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--tail-json",
+        "--flush-interval",
+        "100ms",
+    ];
+    let (_dir, out, _port, child) = start_to_file(&args);
+    wait_for_lines(&out, 3000);
+    let summary = stop(child);
+    assert!(summary.contains("sent=3000"), "{summary}");
+
+    // Written while the dispatcher was down: read after the restart, and
+    // nothing from before it again.
+    write(3000..3500);
+    let port = free_port();
+    let child = start(
+        &[&["--endpoint", out.to_str().unwrap()], &args[..]].concat(),
+        port,
+    );
+    wait_for_lines(&out, 3500);
+    std::thread::sleep(Duration::from_millis(300));
+    let summary = stop(child);
+    assert!(summary.contains("sent=500"), "{summary}");
+    let mut seqs: Vec<u64> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    seqs.sort();
+    assert_eq!(
+        seqs,
+        (0..3500).collect::<Vec<_>>(),
+        "every line exactly once"
+    );
+}

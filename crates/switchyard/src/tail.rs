@@ -1,0 +1,64 @@
+//! `--tail`: follow files as a source of the dispatcher.
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use switchyard_engine::IntakeSender;
+use switchyard_sources::file_tail::{ReadFrom, TailConfig, TailCounters, TailSource};
+
+/// File tail options of `switchyard dispatcher`.
+#[derive(Args, Debug, Clone)]
+pub struct TailArgs {
+    /// Follow files matching this glob (repeatable), one log record per line.
+    #[arg(
+        long = "tail",
+        value_name = "GLOB",
+        env = "DISPATCHER_TAIL",
+        value_delimiter = ','
+    )]
+    pub globs: Vec<String>,
+    /// Where tailed files' delivered positions are kept across restarts.
+    #[arg(long, env = "DISPATCHER_STATE_DIR", default_value = "switchyard-state")]
+    pub state_dir: PathBuf,
+    /// Where to start in files that exist at start-up and have no position yet.
+    #[arg(long, env = "DISPATCHER_TAIL_FROM", default_value = "head", value_parser = ["head", "tail"])]
+    pub tail_from: String,
+    /// Read tailed lines that are JSON objects as structured records.
+    #[arg(long, env = "DISPATCHER_TAIL_JSON")]
+    pub tail_json: bool,
+    /// How long a tailed line without its newline waits before it is sent as is.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub tail_partial_timeout: Duration,
+}
+
+/// Start following, if `--tail` was given.
+pub fn start(args: &TailArgs, intake: IntakeSender) -> anyhow::Result<Option<TailSource>> {
+    if args.globs.is_empty() {
+        return Ok(None);
+    }
+    let mut config = TailConfig::new(args.globs.clone(), args.state_dir.clone());
+    config.read_from = match args.tail_from.as_str() {
+        "tail" => ReadFrom::Tail,
+        _ => ReadFrom::Head,
+    };
+    config.parse_json = args.tail_json;
+    config.partial_line_timeout = args.tail_partial_timeout;
+    TailSource::spawn(config, intake, tokio::runtime::Handle::current())
+        .map_err(anyhow::Error::msg)
+        .context("cannot start --tail")
+        .map(Some)
+}
+
+/// The tail counters as JSON for `/stats`.
+pub fn stats(c: &TailCounters) -> Value {
+    json!({
+        "lines": c.lines.load(Relaxed),
+        "files_opened": c.files_opened.load(Relaxed),
+        "truncations": c.truncations.load(Relaxed),
+        "json_errors": c.json_errors.load(Relaxed),
+        "io_errors": c.io_errors.load(Relaxed),
+    })
+}
