@@ -30,7 +30,9 @@ pub enum Command {
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// Post log records to a dispatcher with the file sink; print events/s, MiB/s, peak RSS.
-    Ingest(crate::bench::IngestArgs),
+    Ingest(crate::bench::ingest::IngestArgs),
+    /// Tail a file of NDJSON log records into the file sink; print events/s, MiB/s, peak RSS, CPU.
+    Tail(crate::bench::tail::TailArgs),
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

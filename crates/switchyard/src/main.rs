@@ -14,7 +14,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         cli::Command::Dispatcher(args) if args.detach => detach::spawn(&args),
         cli::Command::Dispatcher(args) => dispatcher::main(*args),
-        cli::Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args),
+        cli::Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest::ingest(args),
+        cli::Command::Bench(cli::BenchCommand::Tail(args)) => bench::tail::tail(args),
         cli::Command::Plugins => {
             for (name, description) in switchyard_sinks::builtin().describe() {
                 println!("{name:<12} {description}");

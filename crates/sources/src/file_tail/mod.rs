@@ -340,28 +340,26 @@ impl Tail {
             } else {
                 let since = *f.gone_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= self.config.rotate_wait
-                    && lines.lines.is_empty()
+                    && lines.ranges.is_empty()
                     && f.in_flight() == 0
                 {
                     finished.push(id);
                     continue;
                 }
             }
-            if lines.lines.is_empty() && !read {
+            if lines.ranges.is_empty() && !read {
                 continue;
             }
             let end = lines.end;
             let source_id = f.path.display().to_string();
             let (batch, outcome) = AckBatch::new();
             let intake = self.intake.as_ref().ok_or(Closed)?;
-            let mut lines = lines.lines.into_iter().peekable();
             let mut sent_lines = 0;
-            while lines.peek().is_some() {
-                let events: Vec<Event> = lines
-                    .by_ref()
-                    .take(self.config.chunk_lines)
-                    .map(|line| {
-                        let rec = self.record(line, &source_id);
+            for chunk in lines.ranges.chunks(self.config.chunk_lines) {
+                let events: Vec<Event> = chunk
+                    .iter()
+                    .map(|range| {
+                        let rec = self.record(&buf[range.clone()], &source_id);
                         Event::new(Payload::Log(rec)).with_ack(batch.token())
                     })
                     .collect();
@@ -384,17 +382,22 @@ impl Tail {
         Ok(busy)
     }
 
-    fn record(&self, line: String, source_id: &str) -> LogRecord {
-        let mut rec = if self.config.parse_json && line.starts_with('{') {
-            match serde_json::from_str::<LogRecord>(&line) {
+    fn record(&self, line: &[u8], source_id: &str) -> LogRecord {
+        // Checked first: the lossy conversion is far slower on valid text.
+        let text = match std::str::from_utf8(line) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(line),
+        };
+        let mut rec = if self.config.parse_json && text.starts_with('{') {
+            match serde_json::from_str::<LogRecord>(&text) {
                 Ok(rec) => rec,
                 Err(_) => {
                     self.counters.json_errors.fetch_add(1, Relaxed);
-                    LogRecord::new(line)
+                    LogRecord::new(text)
                 }
             }
         } else {
-            LogRecord::new(line)
+            LogRecord::new(text)
         };
         rec.source_type = Some("file");
         rec.source_id = Some(source_id.to_owned());

@@ -5,15 +5,17 @@ use super::checkpoint::FileId;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Instant;
 use switchyard_core::BatchOutcome;
 use tokio::sync::oneshot;
 
-/// Lines read in one go, each with the file offset just past it.
+/// Lines read in one go: where each lies in the read buffer, and the file
+/// offset just past the last one.
 pub struct Lines {
-    /// Line text (without the newline, `\r` trimmed).
-    pub lines: Vec<String>,
+    /// Byte ranges of the lines in the buffer (no newline, `\r` trimmed).
+    pub ranges: Vec<Range<usize>>,
     /// File offset after the last line.
     pub end: u64,
 }
@@ -109,8 +111,8 @@ impl TailedFile {
         self.read_at += got as u64;
         let mut lines = Vec::new();
         let mut start = 0;
-        while let Some(nl) = memchr(b'\n', &buf[start..]) {
-            push_line(&mut lines, &buf[start..start + nl], max_line);
+        while let Some(nl) = memchr::memchr(b'\n', &buf[start..]) {
+            push_line(&mut lines, buf, start..start + nl, max_line);
             start += nl + 1;
         }
         let rest = &buf[start..];
@@ -125,7 +127,7 @@ impl TailedFile {
                 .partial_since
                 .is_some_and(|t| now.duration_since(t) >= partial_timeout);
             if waited || rest.len() >= max_line {
-                push_line(&mut lines, rest, max_line);
+                push_line(&mut lines, buf, start..buf.len(), max_line);
                 end = self.read_at;
                 self.partial_since = None;
             } else {
@@ -134,7 +136,7 @@ impl TailedFile {
         } else {
             self.partial_since = None;
         }
-        Ok(Lines { lines, end })
+        Ok(Lines { ranges: lines, end })
     }
 
     /// Remember a sent chunk that ends at `end`.
@@ -181,14 +183,18 @@ impl TailedFile {
     }
 }
 
-fn push_line(lines: &mut Vec<String>, bytes: &[u8], max_line: usize) {
+fn push_line(lines: &mut Vec<Range<usize>>, buf: &[u8], line: Range<usize>, max_line: usize) {
     // Blank lines carry nothing and are skipped; over-long ones are split.
-    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    for piece in bytes.chunks(max_line.max(1)) {
-        lines.push(String::from_utf8_lossy(piece).into_owned());
+    let end = if buf[line.clone()].ends_with(b"\r") {
+        line.end - 1
+    } else {
+        line.end
+    };
+    let step = max_line.max(1);
+    let mut at = line.start;
+    while at < end {
+        let to = (at + step).min(end);
+        lines.push(at..to);
+        at = to;
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|b| *b == needle)
 }
