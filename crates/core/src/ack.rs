@@ -73,7 +73,10 @@ impl Drop for Shared {
     }
 }
 
-/// The source's handle on one acknowledged batch; hands out tokens.
+/// The source's handle on one acknowledged batch; hands out tokens. Clones
+/// share the batch: the outcome is sent once every clone and every token is
+/// dropped.
+#[derive(Clone)]
 pub struct AckBatch {
     shared: Arc<Shared>,
 }

@@ -49,13 +49,13 @@ impl LogRecord {
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: Some(message.into()),
-            ..Self::empty()
+            ..Self::empty(OffsetDateTime::now_utc())
         }
     }
 
-    fn empty() -> Self {
+    fn empty(timestamp: OffsetDateTime) -> Self {
         Self {
-            timestamp: OffsetDateTime::now_utc(),
+            timestamp,
             timestamp_key: "timestamp",
             timestamp_raw: None,
             message: None,
@@ -212,7 +212,8 @@ impl<'de> Visitor<'de> for RecordVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LogRecord, A::Error> {
-        let mut rec = LogRecord::empty();
+        // Stamped with the clock only if the record carries no time of its own.
+        let mut rec = LogRecord::empty(OffsetDateTime::UNIX_EPOCH);
         let mut have_ts = false;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             match key.as_ref() {
@@ -262,6 +263,9 @@ impl<'de> Visitor<'de> for RecordVisitor {
                     }
                 }
             }
+        }
+        if !have_ts {
+            rec.timestamp = OffsetDateTime::now_utc();
         }
         Ok(rec)
     }

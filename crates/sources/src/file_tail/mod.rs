@@ -154,7 +154,12 @@ impl TailSource {
         let checkpoints = Checkpoints::load(&config.state_dir)?;
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(TailCounters::default());
+        let parser = LineParser {
+            parse_json: config.parse_json,
+            counters: counters.clone(),
+        };
         let mut tail = Tail {
+            parser,
             config,
             intake: Some(intake),
             runtime,
@@ -203,6 +208,7 @@ struct Tail {
     checkpoints: Checkpoints,
     files: HashMap<FileId, TailedFile>,
     counters: Arc<TailCounters>,
+    parser: LineParser,
     stop: Arc<AtomicBool>,
 }
 
@@ -351,25 +357,42 @@ impl Tail {
                 continue;
             }
             let end = lines.end;
-            let source_id = f.path.display().to_string();
+            let source_id: Arc<str> = f.path.display().to_string().into();
             let (batch, outcome) = AckBatch::new();
             let intake = self.intake.as_ref().ok_or(Closed)?;
-            let mut sent_lines = 0;
-            for chunk in lines.ranges.chunks(self.config.chunk_lines) {
-                let events: Vec<Event> = chunk
-                    .iter()
-                    .map(|range| {
-                        let rec = self.record(&buf[range.clone()], &source_id);
-                        Event::new(Payload::Log(rec)).with_ack(batch.token())
+            // Chunks are parsed side by side on the blocking pool, then handed
+            // to the intake queue in file order.
+            let parsing: Vec<_> = lines
+                .ranges
+                .chunks(self.config.chunk_lines)
+                .map(|chunk| {
+                    let base = chunk[0].start;
+                    let bytes = buf[base..chunk[chunk.len() - 1].end].to_vec();
+                    let ranges: Vec<_> =
+                        chunk.iter().map(|r| r.start - base..r.end - base).collect();
+                    let (parser, batch, source_id) =
+                        (self.parser.clone(), batch.clone(), source_id.clone());
+                    self.runtime.spawn_blocking(move || {
+                        ranges
+                            .into_iter()
+                            .map(|r| {
+                                let rec = parser.record(&bytes[r], &source_id);
+                                Event::new(Payload::Log(rec)).with_ack(batch.token())
+                            })
+                            .collect::<Vec<Event>>()
                     })
-                    .collect();
+                })
+                .collect();
+            drop(batch);
+            let mut sent_lines = 0;
+            for parsed in parsing {
+                let events = self.runtime.block_on(parsed).map_err(|_| Closed)?;
                 sent_lines += events.len() as u64;
                 self.runtime
                     .block_on(intake.send(events))
                     .map_err(|_| Closed)?;
             }
             self.counters.lines.fetch_add(sent_lines, Relaxed);
-            drop(batch);
             let f = self.files.get_mut(&id).expect("listed");
             f.sent(end, outcome);
         }
@@ -380,28 +403,6 @@ impl Tail {
             self.checkpoints.remove(id);
         }
         Ok(busy)
-    }
-
-    fn record(&self, line: &[u8], source_id: &str) -> LogRecord {
-        // Checked first: the lossy conversion is far slower on valid text.
-        let text = match std::str::from_utf8(line) {
-            Ok(text) => std::borrow::Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(line),
-        };
-        let mut rec = if self.config.parse_json && text.starts_with('{') {
-            match serde_json::from_str::<LogRecord>(&text) {
-                Ok(rec) => rec,
-                Err(_) => {
-                    self.counters.json_errors.fetch_add(1, Relaxed);
-                    LogRecord::new(text)
-                }
-            }
-        } else {
-            LogRecord::new(text)
-        };
-        rec.source_type = Some("file");
-        rec.source_id = Some(source_id.to_owned());
-        rec
     }
 
     fn settle(&mut self) {
@@ -416,6 +417,37 @@ impl Tail {
             self.counters.io_errors.fetch_add(1, Relaxed);
             warn!(dir = %self.config.state_dir.display(), error = %e, "file tail: cannot write checkpoints");
         }
+    }
+}
+
+/// Turns lines into log records.
+#[derive(Clone)]
+struct LineParser {
+    parse_json: bool,
+    counters: Arc<TailCounters>,
+}
+
+impl LineParser {
+    fn record(&self, line: &[u8], source_id: &str) -> LogRecord {
+        // Checked first: the lossy conversion is far slower on valid text.
+        let text = match std::str::from_utf8(line) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(line),
+        };
+        let mut rec = if self.parse_json && text.starts_with('{') {
+            match serde_json::from_str::<LogRecord>(&text) {
+                Ok(rec) => rec,
+                Err(_) => {
+                    self.counters.json_errors.fetch_add(1, Relaxed);
+                    LogRecord::new(text)
+                }
+            }
+        } else {
+            LogRecord::new(text)
+        };
+        rec.source_type = Some("file");
+        rec.source_id = Some(source_id.to_owned());
+        rec
     }
 }
 
