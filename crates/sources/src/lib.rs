@@ -4,9 +4,11 @@
 //! - [`bus`]: forwards a bus subscription into the intake queue.
 //! - [`file_tail`]: follows files by glob, checkpointing delivered positions.
 //! - [`http`]: the HTTP ingest API (`/v1/events`, `/v1/logs`, `/health`, `/stats`).
+//! - [`net`]: TCP and UDP lines, syslog (RFC 5424 / RFC 3164).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bus;
 pub mod file_tail;
 pub mod http;
+pub mod net;
