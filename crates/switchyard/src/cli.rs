@@ -117,4 +117,6 @@ pub struct DispatcherArgs {
     pub log_file: PathBuf,
     #[command(flatten)]
     pub tail: crate::tail::TailArgs,
+    #[command(flatten)]
+    pub net: crate::net::NetArgs,
 }

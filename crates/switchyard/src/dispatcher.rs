@@ -103,6 +103,8 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     ));
 
     let tail = crate::tail::start(&args.tail, tx.clone())?;
+    let net = crate::net::NetSources::start(&args.net, &tx).await?;
+    let net_stats = net.stats_fn();
     let stats = {
         let (counters, ingest, bus, tx) = (
             counters.clone(),
@@ -114,6 +116,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         Arc::new(move || {
             json!({
                 "tail": tail_counters.as_deref().map(crate::tail::stats),
+                "net": net_stats(),
                 "engine": counters.snapshot(),
                 "bus": bus.stats(),
                 "ingest": {
@@ -154,6 +157,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     info!("shutting down: draining the bus and the queue");
     bus.stop();
     bus_task.await.ok();
+    net.stop().await;
     // The tail source waits for its lines in flight to be confirmed while the
     // engine drains, then records their positions.
     let tail_stopped = tokio::task::spawn_blocking(move || {

@@ -338,3 +338,56 @@ fn tailed_file_lines_are_delivered_once_across_a_restart() {
         "every line exactly once"
     );
 }
+
+#[test]
+fn syslog_over_udp_and_tcp_lands_as_structured_records() {
+    let udp_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tcp_port = free_port();
+    let udp_addr = format!("127.0.0.1:{udp_port}");
+    let tcp_addr = format!("127.0.0.1:{tcp_port}");
+    let (_dir, out, _port, child) = start_to_file(&[
+        "--syslog-udp",
+        &udp_addr,
+        "--syslog-tcp",
+        &tcp_addr,
+        "--flush-interval",
+        "50ms",
+    ]);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .send_to(
+            b"<34>1 2003-10-11T22:14:15.003Z mymachine su - ID47 - 'su root' failed",
+            &udp_addr,
+        )
+        .unwrap();
+    let mut tcp = TcpStream::connect(&tcp_addr).unwrap();
+    tcp.write_all(b"<30>Nov  5 08:01:02 web-01 sshd[42]: Accepted\nnot syslog\n")
+        .unwrap();
+    drop(tcp);
+    let lines = wait_for_lines(&out, 3);
+    let summary = stop(child);
+    assert!(summary.contains("sent=3"), "{summary}");
+    let recs: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by_msg = |m: &str| {
+        recs.iter()
+            .find(|r| r["message"] == m)
+            .unwrap_or_else(|| panic!("{m} in {recs:?}"))
+    };
+    let su = by_msg("'su root' failed");
+    assert_eq!(su["level"], "crit");
+    assert_eq!(su["hostname"], "mymachine");
+    assert_eq!(su["timestamp"], "2003-10-11T22:14:15.003Z");
+    let sshd = by_msg("Accepted");
+    assert_eq!(
+        (&sshd["appname"], &sshd["procid"]),
+        (&"sshd".into(), &"42".into())
+    );
+    by_msg("not syslog");
+}

@@ -1,0 +1,144 @@
+//! `--tcp`, `--udp`, `--syslog-tcp`, `--syslog-udp`: network sources of the
+//! dispatcher.
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use switchyard_engine::IntakeSender;
+use switchyard_sources::net::{serve_tcp, serve_udp, Format, NetConfig, NetCounters};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+/// Network source options of `switchyard dispatcher`.
+#[derive(Args, Debug, Clone)]
+pub struct NetArgs {
+    /// Accept log lines over TCP on this address (one record per line).
+    #[arg(long = "tcp", value_name = "ADDR", env = "DISPATCHER_TCP")]
+    pub tcp: Option<SocketAddr>,
+    /// Accept log lines over UDP on this address.
+    #[arg(long = "udp", value_name = "ADDR", env = "DISPATCHER_UDP")]
+    pub udp: Option<SocketAddr>,
+    /// Accept syslog (RFC 5424/3164, newline or octet-counted) over TCP.
+    #[arg(
+        long = "syslog-tcp",
+        value_name = "ADDR",
+        env = "DISPATCHER_SYSLOG_TCP"
+    )]
+    pub syslog_tcp: Option<SocketAddr>,
+    /// Accept syslog (RFC 5424/3164) over UDP.
+    #[arg(
+        long = "syslog-udp",
+        value_name = "ADDR",
+        env = "DISPATCHER_SYSLOG_UDP"
+    )]
+    pub syslog_udp: Option<SocketAddr>,
+    /// Longest network message, bytes (longer ones are cut and counted).
+    #[arg(long, default_value = "65536")]
+    pub max_message_bytes: usize,
+    /// Most TCP connections at once, per listener.
+    #[arg(long, default_value = "256")]
+    pub max_connections: usize,
+}
+
+/// The running network sources.
+pub struct NetSources {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    counters: Vec<(&'static str, Arc<NetCounters>)>,
+}
+
+impl NetSources {
+    /// Bind every configured address and start serving.
+    pub async fn start(args: &NetArgs, intake: &IntakeSender) -> anyhow::Result<Self> {
+        let (stop, stop_rx) = watch::channel(false);
+        let mut sources = Self {
+            stop,
+            tasks: Vec::new(),
+            counters: Vec::new(),
+        };
+        let config = |format| NetConfig {
+            max_message_bytes: args.max_message_bytes,
+            max_connections: args.max_connections,
+            ..NetConfig::new(format)
+        };
+        let tcp = [
+            ("tcp", args.tcp, Format::Lines),
+            ("syslog_tcp", args.syslog_tcp, Format::Syslog),
+        ];
+        for (name, addr, format) in tcp {
+            let Some(addr) = addr else { continue };
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!(
+                    "cannot listen on {addr} — check --{}",
+                    name.replace('_', "-")
+                )
+            })?;
+            let counters = Arc::new(NetCounters::default());
+            info!(%addr, source = name, "listening");
+            sources.tasks.push(tokio::spawn(serve_tcp(
+                listener,
+                config(format),
+                intake.clone(),
+                counters.clone(),
+                stop_rx.clone(),
+            )));
+            sources.counters.push((name, counters));
+        }
+        let udp = [
+            ("udp", args.udp, Format::Lines),
+            ("syslog_udp", args.syslog_udp, Format::Syslog),
+        ];
+        for (name, addr, format) in udp {
+            let Some(addr) = addr else { continue };
+            let socket = tokio::net::UdpSocket::bind(addr).await.with_context(|| {
+                format!("cannot bind {addr} — check --{}", name.replace('_', "-"))
+            })?;
+            let counters = Arc::new(NetCounters::default());
+            info!(%addr, source = name, "listening");
+            sources.tasks.push(tokio::spawn(serve_udp(
+                socket,
+                config(format),
+                intake.clone(),
+                counters.clone(),
+                stop_rx.clone(),
+            )));
+            sources.counters.push((name, counters));
+        }
+        Ok(sources)
+    }
+
+    /// Counters of every source, for `/stats`.
+    pub fn stats_fn(&self) -> impl Fn() -> Value + Send + Sync + 'static {
+        let counters = self.counters.clone();
+        move || {
+            let mut out = serde_json::Map::new();
+            for (name, c) in &counters {
+                out.insert(
+                    (*name).into(),
+                    json!({
+                        "messages": c.messages.load(Relaxed),
+                        "malformed": c.malformed.load(Relaxed),
+                        "too_long": c.too_long.load(Relaxed),
+                        "connections": c.connections.load(Relaxed),
+                        "refused": c.refused.load(Relaxed),
+                        "udp_dropped": c.udp_dropped.load(Relaxed),
+                    }),
+                );
+            }
+            Value::Object(out)
+        }
+    }
+
+    /// Stop listening and reading; returns once every source has handed on
+    /// what it read.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
