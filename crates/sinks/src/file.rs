@@ -110,13 +110,7 @@ fn write_rounds(mut file: File, sync: bool, mut requests: mpsc::Receiver<WriteRe
 #[async_trait]
 impl Sink for FileSink {
     async fn send(&self, events: &[Event]) -> Result<(), SinkError> {
-        let mut lines = Vec::with_capacity(events.len() * 256);
-        for event in events {
-            event.write_json(&mut lines).map_err(|e| {
-                SinkError::permanent(format!("cannot encode event {}: {e}", event.id))
-            })?;
-            lines.push(b'\n');
-        }
+        let lines = crate::stdout::encode(events)?;
         let requests = self
             .requests
             .lock()

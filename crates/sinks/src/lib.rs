@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`file`]: JSON lines appended to a file, synced once per batch.
+//! - [`stdout`]: JSON lines on standard output.
 //! - [`blackhole`]: counts and discards (for benchmarks).
 //! - [`registry`]: every built-in sink under its name.
 #![forbid(unsafe_code)]
@@ -10,5 +11,6 @@
 pub mod blackhole;
 pub mod file;
 pub mod registry;
+pub mod stdout;
 
 pub use registry::builtin;

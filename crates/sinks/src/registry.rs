@@ -1,6 +1,6 @@
 //! The built-in sinks, by name.
 
-use crate::{blackhole::Blackhole, file::FileSink};
+use crate::{blackhole::Blackhole, file::FileSink, stdout::Stdout};
 use switchyard_core::SinkRegistry;
 
 /// A registry holding every built-in sink.
@@ -10,6 +10,11 @@ pub fn builtin() -> SinkRegistry {
         "file",
         "append JSON lines to a file (endpoint = path)",
         FileSink::from_config,
+    );
+    r.register(
+        "stdout",
+        "JSON lines on standard output",
+        Stdout::from_config,
     );
     r.register(
         "blackhole",

@@ -391,3 +391,18 @@ fn syslog_over_udp_and_tcp_lands_as_structured_records() {
     );
     by_msg("not syslog");
 }
+
+#[test]
+fn stdout_service_prints_one_json_line_per_event() {
+    let port = free_port();
+    let child = start(&["--service", "stdout", "--flush-interval", "50ms"], port);
+    let (status, _) = post(port, "/v1/logs", br#"[{"msg":"a","n":1},{"msg":"b"}]"#, "");
+    assert_eq!(status, 202);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = stop(child);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let a: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!((&a["msg"], &a["n"]), (&"a".into(), &1.into()));
+    assert!(lines[2].starts_with("final counters:") && lines[2].contains("sent=2"));
+}
