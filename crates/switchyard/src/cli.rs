@@ -119,4 +119,6 @@ pub struct DispatcherArgs {
     pub tail: crate::tail::TailArgs,
     #[command(flatten)]
     pub net: crate::net::NetArgs,
+    #[command(flatten)]
+    pub transforms: crate::transforms::TransformArgs,
 }

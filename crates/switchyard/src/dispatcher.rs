@@ -7,7 +7,7 @@ use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use switchyard_bus::MemoryBus;
-use switchyard_core::{EventBus, Identity, SinkConfig};
+use switchyard_core::{EventBus, Identity, SinkConfig, Transform};
 use switchyard_engine::{intake, Counters, EngineConfig};
 use switchyard_sources::http::{router, IngestConfig, IngestCounters};
 use tracing::info;
@@ -94,9 +94,13 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         retry_backoff: args.retry_backoff,
         concurrency: args.concurrency,
     };
+    let transform: Arc<dyn Transform> = match &args.transforms.transforms {
+        Some(path) => Arc::new(crate::transforms::load(path)?),
+        None => Arc::new(Identity),
+    };
     let engine = tokio::spawn(switchyard_engine::run(
         rx,
-        Arc::new(Identity),
+        transform,
         sink,
         engine_config,
         counters.clone(),

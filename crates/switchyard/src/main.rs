@@ -7,6 +7,7 @@ mod detach;
 mod dispatcher;
 mod net;
 mod tail;
+mod transforms;
 
 use clap::Parser;
 

@@ -406,3 +406,48 @@ fn stdout_service_prints_one_json_line_per_event() {
     assert_eq!((&a["msg"], &a["n"]), (&"a".into(), &1.into()));
     assert!(lines[2].starts_with("final counters:") && lines[2].contains("sent=2"));
 }
+
+#[test]
+fn transforms_file_filters_and_enriches_and_bad_files_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let transforms = dir.path().join("transforms.yaml");
+    std::fs::write(
+        &transforms,
+        "- type: filter\n  condition: level == \"error\"\n- type: enrich\n  labels: {team: core}\n",
+    )
+    .unwrap();
+    let (_d, out, port, child) = start_to_file(&[
+        "--transforms",
+        transforms.to_str().unwrap(),
+        "--flush-interval",
+        "50ms",
+    ]);
+    let (status, _) = post(
+        port,
+        "/v1/logs",
+        br#"[{"msg":"a","level":"info"},{"msg":"b","level":"error"}]"#,
+        "",
+    );
+    assert_eq!(status, 202);
+    let lines = wait_for_lines(&out, 1);
+    let summary = stop(child);
+    assert!(
+        summary.contains("filtered=1") && summary.contains("sent=1"),
+        "{summary}"
+    );
+    let rec: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(
+        (&rec["msg"], &rec["labels"]["team"]),
+        (&"b".into(), &"core".into())
+    );
+
+    std::fs::write(&transforms, "- type: sample\n  rate: 0\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["dispatcher", "--listen", "127.0.0.1:0", "--transforms"])
+        .arg(&transforms)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("transforms[0].rate"), "{err}");
+}
