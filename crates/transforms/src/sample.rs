@@ -38,7 +38,7 @@ impl Transform for Sample {
                 return Verdict::Keep;
             }
         }
-        if self.seen.fetch_add(1, Relaxed) % self.rate == 0 {
+        if self.seen.fetch_add(1, Relaxed).is_multiple_of(self.rate) {
             Verdict::Keep
         } else {
             Verdict::Filter
