@@ -71,7 +71,9 @@ impl LlmPayload {
     /// When the call started: end time minus the duration.
     pub fn start_time(&self) -> OffsetDateTime {
         let ms = self.metadata.as_ref().map_or(0, |m| m.duration_ms.max(0));
-        self.timestamp - time::Duration::milliseconds(ms)
+        self.timestamp
+            .checked_sub(time::Duration::milliseconds(ms))
+            .unwrap_or(self.timestamp)
     }
 }
 

@@ -1,0 +1,36 @@
+//! Helicone options from the plugin map.
+
+use crate::http_common::{options, HttpOptions};
+use switchyard_core::SinkConfig;
+
+/// Helicone's manual-logger endpoint.
+pub const DEFAULT_ENDPOINT: &str = "https://api.worker.helicone.ai/custom/v1/log";
+
+/// Everything the Helicone sink needs.
+#[derive(Debug, Clone)]
+pub struct HeliconeConfig {
+    /// Endpoint and timeouts.
+    pub http: HttpOptions,
+    /// Sent as a bearer token.
+    pub api_key: String,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// `Helicone-Provider` meta value.
+    pub provider: String,
+}
+
+impl HeliconeConfig {
+    /// Read and check the options.
+    pub fn from_config(cfg: &SinkConfig) -> Result<Self, String> {
+        Ok(Self {
+            http: HttpOptions::from_config("helicone", cfg, Some(DEFAULT_ENDPOINT))?,
+            api_key: options::api_key("helicone", cfg)?,
+            concurrency: options::positive(cfg, "concurrency", 8)?,
+            provider: cfg
+                .get("provider")
+                .filter(|p| !p.is_empty())
+                .cloned()
+                .unwrap_or_else(|| "openai".into()),
+        })
+    }
+}

@@ -1,0 +1,149 @@
+//! One call → Lunary's `start` and `end`/`error` events, as JSON text.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use switchyard_transforms::llm::payload::rfc3339_millis;
+use switchyard_transforms::llm::{LlmPayload, Metadata};
+
+#[derive(Serialize)]
+struct Start<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    event: &'static str,
+    #[serde(rename = "runId")]
+    run_id: &'a str,
+    #[serde(rename = "parentRunId", skip_serializing_if = "Option::is_none")]
+    parent_run_id: Option<&'a str>,
+    timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a RawValue>,
+    #[serde(rename = "userId", skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'a str>,
+    #[serde(rename = "userProps", skip_serializing_if = "Option::is_none")]
+    user_props: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a Metadata>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extra: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct End<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    event: &'static str,
+    #[serde(rename = "runId")]
+    run_id: &'a str,
+    timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a RawValue>,
+    #[serde(rename = "tokensUsage", skip_serializing_if = "Option::is_none")]
+    tokens_usage: Option<Usage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorInfo>,
+}
+
+#[derive(Serialize)]
+struct Usage {
+    prompt: u64,
+    completion: u64,
+}
+
+#[derive(Serialize)]
+struct ErrorInfo {
+    message: String,
+}
+
+/// The two events of one call, each a JSON object, comma-joined (ready to go
+/// inside an `events` array).
+pub fn call(p: &LlmPayload) -> Vec<u8> {
+    let end = p.timestamp;
+    let mut start = p.start_time();
+    // Lunary orders a batch by timestamp: a start that is not strictly
+    // earlier than its end (a 0 ms duration) could sort after it.
+    if start >= end {
+        start = end - time::Duration::milliseconds(1);
+    }
+    let kind = if p.kind.is_empty() { "llm" } else { &p.kind };
+    let s = Start {
+        kind,
+        event: "start",
+        run_id: &p.run_id,
+        parent_run_id: p.parent_run_id.as_deref(),
+        timestamp: rfc3339_millis::format(start),
+        name: p.name.as_deref(),
+        input: p.input.as_deref(),
+        user_id: p.user_id.as_deref(),
+        user_props: p.user_props.as_deref(),
+        tags: p.tags.as_deref(),
+        metadata: p.metadata.as_ref(),
+        extra: p
+            .extra
+            .as_deref()
+            .and_then(|e| serde_json::from_str(e.get()).ok())
+            .or_else(|| parameters(p.input.as_deref())),
+    };
+    let failed = p.event == "error" || p.metadata.as_ref().is_some_and(|m| m.status >= 400);
+    let e = End {
+        kind,
+        event: if failed { "error" } else { "end" },
+        run_id: &p.run_id,
+        timestamp: rfc3339_millis::format(end),
+        output: p.output.as_deref(),
+        tokens_usage: p.tokens_usage.map(|u| Usage {
+            prompt: u.prompt,
+            completion: u.completion,
+        }),
+        error: failed.then(|| ErrorInfo {
+            message: error_message(p),
+        }),
+    };
+    // Plain structs of strings, numbers and valid raw JSON always serialize.
+    let mut out = serde_json::to_vec(&s).expect("serializable");
+    out.push(b',');
+    serde_json::to_writer(&mut out, &e).expect("serializable");
+    out
+}
+
+/// The request's sampling parameters (scalar top-level fields other than the
+/// prompt, model and user), which Lunary shows as the run's parameters.
+fn parameters(input: Option<&RawValue>) -> Option<Value> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(input?.get()) else {
+        return None;
+    };
+    let params: serde_json::Map<String, Value> = map
+        .into_iter()
+        .filter(|(k, v)| {
+            !matches!(
+                k.as_str(),
+                "model" | "user" | "messages" | "input" | "prompt"
+            ) && (v.is_number() || v.is_boolean() || v.is_string())
+        })
+        .collect();
+    (!params.is_empty()).then_some(Value::Object(params))
+}
+
+/// What went wrong, as the provider said it.
+fn error_message(p: &LlmPayload) -> String {
+    let status = p.metadata.as_ref().map_or(0, |m| m.status);
+    let said = p.output.as_deref().and_then(|o| {
+        let v: Value = serde_json::from_str(o.get()).ok()?;
+        match &v {
+            Value::String(s) => Some(s.clone()),
+            _ => v
+                .pointer("/error/message")
+                .or_else(|| v.get("message"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }
+    });
+    match said {
+        Some(s) if !s.is_empty() => format!("HTTP {status}: {s}"),
+        _ => format!("HTTP {status}"),
+    }
+}
