@@ -23,8 +23,8 @@ impl HeliconeConfig {
     /// Read and check the options.
     pub fn from_config(cfg: &SinkConfig) -> Result<Self, String> {
         Ok(Self {
-            http: HttpOptions::from_config("helicone", cfg, Some(DEFAULT_ENDPOINT))?,
             api_key: options::api_key("helicone", cfg)?,
+            http: HttpOptions::from_config("helicone", cfg, Some(DEFAULT_ENDPOINT))?,
             concurrency: options::positive(cfg, "concurrency", 8)?,
             provider: cfg
                 .get("provider")

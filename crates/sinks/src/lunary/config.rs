@@ -23,8 +23,8 @@ impl LunaryConfig {
     /// Read and check the options.
     pub fn from_config(cfg: &SinkConfig) -> Result<Self, String> {
         Ok(Self {
-            http: HttpOptions::from_config("lunary", cfg, Some(DEFAULT_ENDPOINT))?,
             api_key: options::api_key("lunary", cfg)?,
+            http: HttpOptions::from_config("lunary", cfg, Some(DEFAULT_ENDPOINT))?,
             max_events: options::positive(cfg, "batch-max-events", 200)?.max(2),
             max_bytes: options::positive(cfg, "batch-max-bytes", 2 * 1024 * 1024)?,
         })

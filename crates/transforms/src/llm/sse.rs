@@ -9,24 +9,25 @@
 //! that carries it (the last one, when several do).
 
 use super::body::JsonBody;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// The merged completion, keys in the order providers send them.
 #[derive(Serialize, Default)]
 struct Merged {
     #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<Value>,
+    id: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    object: Option<Value>,
+    object: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    created: Option<Value>,
+    created: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    model: Option<Value>,
+    model: Option<Box<RawValue>>,
     choices: [Choice; 1],
     #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<Value>,
+    usage: Option<Box<RawValue>>,
 }
 
 #[derive(Serialize, Default)]
@@ -40,6 +41,104 @@ struct Choice {
 struct Message {
     role: String,
     content: String,
+}
+
+/// One chunk, read without building a tree: the fast path for well-formed
+/// chunks. A chunk whose fields have unexpected types falls back to
+/// [`Value`].
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    created: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    choices: Option<Vec<ChunkChoice<'a>>>,
+    #[serde(borrow, default)]
+    usage: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice<'a> {
+    #[serde(borrow, default)]
+    delta: Option<Delta<'a>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    role: Option<Cow<'a, str>>,
+}
+
+/// What one chunk contributes, whichever way it was read.
+#[derive(Default)]
+struct Piece {
+    ids: [Option<Box<RawValue>>; 4],
+    usage: Option<Box<RawValue>>,
+    content: Option<String>,
+    role: Option<String>,
+    finish_reason: Option<String>,
+}
+
+fn raw(v: Option<&RawValue>) -> Option<Box<RawValue>> {
+    v.filter(|r| r.get() != "null").map(RawValue::to_owned)
+}
+
+fn read_typed(data: &str) -> Option<Piece> {
+    let c: Chunk = serde_json::from_str(data).ok()?;
+    let first = c.choices.and_then(|cs| cs.into_iter().next());
+    let (delta, finish_reason) = match first {
+        Some(ch) => (ch.delta, ch.finish_reason),
+        None => (None, None),
+    };
+    Some(Piece {
+        ids: [raw(c.id), raw(c.object), raw(c.created), raw(c.model)],
+        usage: raw(c.usage),
+        content: delta
+            .as_ref()
+            .and_then(|d| d.content.as_deref().map(str::to_owned)),
+        role: delta.and_then(|d| d.role.map(Cow::into_owned)),
+        finish_reason: finish_reason.map(Cow::into_owned),
+    })
+}
+
+fn read_value(data: &str) -> Option<Piece> {
+    let Ok(Value::Object(chunk)) = serde_json::from_str::<Value>(data) else {
+        return None;
+    };
+    let owned = |k: &str| {
+        chunk
+            .get(k)
+            .filter(|v| !v.is_null())
+            .and_then(|v| serde_json::value::to_raw_value(v).ok())
+    };
+    let choice = chunk.get("choices").and_then(|c| c.get(0));
+    let delta = choice.and_then(|c| c.get("delta"));
+    let text = |v: Option<&Value>, k: &str| {
+        v.and_then(|v| v.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    Some(Piece {
+        ids: [
+            owned("id"),
+            owned("object"),
+            owned("created"),
+            owned("model"),
+        ],
+        usage: owned("usage"),
+        content: text(delta, "content"),
+        role: text(delta, "role"),
+        finish_reason: text(choice, "finish_reason"),
+    })
 }
 
 /// Split an SSE stream into the data of its events (multi-line data joined
@@ -86,50 +185,44 @@ pub fn merge(bytes: &[u8]) -> Option<JsonBody> {
     let mut role: Option<String> = None;
     let mut any = false;
     for data in events(bytes) {
-        let Ok(Value::Object(mut chunk)) = serde_json::from_str::<Value>(&data) else {
+        let Some(piece) = read_typed(&data).or_else(|| read_value(&data)) else {
             continue;
         };
         any = true;
-        for (key, slot) in [
-            ("id", &mut m.id),
-            ("object", &mut m.object),
-            ("created", &mut m.created),
-            ("model", &mut m.model),
+        let [id, object, created, model] = piece.ids;
+        for (slot, value) in [
+            (&mut m.id, id),
+            (&mut m.object, object),
+            (&mut m.created, created),
+            (&mut m.model, model),
         ] {
             if slot.is_none() {
-                *slot = chunk.remove(key).filter(|v| !v.is_null());
+                *slot = value;
             }
         }
-        if let Some(usage) = chunk.remove("usage").filter(|u| !u.is_null()) {
-            m.usage = Some(usage);
+        if piece.usage.is_some() {
+            m.usage = piece.usage;
         }
-        let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) else {
-            continue;
-        };
-        if let Some(delta) = choice.get("delta") {
-            if let Some(text) = delta.get("content").and_then(Value::as_str) {
-                m.choices[0].message.content.push_str(text);
-            }
-            if role.is_none() {
-                role = delta.get("role").and_then(Value::as_str).map(str::to_owned);
-            }
+        if let Some(text) = piece.content {
+            m.choices[0].message.content.push_str(&text);
         }
-        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-            if !reason.is_empty() {
-                m.choices[0].finish_reason = Some(reason.to_owned());
-            }
+        if role.is_none() {
+            role = piece.role;
+        }
+        if let Some(reason) = piece.finish_reason.filter(|r| !r.is_empty()) {
+            m.choices[0].finish_reason = Some(reason);
         }
     }
     if !any {
         return None;
     }
     m.choices[0].message.role = role.unwrap_or_else(|| "assistant".into());
-    let model = m.model.as_ref().and_then(Value::as_str).map(str::to_owned);
-    let usage = m
-        .usage
-        .as_ref()
-        .and_then(|u| serde_json::value::to_raw_value(u).ok());
-    // Serializing values that came from a parse cannot fail.
+    let model = m
+        .model
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<String>(r.get()).ok());
+    let usage = m.usage.clone();
+    // Raw values that came from a parse, strings and numbers: always serializes.
     let json = serde_json::value::to_raw_value(&m).ok()?;
     Some(JsonBody {
         json,
@@ -161,12 +254,13 @@ mod tests {
             "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n",
             "data: {\"id\":\"c2\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n",
             "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":[\"odd\"]}}],\"x\":1}\n\n",
             "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2}}\n\n",
             "data: [DONE]\n\n"
         );
         assert_eq!(
             merge_to_string(s.as_bytes()).unwrap(),
-            r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}],"usage":{"completion_tokens":2,"prompt_tokens":3}}"#
+            r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#
         );
     }
 
