@@ -7,9 +7,10 @@ use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use switchyard_bus::MemoryBus;
-use switchyard_core::{EventBus, Identity, SinkConfig};
+use switchyard_core::{EventBus, SinkConfig};
 use switchyard_engine::{intake, Counters, EngineConfig};
 use switchyard_sources::http::{router, IngestConfig, IngestCounters};
+use switchyard_transforms::llm::{LlmConfig, LlmTransform, Redactor};
 use tracing::info;
 
 pub fn main(args: DispatcherArgs) -> anyhow::Result<()> {
@@ -68,6 +69,9 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     }
     cfg.insert("sync".into(), args.file_sync.to_string());
     cfg.insert("verbose".into(), args.verbose.to_string());
+    for (key, value) in &args.sink_options {
+        cfg.insert(key.clone(), value.clone());
+    }
     let sink = switchyard_sinks::builtin()
         .build(&args.service, &cfg)
         .map_err(anyhow::Error::msg)
@@ -95,7 +99,13 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     };
     let engine = tokio::spawn(switchyard_engine::run(
         rx,
-        Arc::new(Identity),
+        // The LLM payload transformer for every service, as in the original:
+        // exchanges become LLM payloads, log records pass unchanged.
+        Arc::new(LlmTransform::default_with(LlmConfig {
+            verbose: args.verbose,
+            redact: Redactor::new(&args.redact_headers),
+            ..LlmConfig::default()
+        })),
         sink,
         engine_config,
         counters.clone(),
