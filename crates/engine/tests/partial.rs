@@ -11,12 +11,17 @@ use switchyard_core::{
 use switchyard_engine::{intake, run, Counters, EngineConfig};
 use tokio::time::Instant;
 
+/// What each attempt carried (messages) and when.
+type Attempts = Arc<Mutex<Vec<(Vec<String>, Instant)>>>;
+/// Per attempt: the failing positions and their errors.
+type Script = Arc<Mutex<VecDeque<Vec<(usize, SinkError)>>>>;
+
 /// Answers each attempt from a script of per-position errors; records what
 /// each attempt carried and when.
 #[derive(Clone, Default)]
 struct PerEvent {
-    attempts: Arc<Mutex<Vec<(Vec<String>, Instant)>>>,
-    script: Arc<Mutex<VecDeque<Vec<(usize, SinkError)>>>>,
+    attempts: Attempts,
+    script: Script,
 }
 
 #[async_trait]

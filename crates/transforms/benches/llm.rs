@@ -28,7 +28,7 @@ fn exchange(i: usize) -> HttpExchange {
         i % 100
     );
     let answer = sentence(i + 1, words);
-    let streamed = i % 5 == 0;
+    let streamed = i.is_multiple_of(5);
     let (body, content_type) = if streamed {
         let mut s = String::new();
         for (n, word) in answer.split(' ').enumerate() {
@@ -90,7 +90,7 @@ fn transform_mix(c: &mut Criterion) {
         let part: Vec<&HttpExchange> = exchanges
             .iter()
             .enumerate()
-            .filter(|(i, _)| (i % 5 == 0) == streamed)
+            .filter(|(i, _)| i.is_multiple_of(5) == streamed)
             .map(|(_, x)| x)
             .collect();
         group.throughput(Throughput::Elements(part.len() as u64));

@@ -2,13 +2,15 @@
 //! (a retry, a re-read after a crash) gets the same run id and backends can
 //! deduplicate it.
 
+use std::sync::OnceLock;
 use uuid::Uuid;
 
 /// The namespace of Switchyard run ids: `uuid_v5(NAMESPACE_URL,
 /// "urn:switchyard:llm-run-id")`, fixed forever so ids stay stable across
 /// versions.
 pub fn namespace() -> Uuid {
-    Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:switchyard:llm-run-id")
+    static NAMESPACE: OnceLock<Uuid> = OnceLock::new();
+    *NAMESPACE.get_or_init(|| Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:switchyard:llm-run-id"))
 }
 
 /// The run id of a request id. An exchange without a request id is named by
