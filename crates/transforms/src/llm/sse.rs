@@ -144,7 +144,11 @@ fn read_value(data: &str) -> Option<Piece> {
 /// Split an SSE stream into the data of its events (multi-line data joined
 /// with `\n`, as the SSE format says). Stops at `[DONE]`.
 fn events(bytes: &[u8]) -> Vec<String> {
-    let text = String::from_utf8_lossy(bytes);
+    // Validating is much faster than the lossy conversion; most streams are UTF-8.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
     let mut out = Vec::new();
     let mut data: Option<String> = None;
     for line in text.split('\n') {
