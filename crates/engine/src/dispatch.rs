@@ -154,8 +154,8 @@ impl Deliver<'_> {
         for f in failed {
             match errors.get_mut(f.index) {
                 Some(slot) => *slot = Some(f.error),
-                // A sink bug; the event it meant stays counted as delivered
-                // only if no valid index names it.
+                // A sink bug: the index names no event of this batch. Every
+                // real event is still settled below; the report is logged.
                 None => error!(
                     index = f.index,
                     events = pending.len(),

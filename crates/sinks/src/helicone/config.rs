@@ -1,6 +1,7 @@
 //! Helicone options from the plugin map.
 
-use crate::http_common::{options, HttpOptions};
+use crate::http_common::options::{self, Secret};
+use crate::http_common::HttpOptions;
 use switchyard_core::SinkConfig;
 
 /// Helicone's manual-logger endpoint.
@@ -12,7 +13,7 @@ pub struct HeliconeConfig {
     /// Endpoint and timeouts.
     pub http: HttpOptions,
     /// Sent as a bearer token.
-    pub api_key: String,
+    pub api_key: Secret,
     /// Requests in flight at once.
     pub concurrency: usize,
     /// `Helicone-Provider` meta value.

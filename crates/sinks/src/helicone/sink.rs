@@ -22,7 +22,10 @@ pub struct HeliconeSink {
 impl HeliconeSink {
     /// Build from checked options.
     pub fn new(config: HeliconeConfig) -> Result<Self, String> {
-        let headers = vec![json_content_type(), bearer(SERVICE, &config.api_key)?];
+        let headers = vec![
+            json_content_type(),
+            bearer(SERVICE, config.api_key.expose())?,
+        ];
         Ok(Self {
             client: Client::new(SERVICE, &config.http, headers)?,
             concurrency: config.concurrency,

@@ -57,11 +57,29 @@ fn check_url(service: &str, url: &str) -> Result<(), String> {
     ))
 }
 
+/// A credential: usable as text, shown as `[REDACTED]` by `Debug`, so a
+/// config printed while debugging never carries it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The credential itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
 /// The API key (`api-key`), required and never echoed.
-pub fn api_key(service: &str, cfg: &SinkConfig) -> Result<String, String> {
+pub fn api_key(service: &str, cfg: &SinkConfig) -> Result<Secret, String> {
     cfg.get("api-key")
-        .map(|k| k.trim().to_string())
-        .filter(|k| !k.is_empty())
+        .map(|k| Secret(k.trim().to_string()))
+        .filter(|k| !k.0.is_empty())
         .ok_or_else(|| {
             format!(
                 "the {service} service needs an API key — pass --api-key or set LLM_PROXY_API_KEY"
@@ -120,7 +138,9 @@ mod tests {
     fn missing_api_key_is_clear_and_the_key_never_echoed() {
         let e = api_key("lunary", &cfg(&[])).unwrap_err();
         assert!(e.contains("--api-key"), "{e}");
-        assert_eq!(api_key("lunary", &cfg(&[("api-key", " k ")])).unwrap(), "k");
+        let key = api_key("lunary", &cfg(&[("api-key", " k ")])).unwrap();
+        assert_eq!(key.expose(), "k");
+        assert_eq!(format!("{key:?}"), "[REDACTED]");
         let e = positive(&cfg(&[("concurrency", "0")]), "concurrency", 1).unwrap_err();
         assert!(e.contains("`concurrency`"));
     }

@@ -1,6 +1,7 @@
 //! Lunary options from the plugin map.
 
-use crate::http_common::{options, HttpOptions};
+use crate::http_common::options::{self, Secret};
+use crate::http_common::HttpOptions;
 use switchyard_core::SinkConfig;
 
 /// Lunary's cloud ingestion endpoint.
@@ -12,7 +13,7 @@ pub struct LunaryConfig {
     /// Endpoint and timeouts.
     pub http: HttpOptions,
     /// The project key, sent as a bearer token.
-    pub api_key: String,
+    pub api_key: Secret,
     /// Lunary events per request (each call is two).
     pub max_events: usize,
     /// Request body bound, bytes (a single larger call still goes alone).

@@ -33,7 +33,10 @@ struct Call {
 impl LunarySink {
     /// Build from checked options.
     pub fn new(config: LunaryConfig) -> Result<Self, String> {
-        let headers = vec![json_content_type(), bearer(SERVICE, &config.api_key)?];
+        let headers = vec![
+            json_content_type(),
+            bearer(SERVICE, config.api_key.expose())?,
+        ];
         Ok(Self {
             client: Client::new(SERVICE, &config.http, headers)?,
             max_events: config.max_events,
