@@ -1,6 +1,8 @@
 //! The Lunary sink against a local server that answers at once, compared with
 //! the most that server and client do with the same request body posted raw:
-//! the difference is what reading payloads and encoding calls costs.
+//! the difference is what reading payloads and encoding calls costs. Also the
+//! server's own maximum request rate (empty requests), to compare the sink's
+//! calls per second with.
 //!
 //! cargo bench -p switchyard-sinks --bench lunary
 
@@ -63,6 +65,25 @@ fn lunary(c: &mut Criterion) {
     rt.block_on(sink.send(&events)).unwrap();
     let body = last.lock().unwrap().clone();
     let raw = reqwest::Client::new();
+
+    // The server's own maximum request rate: empty events, nothing to read.
+    let mut group = c.benchmark_group("lunary_server_max");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("raw_post_empty_events", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let r = raw
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(r#"{"events":[]}"#)
+                    .send()
+                    .await
+                    .unwrap();
+                r.bytes().await.unwrap();
+            })
+        })
+    });
+    group.finish();
 
     let mut group = c.benchmark_group("lunary_100_calls_per_request");
     group.throughput(Throughput::Elements(CALLS as u64));

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use switchyard_transforms::llm::payload::rfc3339_millis;
 use switchyard_transforms::llm::{LlmPayload, Metadata};
 
@@ -29,7 +30,7 @@ struct Start<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<&'a Metadata>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    extra: Option<Value>,
+    extra: Option<Box<RawValue>>,
 }
 
 #[derive(Serialize)]
@@ -82,11 +83,7 @@ pub fn call(p: &LlmPayload) -> Vec<u8> {
         user_props: p.user_props.as_deref(),
         tags: p.tags.as_deref(),
         metadata: p.metadata.as_ref(),
-        extra: p
-            .extra
-            .as_deref()
-            .and_then(|e| serde_json::from_str(e.get()).ok())
-            .or_else(|| parameters(p.input.as_deref())),
+        extra: p.extra.clone().or_else(|| parameters(p.input.as_deref())),
     };
     let failed = p.event == "error" || p.metadata.as_ref().is_some_and(|m| m.status >= 400);
     let e = End {
@@ -111,21 +108,60 @@ pub fn call(p: &LlmPayload) -> Vec<u8> {
 }
 
 /// The request's sampling parameters (scalar top-level fields other than the
-/// prompt, model and user), which Lunary shows as the run's parameters.
-fn parameters(input: Option<&RawValue>) -> Option<Value> {
-    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(input?.get()) else {
-        return None;
-    };
-    let params: serde_json::Map<String, Value> = map
-        .into_iter()
-        .filter(|(k, v)| {
-            !matches!(
-                k.as_str(),
+/// prompt, model and user), which Lunary shows as the run's parameters. Read
+/// as borrowed raw values: the messages are skipped, not built into a tree.
+fn parameters(input: Option<&RawValue>) -> Option<Box<RawValue>> {
+    let fields: Vec<(Cow<str>, &RawValue)> =
+        serde_json::from_str::<KeyValues>(input?.get()).ok()?.0;
+    let mut out = String::from("{");
+    for (key, value) in fields {
+        let scalar = !value.get().starts_with(['{', '[', 'n']);
+        if !scalar
+            || matches!(
+                key.as_ref(),
                 "model" | "user" | "messages" | "input" | "prompt"
-            ) && (v.is_number() || v.is_boolean() || v.is_string())
-        })
-        .collect();
-    (!params.is_empty()).then_some(Value::Object(params))
+            )
+        {
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(',');
+        }
+        // A key is a string: always serializes.
+        out.push_str(&serde_json::to_string(key.as_ref()).expect("a string serializes"));
+        out.push(':');
+        out.push_str(value.get());
+    }
+    out.push('}');
+    (out.len() > 2)
+        .then(|| RawValue::from_string(out).ok())
+        .flatten()
+}
+
+/// A JSON object's members in order, values left raw.
+struct KeyValues<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for KeyValues<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = KeyValues<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    out.push((key, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(KeyValues(out))
+            }
+        }
+        d.deserialize_map(Members)
+    }
 }
 
 /// What went wrong, as the provider said it.
