@@ -26,7 +26,16 @@ fn main() {
     } else {
         1
     };
-    let exchanges: Vec<HttpExchange> = (0..1000).map(exchange).collect();
+    // `LLM_CPU_PART=json` or `=sse` measures one half of the mix alone.
+    let part = std::env::var("LLM_CPU_PART").unwrap_or_default();
+    let exchanges: Vec<HttpExchange> = (0..1000)
+        .filter(|i: &usize| match part.as_str() {
+            "json" => !i.is_multiple_of(5),
+            "sse" => i.is_multiple_of(5),
+            _ => true,
+        })
+        .map(exchange)
+        .collect();
     let t = DefaultTransformer::new(LlmConfig::default());
     let run = |n: usize| {
         for _ in 0..n {
@@ -53,7 +62,9 @@ fn main() {
         })
         .sum();
     println!(
-        "llm_transform mix (1000 exchanges, 20% streamed, {:.0} B bodies on average): {events} events, {:.0} events per CPU-second, {:.0} events per wall-second",
+        "llm_transform {} ({} exchanges, {:.0} B bodies on average): {events} events, {:.0} events per CPU-second, {:.0} events per wall-second",
+        if part.is_empty() { "mix 20% streamed" } else { &part },
+        exchanges.len(),
         bytes as f64 / exchanges.len() as f64,
         events / (cpu as f64 / 1e9),
         events / wall.as_secs_f64(),

@@ -86,7 +86,7 @@ pub fn parse_json(bytes: &[u8]) -> Option<JsonBody> {
     }
     // Raw line breaks can only be whitespace between tokens in valid JSON, so
     // dropping them keeps the document and makes it fit on one JSONL line.
-    let has_break = text.bytes().any(|b| b == b'\n' || b == b'\r');
+    let has_break = memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some();
     let one_line: std::borrow::Cow<str> = if has_break {
         text.replace(['\n', '\r'], "").into()
     } else {

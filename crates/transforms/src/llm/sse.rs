@@ -78,39 +78,43 @@ struct Delta<'a> {
     role: Option<Cow<'a, str>>,
 }
 
-/// What one chunk contributes, whichever way it was read.
+/// What one chunk contributes, whichever way it was read; borrowed from the
+/// chunk's text where possible, so a chunk costs one parse and no copies
+/// beyond the content it adds.
 #[derive(Default)]
-struct Piece {
-    ids: [Option<Box<RawValue>>; 4],
-    usage: Option<Box<RawValue>>,
-    content: Option<String>,
-    role: Option<String>,
-    finish_reason: Option<String>,
+struct Piece<'a> {
+    ids: [Option<Cow<'a, RawValue>>; 4],
+    usage: Option<Cow<'a, RawValue>>,
+    content: Option<Cow<'a, str>>,
+    role: Option<Cow<'a, str>>,
+    finish_reason: Option<Cow<'a, str>>,
 }
 
-fn raw(v: Option<&RawValue>) -> Option<Box<RawValue>> {
-    v.filter(|r| r.get() != "null").map(RawValue::to_owned)
+fn raw(v: Option<&RawValue>) -> Option<Cow<'_, RawValue>> {
+    v.filter(|r| r.get() != "null").map(Cow::Borrowed)
 }
 
-fn read_typed(data: &str) -> Option<Piece> {
+fn read_typed(data: &str) -> Option<Piece<'_>> {
     let c: Chunk = serde_json::from_str(data).ok()?;
     let first = c.choices.and_then(|cs| cs.into_iter().next());
     let (delta, finish_reason) = match first {
         Some(ch) => (ch.delta, ch.finish_reason),
         None => (None, None),
     };
+    let (content, role) = match delta {
+        Some(d) => (d.content, d.role),
+        None => (None, None),
+    };
     Some(Piece {
         ids: [raw(c.id), raw(c.object), raw(c.created), raw(c.model)],
         usage: raw(c.usage),
-        content: delta
-            .as_ref()
-            .and_then(|d| d.content.as_deref().map(str::to_owned)),
-        role: delta.and_then(|d| d.role.map(Cow::into_owned)),
-        finish_reason: finish_reason.map(Cow::into_owned),
+        content,
+        role,
+        finish_reason,
     })
 }
 
-fn read_value(data: &str) -> Option<Piece> {
+fn read_value(data: &str) -> Option<Piece<'static>> {
     let Ok(Value::Object(chunk)) = serde_json::from_str::<Value>(data) else {
         return None;
     };
@@ -119,13 +123,14 @@ fn read_value(data: &str) -> Option<Piece> {
             .get(k)
             .filter(|v| !v.is_null())
             .and_then(|v| serde_json::value::to_raw_value(v).ok())
+            .map(Cow::Owned)
     };
     let choice = chunk.get("choices").and_then(|c| c.get(0));
     let delta = choice.and_then(|c| c.get("delta"));
     let text = |v: Option<&Value>, k: &str| {
         v.and_then(|v| v.get(k))
             .and_then(Value::as_str)
-            .map(str::to_owned)
+            .map(|s| Cow::Owned(s.to_owned()))
     };
     Some(Piece {
         ids: [
@@ -143,14 +148,9 @@ fn read_value(data: &str) -> Option<Piece> {
 
 /// Split an SSE stream into the data of its events (multi-line data joined
 /// with `\n`, as the SSE format says). Stops at `[DONE]`.
-fn events(bytes: &[u8]) -> Vec<String> {
-    // Validating is much faster than the lossy conversion; most streams are UTF-8.
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => Cow::Borrowed(t),
-        Err(_) => String::from_utf8_lossy(bytes),
-    };
+fn events(text: &str) -> Vec<Cow<'_, str>> {
     let mut out = Vec::new();
-    let mut data: Option<String> = None;
+    let mut data: Option<Cow<str>> = None;
     for line in text.split('\n') {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() {
@@ -169,10 +169,11 @@ fn events(bytes: &[u8]) -> Vec<String> {
         if field == "data" {
             match &mut data {
                 Some(d) => {
+                    let d = d.to_mut();
                     d.push('\n');
                     d.push_str(value);
                 }
-                None => data = Some(value.to_string()),
+                None => data = Some(Cow::Borrowed(value)),
             }
         }
     }
@@ -188,7 +189,12 @@ pub fn merge(bytes: &[u8]) -> Option<JsonBody> {
     let mut m = Merged::default();
     let mut role: Option<String> = None;
     let mut any = false;
-    for data in events(bytes) {
+    // Validating is much faster than the lossy conversion; most streams are UTF-8.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
+    for data in events(&text) {
         let Some(piece) = read_typed(&data).or_else(|| read_value(&data)) else {
             continue;
         };
@@ -201,20 +207,20 @@ pub fn merge(bytes: &[u8]) -> Option<JsonBody> {
             (&mut m.model, model),
         ] {
             if slot.is_none() {
-                *slot = value;
+                *slot = value.map(Cow::into_owned);
             }
         }
-        if piece.usage.is_some() {
-            m.usage = piece.usage;
+        if let Some(usage) = piece.usage {
+            m.usage = Some(usage.into_owned());
         }
         if let Some(text) = piece.content {
             m.choices[0].message.content.push_str(&text);
         }
         if role.is_none() {
-            role = piece.role;
+            role = piece.role.map(Cow::into_owned);
         }
         if let Some(reason) = piece.finish_reason.filter(|r| !r.is_empty()) {
-            m.choices[0].finish_reason = Some(reason);
+            m.choices[0].finish_reason = Some(reason.into_owned());
         }
     }
     if !any {
@@ -248,8 +254,9 @@ mod tests {
     #[test]
     fn events_follow_the_sse_format() {
         let s = b"event: x\ndata: a\ndata: b\n\n: comment\r\ndata:c\r\n\r\ndata: [DONE]\n\ndata: late\n\n";
+        let s = std::str::from_utf8(s).unwrap();
         assert_eq!(events(s), ["a\nb", "c"]);
-        assert_eq!(events(b"data: tail"), ["tail"]);
+        assert_eq!(events("data: tail"), ["tail"]);
     }
 
     #[test]
