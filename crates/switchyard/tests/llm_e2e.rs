@@ -231,3 +231,34 @@ fn help_never_shows_the_api_key() {
     assert!(help.contains("--api-key"));
     assert!(!help.contains(KEY));
 }
+
+#[test]
+fn http_service_posts_payload_batches_as_a_json_array() {
+    let (backend_port, seen) = backend();
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{backend_port}/ingest");
+    let child = start(
+        &[
+            "--service",
+            "http",
+            "--endpoint",
+            &endpoint,
+            "--sink-option",
+            "header.X-Tenant=acme",
+        ],
+        port,
+    );
+    post_events(port, &exchanges());
+    let (stdout, _) = stop(child);
+    assert!(
+        counters(&stdout).contains("sent=2 filtered=1 dropped=0"),
+        "{stdout}"
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0["x-tenant"], "acme");
+    let batch = seen[0].1.as_array().unwrap();
+    assert_eq!(batch.len(), 2);
+    assert_eq!(batch[0]["type"], "llm");
+    assert_eq!(batch[0]["metadata"]["request_id"], "e2e-1");
+}

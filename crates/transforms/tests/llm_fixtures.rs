@@ -347,3 +347,23 @@ fn same_request_id_same_run_id() {
     let b = transform(exchange("/v1/chat/completions", 200, b"{}", b"{}"));
     assert_eq!(a, b);
 }
+
+#[test]
+fn gzip_request_is_recognised_and_bodies_over_the_cap_become_a_placeholder() {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(CHAT_REQUEST.as_bytes()).unwrap();
+    let x = exchange(
+        "/v1/chat/completions",
+        200,
+        &e.finish().unwrap(),
+        CHAT_RESPONSE.as_bytes(),
+    );
+    assert_eq!(transform(x.clone()), chat_expected());
+    let small = LlmConfig {
+        max_body_bytes: 100,
+        ..LlmConfig::default()
+    };
+    let out: serde_json::Value = serde_json::from_str(&run(x, small).unwrap()).unwrap();
+    assert_eq!(out["input"], "<body omitted: over 100 bytes>");
+    assert_eq!(out["output"], "<body omitted: over 100 bytes>");
+}

@@ -183,3 +183,41 @@ fn error_message(p: &LlmPayload) -> String {
         _ => format!("HTTP {status}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(duration_ms: i64) -> LlmPayload {
+        let doc = format!(
+            r#"{{"type":"llm","event":"end","runId":"r","name":"m","timestamp":"2024-05-01T12:00:00.000Z","input":{{"model":"m","temperature":0.5,"stream":false,"messages":[]}},"metadata":{{"method":"POST","path":"/","status":200,"duration_ms":{duration_ms},"request_id":"x"}},"log_id":0}}"#
+        );
+        serde_json::from_str(&doc).unwrap()
+    }
+
+    fn events(p: &LlmPayload) -> Vec<Value> {
+        let text = format!("[{}]", String::from_utf8(call(p)).unwrap());
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn zero_duration_still_starts_before_it_ends() {
+        let e = events(&payload(0));
+        assert_eq!(e[0]["timestamp"], "2024-05-01T11:59:59.999Z");
+        assert_eq!(e[1]["timestamp"], "2024-05-01T12:00:00.000Z");
+    }
+
+    #[test]
+    fn parameters_are_the_scalar_request_fields() {
+        let e = events(&payload(1500));
+        assert_eq!(e[0]["timestamp"], "2024-05-01T11:59:58.500Z");
+        assert_eq!(
+            e[0]["extra"],
+            serde_json::json!({"temperature": 0.5, "stream": false})
+        );
+        assert!(
+            e[1].get("tokensUsage").is_none(),
+            "no usage, no made-up counts"
+        );
+    }
+}
