@@ -2,6 +2,7 @@
 
 use crate::ack::{AckToken, Fate};
 use crate::{HttpExchange, LogRecord};
+use serde_json::value::RawValue;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -53,6 +54,45 @@ pub enum Payload {
     Http(HttpExchange),
     /// A log record.
     Log(LogRecord),
+    /// A document already shaped for its destination by a transform (the LLM
+    /// payload transformer writes one per call). Sinks that write JSON write it
+    /// as-is; sinks that need its fields read them from the JSON, so a custom
+    /// transform only has to produce the same documented shape.
+    Json(JsonDocument),
+}
+
+/// One valid JSON document, kept as text: it is written far more often than
+/// it is inspected, and the text is what every sink sends.
+#[derive(Debug, Clone)]
+pub struct JsonDocument(Box<RawValue>);
+
+impl JsonDocument {
+    /// Wrap a document (already valid JSON by construction of `RawValue`).
+    pub fn new(raw: Box<RawValue>) -> Self {
+        Self(raw)
+    }
+
+    /// Serialize `value` into a document.
+    pub fn from_value<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<Self> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The document as a borrowed raw value.
+    pub fn raw(&self) -> &RawValue {
+        &self.0
+    }
+}
+
+/// Equal when the JSON text is identical.
+impl PartialEq for JsonDocument {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
 }
 
 /// One event on its way through the pipeline.
@@ -92,6 +132,10 @@ impl Event {
         match &self.payload {
             Payload::Http(x) => serde_json::to_writer(out, x),
             Payload::Log(r) => r.write_json(out),
+            Payload::Json(doc) => {
+                out.extend_from_slice(doc.get().as_bytes());
+                Ok(())
+            }
         }
     }
 }

@@ -2,7 +2,8 @@
 //! component implements.
 //!
 //! # Layout
-//! - [`event`]: the [`Event`] envelope and its two payloads.
+//! - [`event`]: the [`Event`] envelope and its payloads (HTTP exchange, log
+//!   record, or a JSON document a transform produced).
 //! - [`http_exchange`]: the LLM-proxy HTTP exchange, in the original Go JSON form.
 //! - [`log_record`]: a log record; any JSON object round-trips through it.
 //! - [`ack`]: batch-level acknowledgements from sink back to source.
@@ -23,9 +24,11 @@ pub mod transform;
 
 pub use ack::{AckBatch, AckToken, BatchOutcome, Fate};
 pub use bus::{BusStats, EventBus, Subscription};
-pub use event::{Event, EventId, Payload};
+pub use event::{Event, EventId, JsonDocument, Payload};
 pub use fields::Fields;
 pub use http_exchange::HttpExchange;
 pub use log_record::LogRecord;
-pub use sink::{Sink, SinkConfig, SinkError, SinkErrorKind, SinkFactory, SinkRegistry};
+pub use sink::{
+    EventFailure, Sink, SinkConfig, SinkError, SinkErrorKind, SinkFactory, SinkRegistry,
+};
 pub use transform::{Identity, Transform, Verdict};

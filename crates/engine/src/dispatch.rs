@@ -16,7 +16,9 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_core::{Event, Fate, Sink, SinkErrorKind, Transform, Verdict};
+use switchyard_core::{
+    Event, EventFailure, Fate, Sink, SinkError, SinkErrorKind, Transform, Verdict,
+};
 use tracing::{debug, error, warn};
 
 /// Batching and retry settings.
@@ -150,33 +152,91 @@ struct Deliver<'a> {
 }
 
 impl Deliver<'_> {
-    async fn batch(&self, mut batch: Vec<Event>) {
+    /// Deliver `batch`, retrying what is worth retrying, and record every
+    /// event's fate. After a partial failure only the events that failed
+    /// transiently are sent again; the delivered ones are settled at once.
+    async fn batch(&self, batch: Vec<Event>) {
         if batch.is_empty() {
             return;
         }
-        let n = batch.len() as u64;
+        let mut pending = batch;
         let mut retry = 0;
-        let fate = loop {
-            match self.sink.send(&batch).await {
+        loop {
+            let n = pending.len();
+            let error = match self.sink.send(&pending).await {
                 Ok(()) => {
-                    self.counters.add_sent(n);
-                    break Fate::Delivered;
+                    self.settle(pending, Fate::Delivered);
+                    debug!(events = n, "batch delivered");
+                    return;
                 }
-                Err(e) if e.kind == SinkErrorKind::Transient && retry < self.retries => {
-                    let delay = self.backoff.delay(retry, e.retry_after);
-                    warn!(error = %e, retry = retry + 1, of = self.retries, ?delay, "delivery failed; will retry");
-                    tokio::time::sleep(delay).await;
-                    retry += 1;
+                Err(e) => e,
+            };
+            let can_retry = retry < self.retries;
+            let again = match error.kind {
+                SinkErrorKind::Partial => self.sort_partial(pending, error.failed, can_retry),
+                SinkErrorKind::Transient if can_retry => pending,
+                _ => {
+                    error!(error = %error, events = n, attempts = retry + 1, "delivery failed; batch dropped");
+                    self.settle(pending, Fate::Dropped);
+                    return;
                 }
-                Err(e) => {
-                    error!(error = %e, events = n, attempts = retry + 1, "delivery failed; batch dropped");
-                    self.counters.add_dropped(n);
-                    break Fate::Dropped;
+            };
+            if again.is_empty() {
+                return;
+            }
+            let delay = self.backoff.delay(retry, error.retry_after);
+            warn!(error = %error.message, events = again.len(), retry = retry + 1, of = self.retries, ?delay, "delivery failed; will retry");
+            tokio::time::sleep(delay).await;
+            retry += 1;
+            pending = again;
+        }
+    }
+
+    /// Settle the events a partial failure did not name as delivered, give up
+    /// the permanent failures (and the transient ones when no retry is left),
+    /// and return the events to send again.
+    fn sort_partial(
+        &self,
+        pending: Vec<Event>,
+        failed: Vec<EventFailure>,
+        can_retry: bool,
+    ) -> Vec<Event> {
+        let mut errors: Vec<Option<SinkError>> = vec![None; pending.len()];
+        for f in failed {
+            match errors.get_mut(f.index) {
+                Some(slot) => *slot = Some(f.error),
+                // A sink bug: the index names no event of this batch. Every
+                // real event is still settled below; the report is logged.
+                None => error!(
+                    index = f.index,
+                    events = pending.len(),
+                    "sink reported a failure for an event outside the batch"
+                ),
+            }
+        }
+        let (mut delivered, mut dropped, mut again) = (Vec::new(), Vec::new(), Vec::new());
+        for (event, error) in pending.into_iter().zip(errors) {
+            match error {
+                None => delivered.push(event),
+                Some(e) if e.kind == SinkErrorKind::Transient && can_retry => again.push(event),
+                Some(e) => {
+                    error!(event = %event.id, error = %e, "delivery failed; event dropped");
+                    dropped.push(event);
                 }
             }
-        };
-        debug!(events = n, ?fate, "batch done");
-        for event in &mut batch {
+        }
+        self.settle(delivered, Fate::Delivered);
+        self.settle(dropped, Fate::Dropped);
+        again
+    }
+
+    fn settle(&self, mut events: Vec<Event>, fate: Fate) {
+        let n = events.len() as u64;
+        match fate {
+            Fate::Delivered => self.counters.add_sent(n),
+            _ => self.counters.add_dropped(n),
+        }
+        for event in &mut events {
             event.resolve(fate);
         }
     }

@@ -1,6 +1,9 @@
 //! The built-in sinks, by name.
 
-use crate::{blackhole::Blackhole, file::FileSink, stdout::Stdout};
+use crate::{
+    blackhole::Blackhole, file::FileSink, helicone::HeliconeSink, http_sink::HttpSink,
+    lunary::LunarySink, stdout::Stdout,
+};
 use switchyard_core::SinkRegistry;
 
 /// A registry holding every built-in sink.
@@ -20,6 +23,21 @@ pub fn builtin() -> SinkRegistry {
         "blackhole",
         "accept and discard (benchmarks)",
         Blackhole::from_config,
+    );
+    r.register(
+        "lunary",
+        "LLM calls to Lunary (api-key required; endpoint defaults to Lunary cloud)",
+        LunarySink::from_config,
+    );
+    r.register(
+        "helicone",
+        "LLM calls to Helicone's manual logger (api-key required)",
+        HeliconeSink::from_config,
+    );
+    r.register(
+        "http",
+        "POST batches to a URL as a JSON array or NDJSON (endpoint = URL)",
+        HttpSink::from_config,
     );
     r
 }

@@ -39,6 +39,13 @@ fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 5s, 1m)"))
 }
 
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err("expected KEY=VALUE".into()),
+    }
+}
+
 fn positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
@@ -77,9 +84,23 @@ pub struct DispatcherArgs {
     /// the next batch be written while the previous one is being confirmed.
     #[arg(long, env = "DISPATCHER_CONCURRENCY", default_value = "4", value_parser = positive)]
     pub concurrency: usize,
-    /// Include debug information in payloads.
+    /// Include debug information in payloads (response headers, secrets redacted).
     #[arg(long, env = "LLM_PROXY_DISPATCHER_VERBOSE")]
     pub verbose: bool,
+    /// Extra sink option, repeatable: `timeout=10s`, `concurrency=16`,
+    /// `batch-max-events=200`, `encoding=ndjson`, `header.X-Tenant=acme`, ...
+    /// (the sink's documentation lists its keys).
+    #[arg(long = "sink-option", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub sink_options: Vec<(String, String)>,
+    /// Captured headers whose values are redacted in payloads (comma-separated;
+    /// replaces the default list).
+    #[arg(
+        long,
+        env = "DISPATCHER_REDACT_HEADERS",
+        value_delimiter = ',',
+        default_value = "Authorization,Proxy-Authorization,Cookie,Set-Cookie,X-Api-Key,Api-Key"
+    )]
+    pub redact_headers: Vec<String>,
     /// Address of the HTTP ingest API, /health and /stats.
     #[arg(long, env = "DISPATCHER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

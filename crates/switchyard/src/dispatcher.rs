@@ -7,9 +7,11 @@ use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use switchyard_bus::MemoryBus;
-use switchyard_core::{EventBus, Identity, SinkConfig, Transform};
+use switchyard_core::{EventBus, SinkConfig, Transform};
 use switchyard_engine::{intake, Counters, EngineConfig};
 use switchyard_sources::http::{router, IngestConfig, IngestCounters};
+use switchyard_transforms::llm::{LlmConfig, LlmTransform, Redactor};
+use switchyard_transforms::Chain;
 use tracing::info;
 
 pub fn main(args: DispatcherArgs) -> anyhow::Result<()> {
@@ -68,6 +70,9 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     }
     cfg.insert("sync".into(), args.file_sync.to_string());
     cfg.insert("verbose".into(), args.verbose.to_string());
+    for (key, value) in &args.sink_options {
+        cfg.insert(key.clone(), value.clone());
+    }
     let sink = switchyard_sinks::builtin()
         .build(&args.service, &cfg)
         .map_err(anyhow::Error::msg)
@@ -94,10 +99,19 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         retry_backoff: args.retry_backoff,
         concurrency: args.concurrency,
     };
-    let transform: Arc<dyn Transform> = match &args.transforms.transforms {
-        Some(path) => Arc::new(crate::transforms::load(path)?),
-        None => Arc::new(Identity),
-    };
+    // The LLM payload transformer for every service, as in the original:
+    // exchanges become LLM payloads, log records pass unchanged; then the
+    // user's --transforms, if any.
+    let mut steps: Vec<Box<dyn Transform>> =
+        vec![Box::new(LlmTransform::default_with(LlmConfig {
+            verbose: args.verbose,
+            redact: Redactor::new(&args.redact_headers),
+            ..LlmConfig::default()
+        }))];
+    if let Some(path) = &args.transforms.transforms {
+        steps.push(Box::new(crate::transforms::load(path)?));
+    }
+    let transform: Arc<dyn Transform> = Arc::new(Chain::new(steps));
     let engine = tokio::spawn(switchyard_engine::run(
         rx,
         transform,

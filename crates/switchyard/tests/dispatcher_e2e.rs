@@ -172,7 +172,8 @@ fn ingest_errors_accept_nothing() {
     assert_eq!(counter(line, "sent"), 1, "only the valid request's event");
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().count(), 1);
-    assert!(text.contains(r#""RequestID":"ok""#));
+    // Written as the LLM payload the default transformer makes of it.
+    assert!(text.contains(r#""request_id":"ok""#), "{text}");
 }
 
 #[test]

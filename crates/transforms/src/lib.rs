@@ -1,12 +1,39 @@
-//! Transforms for log records.
+//! Switchyard transforms: synchronous, I/O-free edits of events on their way to
+//! a sink.
+//!
+//! The LLM payload transformer turns the
+//! HTTP exchange an LLM proxy captured into the payload observability backends
+//! read — request and response as JSON (decompressed, streams merged), model,
+//! user, token usage, a deterministic run id and timing.
+//!
+//! ```
+//! use switchyard_core::{Event, HttpExchange, Payload, Transform, Verdict};
+//! use switchyard_transforms::llm::{LlmConfig, LlmTransform};
+//!
+//! let transform = LlmTransform::default_with(LlmConfig::default());
+//! let mut event = Event::from(HttpExchange {
+//!     request_id: "req-1".into(),
+//!     method: "POST".into(),
+//!     path: "/v1/chat/completions".into(),
+//!     status: 200,
+//!     request_body: Some(r#"{"model":"gpt-4o","messages":[]}"#.into()),
+//!     ..Default::default()
+//! });
+//! assert_eq!(transform.apply(&mut event), Verdict::Keep);
+//! let Payload::Json(doc) = &event.payload else { unreachable!() };
+//! assert!(doc.get().starts_with(r#"{"type":"llm","event":"end","runId":"#));
+//! ```
+//!
+//! The log-record transforms (`filter`, `enrich`, `remap`, `dedupe`,
+//! `sample`) are built from configuration ([`config`]) and pass events that
+//! are not log records unchanged.
 //!
 //! # Layout
+//! - [`llm`]: the LLM payload transformer and the payload shape sinks read.
 //! - [`path`]: addressing `message`, `level`, `labels.X` and fields (`a.b`).
 //! - [`condition`]: the condition language of `filter` and `sample`.
 //! - [`filter`], [`enrich`], [`remap`], [`dedupe`], [`sample`]: one transform each.
 //! - [`config`]: settings as written in configuration, and building a chain.
-//!
-//! Every transform passes events that are not log records unchanged.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -15,10 +42,10 @@ pub mod config;
 pub mod dedupe;
 pub mod enrich;
 pub mod filter;
+pub mod llm;
 pub mod path;
 pub mod remap;
 pub mod sample;
-
 pub use config::{build_chain, TransformConfig};
 
 use switchyard_core::{Event, Transform, Verdict};

@@ -1,0 +1,21 @@
+//! The `lunary` sink: LLM calls to Lunary's ingestion API.
+//!
+//! Each call becomes two Lunary events with the same `runId` — `start`
+//! (model, input, user, parameters) and `end` (output, token usage) or
+//! `error` — so Lunary shows outputs and computes costs. Calls are packed
+//! into `{"events": [...]}` requests bounded in events and bytes; the
+//! per-event `results` of each reply decide each call's outcome: a run that
+//! already exists counts as delivered (a retry of something that arrived),
+//! any other failure fails that call alone.
+//!
+//! Options: `api-key` (required), `endpoint` (default
+//! [`DEFAULT_ENDPOINT`]), `batch-max-events` (Lunary events per request,
+//! default 200), `batch-max-bytes` (default 2 MiB), `timeout`,
+//! `connect-timeout`.
+
+mod config;
+mod encode;
+mod sink;
+
+pub use config::{LunaryConfig, DEFAULT_ENDPOINT};
+pub use sink::LunarySink;

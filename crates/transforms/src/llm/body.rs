@@ -1,0 +1,204 @@
+//! Turning a decoded body into JSON by what it is: JSON stays JSON (on one
+//! line), a Server-Sent-Event stream becomes one merged completion, multipart
+//! and binary bodies become placeholders, other text becomes a JSON string.
+//! Whatever the bytes, the result is valid JSON.
+
+use super::sse;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Placeholder for multipart bodies (file uploads, audio).
+pub const MULTIPART: &str = "<multipart omitted>";
+/// Placeholder for bodies that are not text.
+pub const BINARY: &str = "<binary omitted>";
+
+/// A body as JSON, with the few fields the payload needs from it.
+#[derive(Debug)]
+pub struct JsonBody {
+    /// The body as one line of JSON.
+    pub json: Box<RawValue>,
+    /// Top-level `model`, when a string.
+    pub model: Option<String>,
+    /// Top-level `user`, when a string.
+    pub user: Option<String>,
+    /// Top-level `usage`, raw.
+    pub usage: Option<Box<RawValue>>,
+}
+
+impl JsonBody {
+    /// A body that is a plain JSON string.
+    pub fn string(text: &str) -> Self {
+        Self {
+            // A string always serializes.
+            json: serde_json::value::to_raw_value(text).expect("a string is valid JSON"),
+            model: None,
+            user: None,
+            usage: None,
+        }
+    }
+}
+
+/// Top-level fields read while the body is validated.
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    user: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    usage: Option<&'a RawValue>,
+}
+
+fn string_of(raw: Option<&RawValue>) -> Option<String> {
+    raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+        .filter(|s| !s.is_empty())
+}
+
+/// Convert `bytes` (already decoded) using the `Content-Type`, if any.
+pub fn to_json(bytes: &[u8], content_type: Option<&str>) -> JsonBody {
+    let ct = content_type.unwrap_or("").to_ascii_lowercase();
+    if ct.starts_with("multipart/") {
+        return JsonBody::string(MULTIPART);
+    }
+    if ct.starts_with("text/event-stream") {
+        return sse_or_text(bytes, &ct);
+    }
+    if let Some(json) = parse_json(bytes) {
+        return json;
+    }
+    if ct.is_empty() && looks_like_sse(bytes) {
+        return sse_or_text(bytes, &ct);
+    }
+    if ct.is_empty() && looks_like_multipart(bytes) {
+        return JsonBody::string(MULTIPART);
+    }
+    text_or_binary(bytes, &ct)
+}
+
+/// Parse as JSON; `None` when it is not.
+pub fn parse_json(bytes: &[u8]) -> Option<JsonBody> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
+    if !text.starts_with(['{', '[', '"']) && text.parse::<f64>().is_err() {
+        // Cheap early exit for plain text; `true`/`false`/`null` are the
+        // rare JSON bodies this sends down the text path, harmlessly.
+        return None;
+    }
+    // Raw line breaks can only be whitespace between tokens in valid JSON, so
+    // dropping them keeps the document and makes it fit on one JSONL line.
+    let has_break = memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some();
+    let one_line: std::borrow::Cow<str> = if has_break {
+        text.replace(['\n', '\r'], "").into()
+    } else {
+        text.into()
+    };
+    match serde_json::from_str::<Probe>(&one_line) {
+        Ok(p) => {
+            let (model, user) = (string_of(p.model), string_of(p.user));
+            let usage = p.usage.map(RawValue::to_owned);
+            let json = RawValue::from_string(one_line.into_owned()).ok()?;
+            Some(JsonBody {
+                json,
+                model,
+                user,
+                usage,
+            })
+        }
+        // Not an object (or duplicate keys): still JSON, without fields.
+        Err(_) => RawValue::from_string(one_line.into_owned())
+            .ok()
+            .map(|json| JsonBody {
+                json,
+                model: None,
+                user: None,
+                usage: None,
+            }),
+    }
+}
+
+fn sse_or_text(bytes: &[u8], ct: &str) -> JsonBody {
+    match sse::merge(bytes) {
+        Some(merged) => merged,
+        None => text_or_binary(bytes, ct),
+    }
+}
+
+fn looks_like_sse(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(64)];
+    let head = head.trim_ascii_start();
+    head.starts_with(b"data:") || head.starts_with(b"event:")
+}
+
+fn looks_like_multipart(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(1024)];
+    head.starts_with(b"--")
+        && head
+            .windows(19)
+            .any(|w| w.eq_ignore_ascii_case(b"content-disposition"))
+}
+
+/// Declared binary types, and bytes that are not UTF-8 or contain NUL, are
+/// binary; a body declared as text keeps its text even with a few bad bytes.
+fn text_or_binary(bytes: &[u8], ct: &str) -> JsonBody {
+    let declared_binary = ["application/octet-stream", "image/", "audio/", "video/"]
+        .iter()
+        .any(|p| ct.starts_with(p));
+    let declared_text = ct.starts_with("text/") || ct.contains("json") || ct.contains("xml");
+    if declared_binary || bytes.contains(&0) {
+        return JsonBody::string(BINARY);
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => JsonBody::string(text),
+        Err(_) if declared_text => JsonBody::string(&String::from_utf8_lossy(bytes)),
+        Err(_) => JsonBody::string(BINARY),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_kept_on_one_line_with_fields() {
+        let b = to_json(
+            b"{\n  \"model\": \"gpt-4o\",\r\n  \"user\": \"u1\", \"usage\": {\"a\":1}\n}\n",
+            None,
+        );
+        assert_eq!(
+            b.json.get(),
+            r#"{  "model": "gpt-4o",  "user": "u1", "usage": {"a":1}}"#
+        );
+        assert_eq!(b.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(b.user.as_deref(), Some("u1"));
+        assert_eq!(b.usage.unwrap().get(), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn odd_json_is_still_json() {
+        assert_eq!(to_json(b"[1,2]", None).json.get(), "[1,2]");
+        assert_eq!(to_json(br#"{"model":1}"#, None).model, None);
+        let dup = to_json(br#"{"model":"a","model":"b"}"#, None);
+        assert_eq!(dup.json.get(), r#"{"model":"a","model":"b"}"#);
+        assert_eq!(to_json(b"42", None).json.get(), "42");
+    }
+
+    #[test]
+    fn text_binary_and_multipart() {
+        assert_eq!(to_json(b"hello", None).json.get(), r#""hello""#);
+        assert_eq!(to_json(b"a\0b", None).json.get(), r#""<binary omitted>""#);
+        assert_eq!(
+            to_json(b"\xff\xfe", None).json.get(),
+            r#""<binary omitted>""#
+        );
+        assert_eq!(
+            to_json(b"bad \xff", Some("text/plain")).json.get(),
+            "\"bad \u{fffd}\""
+        );
+        assert_eq!(
+            to_json(b"--x\r\nContent-Disposition: form-data", None)
+                .json
+                .get(),
+            r#""<multipart omitted>""#
+        );
+    }
+}
