@@ -3,8 +3,14 @@
 //! # Layout
 //! - [`bus`]: forwards a bus subscription into the intake queue.
 //! - [`http`]: the HTTP ingest API (`/v1/events`, `/v1/logs`, `/health`, `/stats`).
+//! - `redis_streams` (feature `redis`): a Redis consumer group, acknowledged after delivery.
+//! - `redis_list` (feature `redis`): the Redis LIST log with a per-plugin offset.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bus;
 pub mod http;
+#[cfg(feature = "redis")]
+pub mod redis_list;
+#[cfg(feature = "redis")]
+pub mod redis_streams;

@@ -77,9 +77,11 @@ pub struct DispatcherArgs {
     /// Address of the HTTP ingest API, /health and /stats.
     #[arg(long, env = "DISPATCHER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Event bus: `memory` (Redis buses are not available yet).
+    /// Event bus: `memory`, `redis` (= `redis-streams`), `redis-streams` or `redis-list`.
     #[arg(long, env = "LLM_PROXY_EVENT_BUS", default_value = "memory")]
     pub event_bus: String,
+    #[command(flatten)]
+    pub redis: crate::redis_source::RedisArgs,
     /// Bound of the engine's intake queue, in events.
     #[arg(long, env = "DISPATCHER_QUEUE_CAPACITY", default_value = "10000", value_parser = positive)]
     pub queue_capacity: usize,

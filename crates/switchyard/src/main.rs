@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod detach;
 mod dispatcher;
+mod redis_source;
 
 use clap::Parser;
 

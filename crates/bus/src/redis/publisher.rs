@@ -1,0 +1,218 @@
+//! The publishing side: [`Publisher::publish`] never waits. Events go into a
+//! bounded local buffer; one background task takes them in batches and writes
+//! each batch with one pipelined round trip (Streams `XADD`s, or the LIST
+//! log's push). When Redis is slow or away the task reconnects with backoff
+//! while the buffer fills; once it is full, new events are dropped — counted
+//! and logged — and the caller still never blocks.
+//!
+//! After a connection breaks mid-batch the batch is written again, so an
+//! event may be stored twice (at-least-once); it is never lost silently.
+
+use super::link::{is_server_reply, Link};
+use super::list_log::{self, ListConfig};
+use super::settings::{redact, RedisTarget};
+use super::streams::xadd_batch;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_core::Event;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{error, warn};
+
+/// Where published events go.
+#[derive(Debug, Clone)]
+pub enum Wire {
+    /// `XADD <stream> MAXLEN ~ <max_len> * data <json>`.
+    Stream {
+        /// Stream key.
+        stream: String,
+        /// Approximate bound of the stream.
+        max_len: usize,
+    },
+    /// The LIST log.
+    List(ListConfig),
+}
+
+/// Publisher settings.
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    /// Destination.
+    pub wire: Wire,
+    /// Events buffered locally while Redis is slow or away.
+    pub buffer: usize,
+    /// Largest batch written in one round trip.
+    pub pipeline: usize,
+}
+
+/// Totals since the publisher started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PublisherStats {
+    /// Events handed to `publish`.
+    pub published: u64,
+    /// Events Redis confirmed.
+    pub written: u64,
+    /// Events dropped because the local buffer was full.
+    pub dropped: u64,
+    /// Events Redis refused (an error reply such as `WRONGTYPE`) and that were
+    /// therefore given up on.
+    pub refused: u64,
+    /// Events still buffered or in flight when the publisher was closed.
+    pub unsent: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    published: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// A non-blocking Redis publisher. Share it behind an `Arc`.
+pub struct Publisher {
+    tx: mpsc::Sender<Event>,
+    counters: Arc<Counters>,
+    task: JoinHandle<()>,
+}
+
+impl Publisher {
+    /// Start the background writer. Connecting happens in the background too:
+    /// a Redis that is down at start-up only fills the buffer.
+    pub fn start(target: &RedisTarget, cfg: PublisherConfig) -> Result<Self, String> {
+        let link = Link::new(target, "publisher", Duration::from_secs(30))?;
+        let (tx, rx) = mpsc::channel(cfg.buffer.max(1));
+        let counters = Arc::new(Counters::default());
+        let task = tokio::spawn(write_loop(
+            rx,
+            link,
+            cfg.wire,
+            cfg.pipeline.max(1),
+            counters.clone(),
+        ));
+        Ok(Self { tx, counters, task })
+    }
+
+    /// Queue one event; returns `false` (and counts a drop) when the buffer
+    /// is full. Never waits.
+    pub fn publish(&self, event: Event) -> bool {
+        self.counters.published.fetch_add(1, Relaxed);
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(_) => {
+                let n = self.counters.dropped.fetch_add(1, Relaxed) + 1;
+                // Logged on the 1st, 2nd, 4th, 8th... drop: visible, never a flood.
+                if n.is_power_of_two() {
+                    warn!(
+                        dropped_total = n,
+                        "Redis publisher buffer full; event dropped"
+                    );
+                }
+                false
+            }
+        }
+    }
+
+    /// Queue several events; returns how many were accepted.
+    pub fn publish_all(&self, events: impl IntoIterator<Item = Event>) -> usize {
+        events.into_iter().map(|e| self.publish(e) as usize).sum()
+    }
+
+    /// Totals so far.
+    pub fn stats(&self) -> PublisherStats {
+        let c = &self.counters;
+        PublisherStats {
+            published: c.published.load(Relaxed),
+            written: c.written.load(Relaxed),
+            dropped: c.dropped.load(Relaxed),
+            refused: c.refused.load(Relaxed),
+            unsent: 0,
+        }
+    }
+
+    /// Stop accepting, write what is buffered, and return the totals. Gives
+    /// up after `timeout` (Redis unreachable); what was not written is
+    /// reported as `unsent`.
+    pub async fn close(self, timeout: Duration) -> PublisherStats {
+        let Self { tx, counters, task } = self;
+        drop(tx);
+        let abort = task.abort_handle();
+        if tokio::time::timeout(timeout, task).await.is_err() {
+            abort.abort();
+        }
+        let c = &counters;
+        let (published, written, dropped, refused) = (
+            c.published.load(Relaxed),
+            c.written.load(Relaxed),
+            c.dropped.load(Relaxed),
+            c.refused.load(Relaxed),
+        );
+        let unsent = published.saturating_sub(written + dropped + refused);
+        if unsent > 0 {
+            error!(unsent, "Redis publisher closed with events not written");
+        }
+        PublisherStats {
+            published,
+            written,
+            dropped,
+            refused,
+            unsent,
+        }
+    }
+}
+
+async fn write_loop(
+    mut rx: mpsc::Receiver<Event>,
+    mut link: Link,
+    wire: Wire,
+    pipeline: usize,
+    counters: Arc<Counters>,
+) {
+    let mut batch = Vec::with_capacity(pipeline);
+    let mut payloads: Vec<Vec<u8>> = Vec::with_capacity(pipeline);
+    while rx.recv_many(&mut batch, pipeline).await > 0 {
+        let n = batch.len() as u64;
+        if let Wire::Stream { .. } = wire {
+            payloads.clear();
+            for e in &batch {
+                let mut json = Vec::with_capacity(512);
+                // Encoding an in-memory event cannot fail (string keys only);
+                // if it ever does, the event is counted as refused.
+                if e.write_json(&mut json).is_ok() {
+                    payloads.push(json);
+                } else {
+                    counters.refused.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        let sendable = match wire {
+            Wire::Stream { .. } => payloads.len() as u64,
+            Wire::List(_) => n,
+        };
+        loop {
+            let mut conn = link.get().await;
+            let result = match &wire {
+                Wire::Stream { stream, max_len } => {
+                    xadd_batch(&mut conn, stream, *max_len, &payloads).await
+                }
+                Wire::List(cfg) => list_log::push_batch(&mut conn, cfg, &mut batch).await,
+            };
+            match result {
+                Ok(()) => {
+                    counters.written.fetch_add(sendable, Relaxed);
+                    break;
+                }
+                Err(e) if is_server_reply(&e) => {
+                    error!(events = sendable, error = %redact(&e.to_string()), "Redis refused a publish batch; events dropped");
+                    counters.refused.fetch_add(sendable, Relaxed);
+                    break;
+                }
+                Err(e) => {
+                    link.broken(&e);
+                }
+            }
+        }
+        batch.clear();
+    }
+}
