@@ -292,10 +292,16 @@ async fn redis_restart_mid_stream_loses_nothing() {
     let stats = running.finish().await;
     assert_eq!(sink.unique().len(), 1000);
     assert!(stats.reconnects >= 1, "{stats:?}");
-    let duplicates = (sink.len() - 1000) as u64;
+    // Duplicates come only from work Redis forgot (reads and acks after the
+    // snapshot); every delivery is accounted for as read, re-read or claimed.
+    assert_eq!(
+        sink.len() as u64,
+        stats.read + stats.redelivered + stats.claimed,
+        "{stats:?}"
+    );
     assert!(
-        duplicates <= stats.claimed,
-        "duplicates are counted: {duplicates} vs {stats:?}"
+        sink.len() - 1000 < 500,
+        "duplicates bounded by what was in flight: {stats:?}"
     );
 }
 
