@@ -31,6 +31,10 @@ pub enum Command {
 pub enum BenchCommand {
     /// Post log records to a dispatcher with the file sink; print events/s, MiB/s, peak RSS.
     Ingest(crate::bench::IngestArgs),
+    /// Publish HTTP exchanges to a Redis stream through the library publisher; print events/s.
+    RedisPublish(crate::bench_redis::RedisPublishArgs),
+    /// Fill a Redis stream, then time a dispatcher (`--event-bus redis`, file sink) draining it.
+    RedisDispatch(crate::bench_redis::RedisDispatchArgs),
 }
 
 fn duration(s: &str) -> Result<Duration, String> {

@@ -162,6 +162,71 @@ impl Publisher {
     }
 }
 
+/// A batch ready to write: encoded stream payloads, or events for the LIST
+/// log (which encodes after it has their `LogID`s).
+enum Ready {
+    Payloads(Vec<Vec<u8>>),
+    Events(Vec<Event>),
+}
+
+impl Ready {
+    fn len(&self) -> u64 {
+        match self {
+            Ready::Payloads(p) => p.len() as u64,
+            Ready::Events(e) => e.len() as u64,
+        }
+    }
+}
+
+/// Take the next batch from the buffer and encode it; `None` once the
+/// buffer is closed and empty.
+async fn next_batch(
+    rx: &mut mpsc::Receiver<Event>,
+    wire: &Wire,
+    pipeline: usize,
+    counters: &Counters,
+) -> Option<Ready> {
+    let mut batch = Vec::with_capacity(pipeline);
+    if rx.recv_many(&mut batch, pipeline).await == 0 {
+        return None;
+    }
+    Some(match wire {
+        Wire::List(_) => Ready::Events(batch),
+        Wire::Stream { .. } => Ready::Payloads(
+            batch
+                .iter()
+                .filter_map(|e| {
+                    let mut json = Vec::with_capacity(512);
+                    // Encoding an in-memory event cannot fail (string keys
+                    // only); if it ever does, the event is counted as refused.
+                    let ok = e.write_json(&mut json).is_ok();
+                    if !ok {
+                        counters.refused.fetch_add(1, Relaxed);
+                    }
+                    ok.then_some(json)
+                })
+                .collect(),
+        ),
+    })
+}
+
+async fn write(
+    conn: &mut redis::aio::MultiplexedConnection,
+    wire: &Wire,
+    ready: &mut Ready,
+) -> redis::RedisResult<()> {
+    match (wire, ready) {
+        (Wire::Stream { stream, max_len }, Ready::Payloads(p)) => {
+            xadd_batch(conn, stream, *max_len, p).await
+        }
+        (Wire::List(cfg), Ready::Events(e)) => list_log::push_batch(conn, cfg, e).await,
+        // next_batch builds the variant from the same wire.
+        _ => unreachable!("batch kind always matches the wire"),
+    }
+}
+
+/// Write batches in order. The next batch is taken and encoded while the
+/// current one is on the wire, so encoding and Redis overlap.
 async fn write_loop(
     mut rx: mpsc::Receiver<Event>,
     mut link: Link,
@@ -169,50 +234,32 @@ async fn write_loop(
     pipeline: usize,
     counters: Arc<Counters>,
 ) {
-    let mut batch = Vec::with_capacity(pipeline);
-    let mut payloads: Vec<Vec<u8>> = Vec::with_capacity(pipeline);
-    while rx.recv_many(&mut batch, pipeline).await > 0 {
-        let n = batch.len() as u64;
-        if let Wire::Stream { .. } = wire {
-            payloads.clear();
-            for e in &batch {
-                let mut json = Vec::with_capacity(512);
-                // Encoding an in-memory event cannot fail (string keys only);
-                // if it ever does, the event is counted as refused.
-                if e.write_json(&mut json).is_ok() {
-                    payloads.push(json);
-                } else {
-                    counters.refused.fetch_add(1, Relaxed);
-                }
+    let mut ready = next_batch(&mut rx, &wire, pipeline, &counters).await;
+    while let Some(mut current) = ready.take() {
+        let mut conn = link.get().await;
+        let (mut result, next) = tokio::join!(
+            write(&mut conn, &wire, &mut current),
+            next_batch(&mut rx, &wire, pipeline, &counters)
+        );
+        // A broken connection: reconnect and write the same batch again.
+        while let Err(e) = &result {
+            if is_server_reply(e) {
+                break;
             }
-        }
-        let sendable = match wire {
-            Wire::Stream { .. } => payloads.len() as u64,
-            Wire::List(_) => n,
-        };
-        loop {
+            link.broken(e);
             let mut conn = link.get().await;
-            let result = match &wire {
-                Wire::Stream { stream, max_len } => {
-                    xadd_batch(&mut conn, stream, *max_len, &payloads).await
-                }
-                Wire::List(cfg) => list_log::push_batch(&mut conn, cfg, &mut batch).await,
-            };
-            match result {
-                Ok(()) => {
-                    counters.written.fetch_add(sendable, Relaxed);
-                    break;
-                }
-                Err(e) if is_server_reply(&e) => {
-                    error!(events = sendable, error = %redact(&e.to_string()), "Redis refused a publish batch; events dropped");
-                    counters.refused.fetch_add(sendable, Relaxed);
-                    break;
-                }
-                Err(e) => {
-                    link.broken(&e);
-                }
+            result = write(&mut conn, &wire, &mut current).await;
+        }
+        let n = current.len();
+        match result {
+            Ok(()) => {
+                counters.written.fetch_add(n, Relaxed);
+            }
+            Err(e) => {
+                error!(events = n, error = %redact(&e.to_string()), "Redis refused a publish batch; events dropped");
+                counters.refused.fetch_add(n, Relaxed);
             }
         }
-        batch.clear();
+        ready = next;
     }
 }
