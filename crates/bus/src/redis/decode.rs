@@ -52,9 +52,12 @@ fn id_time(id: StreamId) -> Option<OffsetDateTime> {
 
 /// Decode one JSON event (HTTP exchange or log record).
 pub fn json(data: &[u8]) -> Result<Event, String> {
-    let is_http = serde_json::Deserializer::from_slice(data)
-        .deserialize_map(KeyScan)
-        .map_err(|e| format!("not a JSON object: {e}"))?;
+    // Fast path: the Go proxy and Switchyard both write `LogID` first, so the
+    // key scan (a second parse) is needed only for other writers.
+    let is_http = data.starts_with(br#"{"LogID":"#)
+        || serde_json::Deserializer::from_slice(data)
+            .deserialize_map(KeyScan)
+            .map_err(|e| format!("not a JSON object: {e}"))?;
     if is_http {
         serde_json::from_slice::<HttpExchange>(data)
             .map(Event::from)
