@@ -109,6 +109,12 @@ fn consumers(server: &RedisServer) -> usize {
 
 /// Publish `n` HTTP exchanges to the stream through the library publisher.
 fn publish(server: &RedisServer, n: usize) {
+    publish_range(server, 0..n);
+}
+
+/// Publish `req-<i>` for each `i` in `range`.
+fn publish_range(server: &RedisServer, range: std::ops::Range<usize>) {
+    let n = range.len();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -121,14 +127,14 @@ fn publish(server: &RedisServer, n: usize) {
                 // Large enough that nothing is trimmed before it is read.
                 wire: Wire::Stream {
                     stream: STREAM.into(),
-                    max_len: n * 2,
+                    max_len: 1_000_000,
                 },
                 buffer: n,
                 pipeline: 512,
             },
         )
         .unwrap();
-        let accepted = publisher.publish_all((0..n).map(|i| -> Event {
+        let accepted = publisher.publish_all(range.map(|i| -> Event {
             HttpExchange {
                 request_id: format!("req-{i}"),
                 method: "POST".into(),
@@ -237,4 +243,37 @@ fn list_bus_delivers_in_order_and_keeps_the_offset_key() {
     let expected: Vec<String> = (1..=300).map(|i| format!("req-{i}")).collect();
     assert_eq!(ids, expected);
     assert_eq!(c["redis_lost"], 0);
+}
+
+/// Redis down when the dispatcher starts, then restarted mid-stream: the
+/// dispatcher reconnects with backoff and every event Redis kept is delivered.
+#[test]
+fn redis_down_at_start_and_restarted_mid_stream_loses_nothing() {
+    const N: usize = 20_000;
+    let mut server = RedisServer::start();
+    server.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.jsonl");
+    let d = dispatcher(&server, "redis", &out, &["--redis-stream-claim-time", "1s"]);
+    server.start_again();
+    wait_until("the consumer joined", Duration::from_secs(30), || {
+        consumers(&server) == 1
+    });
+    publish_range(&server, 0..N / 2);
+    wait_until("some delivered", Duration::from_secs(60), || {
+        !delivered(&[&out]).is_empty()
+    });
+    server.restart_keeping_data();
+    publish_range(&server, N / 2..N);
+    wait_until("every event delivered", Duration::from_secs(90), || {
+        unique(&delivered(&[&out])) >= N && pending(&server) == 0
+    });
+    let c = stop(d);
+    let ids = delivered(&[&out]);
+    assert_eq!(unique(&ids), N);
+    assert_eq!(
+        ids.len() as u64,
+        c["redis_read"] + c["redis_redelivered"] + c["redis_claimed"],
+        "every delivery is accounted for: {c:?}"
+    );
 }
