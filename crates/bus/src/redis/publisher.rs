@@ -13,6 +13,7 @@ use super::list_log::{self, ListConfig};
 use super::settings::{redact, RedisTarget};
 use super::streams::xadd_batch;
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -225,8 +226,20 @@ async fn write(
     }
 }
 
-/// Write batches in order. The next batch is taken and encoded while the
-/// current one is on the wire, so encoding and Redis overlap.
+/// Batches on the wire at once. Two keep Redis busy while the previous
+/// reply travels back and the next batch is encoded. The LIST log stays at
+/// one: its ids are handed out per batch and must be pushed in order.
+fn depth(wire: &Wire) -> usize {
+    match wire {
+        Wire::Stream { .. } => 2,
+        Wire::List(_) => 1,
+    }
+}
+
+type OnWire = JoinHandle<(Ready, redis::RedisResult<()>)>;
+
+/// Write batches, up to [`depth`] at a time on the one multiplexed
+/// connection (which keeps them in order), settling them oldest first.
 async fn write_loop(
     mut rx: mpsc::Receiver<Event>,
     mut link: Link,
@@ -234,32 +247,81 @@ async fn write_loop(
     pipeline: usize,
     counters: Arc<Counters>,
 ) {
-    let mut ready = next_batch(&mut rx, &wire, pipeline, &counters).await;
-    while let Some(mut current) = ready.take() {
+    let wire = Arc::new(wire);
+    let depth = depth(&wire);
+    let mut on_wire: VecDeque<OnWire> = VecDeque::new();
+    let mut closed = false;
+    loop {
+        if on_wire.is_empty() {
+            if closed {
+                return;
+            }
+            match next_batch(&mut rx, &wire, pipeline, &counters).await {
+                Some(b) => on_wire.push_back(launch(&mut link, &wire, b).await),
+                None => return,
+            }
+            continue;
+        }
+        let done = if on_wire.len() < depth && !closed {
+            tokio::select! {
+                biased;
+                done = &mut on_wire[0] => done,
+                next = next_batch(&mut rx, &wire, pipeline, &counters) => {
+                    match next {
+                        Some(b) => on_wire.push_back(launch(&mut link, &wire, b).await),
+                        None => closed = true,
+                    }
+                    continue;
+                }
+            }
+        } else {
+            (&mut on_wire[0]).await
+        };
+        on_wire.pop_front();
+        settle(done, &mut link, &wire, &counters).await;
+    }
+}
+
+async fn launch(link: &mut Link, wire: &Arc<Wire>, mut ready: Ready) -> OnWire {
+    let mut conn = link.get().await;
+    let wire = wire.clone();
+    tokio::spawn(async move {
+        let result = write(&mut conn, &wire, &mut ready).await;
+        (ready, result)
+    })
+}
+
+/// Count a finished batch; after a broken connection, write it again.
+async fn settle(
+    done: Result<(Ready, redis::RedisResult<()>), tokio::task::JoinError>,
+    link: &mut Link,
+    wire: &Wire,
+    counters: &Counters,
+) {
+    let (mut ready, mut result) = match done {
+        Ok(d) => d,
+        Err(e) => {
+            // The write task never panics; if it ever does, say so loudly.
+            error!(error = %e, "Redis publish task failed; its batch is lost");
+            return;
+        }
+    };
+    while let Err(e) = &result {
+        if is_server_reply(e) {
+            break;
+        }
+        link.broken(e);
         let mut conn = link.get().await;
-        let (mut result, next) = tokio::join!(
-            write(&mut conn, &wire, &mut current),
-            next_batch(&mut rx, &wire, pipeline, &counters)
-        );
-        // A broken connection: reconnect and write the same batch again.
-        while let Err(e) = &result {
-            if is_server_reply(e) {
-                break;
-            }
-            link.broken(e);
-            let mut conn = link.get().await;
-            result = write(&mut conn, &wire, &mut current).await;
+        result = write(&mut conn, wire, &mut ready).await;
+    }
+    let n = ready.len();
+    match result {
+        Ok(()) => {
+            counters.written.fetch_add(n, Relaxed);
         }
-        let n = current.len();
-        match result {
-            Ok(()) => {
-                counters.written.fetch_add(n, Relaxed);
-            }
-            Err(e) => {
-                error!(events = n, error = %redact(&e.to_string()), "Redis refused a publish batch; events dropped");
-                counters.refused.fetch_add(n, Relaxed);
-            }
+        Err(e) => {
+            error!(events = n, error = %redact(&e.to_string()), "Redis refused a publish batch; events dropped");
+            counters.refused.fetch_add(n, Relaxed);
         }
-        ready = next;
     }
 }
