@@ -21,6 +21,9 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
+/// How long storing the offset is retried after shutdown began.
+const OFFSET_GIVE_UP: Duration = Duration::from_secs(10);
+
 /// Settings of the LIST source.
 #[derive(Debug, Clone)]
 pub struct ListSourceConfig {
@@ -257,29 +260,43 @@ fn take_prefix(read: ListRead, n: usize, stats: &ConsumerStats) -> (Chunk, Vec<E
     (chunk, events)
 }
 
-/// `SET` the offset, retrying through reconnects; gives up only at shutdown
-/// when Redis stays away (the offset then lags: a re-read, not a loss).
+/// `SET` the offset, retrying through reconnects. At shutdown it gives up
+/// after a grace period if Redis stays away: the offset then lags, which
+/// means a re-read after restart, never a loss.
 async fn store_offset(
     link: &mut Link,
     plugin: &str,
     id: i64,
     shutdown: &watch::Receiver<bool>,
 ) -> bool {
-    for attempt in 0.. {
-        let mut conn = link.get().await;
-        match list_log::set_offset(&mut conn, plugin, id).await {
-            Ok(()) => return true,
-            Err(e) => {
-                link.broken(&e);
-                if *shutdown.borrow() && attempt >= 5 {
-                    warn!(offset = id, error = %e, "cannot store the LIST offset at shutdown");
-                    return false;
+    let store = async {
+        loop {
+            let mut conn = link.get().await;
+            match list_log::set_offset(&mut conn, plugin, id).await {
+                Ok(()) => return,
+                Err(e) => {
+                    if !link.broken(&e) {
+                        error!(offset = id, error = %e, "cannot store the LIST offset; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+    };
+    let mut stop = shutdown.clone();
+    let give_up = async {
+        if stop.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(OFFSET_GIVE_UP).await;
+    };
+    tokio::select! {
+        _ = store => true,
+        _ = give_up => {
+            warn!(offset = id, "Redis unreachable at shutdown; the stored LIST offset lags (events will be re-read)");
+            false
+        }
     }
-    false
 }
 
 async fn sleep_or_stop(shutdown: &mut watch::Receiver<bool>, d: Duration) {
