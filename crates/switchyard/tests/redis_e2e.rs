@@ -277,3 +277,63 @@ fn redis_down_at_start_and_restarted_mid_stream_loses_nothing() {
         "every delivery is accounted for: {c:?}"
     );
 }
+
+/// The proxy's environment variables configure the dispatcher alone.
+#[test]
+fn configured_by_the_proxy_environment_variables() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("env.jsonl");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("dispatcher")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--endpoint",
+            out.to_str().unwrap(),
+            "--flush-interval",
+            "50ms",
+        ])
+        .env("LLM_PROXY_EVENT_BUS", "redis")
+        .env("REDIS_ADDR", server.addr())
+        .env("REDIS_DB", "3")
+        .env("REDIS_STREAM_KEY", "custom-events")
+        .env("REDIS_CONSUMER_GROUP", "custom-group")
+        .env("REDIS_CONSUMER_NAME", "custom-consumer")
+        .env("REDIS_STREAM_BLOCK_TIME", "100")
+        .env("REDIS_STREAM_CLAIM_TIME", "5000")
+        .env("REDIS_STREAM_BATCH_SIZE", "7")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The raw helper opens a fresh connection per command (database 0); a
+    // script can SELECT database 3 for the one command it runs.
+    let select_db = |args: &[&str]| {
+        let mut full = vec![
+            "EVAL",
+            "redis.call('SELECT', 3) return redis.call(unpack(ARGV))",
+            "0",
+        ];
+        full.extend_from_slice(args);
+        server.command(&full)
+    };
+    wait_until("the group in db 3", Duration::from_secs(30), || {
+        select_db(&["XINFO", "CONSUMERS", "custom-events", "custom-group"])
+            .map(|r| r.contains("custom-consumer"))
+            .unwrap_or(false)
+    });
+    for i in 0..20 {
+        let json = format!(
+            r#"{{"LogID":0,"RequestID":"env-{i}","Method":"POST","Path":"/p","Status":200,"Duration":1}}"#
+        );
+        select_db(&["XADD", "custom-events", "*", "data", &json]).unwrap();
+    }
+    wait_until("20 events", Duration::from_secs(30), || {
+        delivered(&[&out]).len() >= 20
+    });
+    let c = stop(child);
+    assert_eq!(c["redis_acked"], 20);
+    assert_eq!(unique(&delivered(&[&out])), 20);
+}
