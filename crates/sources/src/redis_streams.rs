@@ -19,6 +19,7 @@
 //! Poison entries are copied to `<stream>:dead` with the reason and
 //! acknowledged in one transaction, so they never wedge the group.
 
+use redis::aio::MultiplexedConnection;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +29,7 @@ use switchyard_bus::redis::{ConsumerStats, Group, Link, RedisTarget, StreamId};
 use switchyard_core::{AckBatch, BatchOutcome, Event};
 use switchyard_engine::IntakeSender;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
@@ -106,6 +108,7 @@ impl Pump {
         let mut next_claim = Instant::now() + claim_every;
         let mut next_lag = Instant::now();
         let mut shutdown = self.shutdown.clone();
+        let mut prefetch: Option<Read> = None;
         loop {
             if *shutdown.borrow() {
                 return;
@@ -144,12 +147,21 @@ impl Pump {
             }
             let read = match phase {
                 Phase::Pending(after) => self.group.read_pending(&mut conn, after).await,
-                Phase::New => tokio::select! {
-                    r = self.group.read_new(&mut conn) => r,
-                    // Abandoning a blocking read loses nothing: whatever it
-                    // returned stays pending and is claimed later.
-                    _ = shutdown.changed() => return,
-                },
+                Phase::New => {
+                    let mut next = match prefetch.take() {
+                        Some(read) => read,
+                        None => spawn_read(&self.group, &conn),
+                    };
+                    tokio::select! {
+                        r = &mut next => r.unwrap_or_else(|e| Err(join_error(e))),
+                        // Abandoning a read loses nothing: whatever it
+                        // returned stays pending and is claimed later.
+                        _ = shutdown.changed() => {
+                            next.abort();
+                            return;
+                        }
+                    }
+                }
             };
             let entries = match read {
                 Ok(entries) => entries,
@@ -169,7 +181,14 @@ impl Pump {
                     phase = Phase::Pending(entries[entries.len() - 1].id);
                     ConsumerStats::add(&self.stats.redelivered, entries.len() as u64);
                 }
-                Phase::New => ConsumerStats::add(&self.stats.read, entries.len() as u64),
+                Phase::New => {
+                    ConsumerStats::add(&self.stats.read, entries.len() as u64);
+                    // A busy stream: ask for the next entries while these are
+                    // decoded and queued.
+                    if entries.len() >= self.group.config().count {
+                        prefetch = Some(spawn_read(&self.group, &conn));
+                    }
+                }
             }
             if !self.deliver(entries).await {
                 return; // the engine stopped
@@ -178,10 +197,7 @@ impl Pump {
     }
 
     /// One `XAUTOCLAIM` scan over the whole pending list.
-    async fn claim_idle(
-        &mut self,
-        conn: &mut redis::aio::MultiplexedConnection,
-    ) -> redis::RedisResult<()> {
+    async fn claim_idle(&mut self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
         let mut cursor = StreamId::ZERO;
         loop {
             let claim = self.group.autoclaim(conn, cursor).await?;
@@ -287,6 +303,18 @@ impl Pump {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+}
+
+/// A read of new entries running on its own task.
+type Read = JoinHandle<redis::RedisResult<Vec<RawEntry>>>;
+
+fn spawn_read(group: &Group, conn: &MultiplexedConnection) -> Read {
+    let (group, mut conn) = (group.clone(), conn.clone());
+    tokio::spawn(async move { group.read_new(&mut conn).await })
+}
+
+fn join_error(e: tokio::task::JoinError) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::IoError, "read task failed", e.to_string()))
 }
 
 /// Wait for one read's outcome; acknowledge it if every event is done.
