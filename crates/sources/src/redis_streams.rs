@@ -108,7 +108,7 @@ impl Pump {
         let mut next_claim = Instant::now() + claim_every;
         let mut next_lag = Instant::now();
         let mut shutdown = self.shutdown.clone();
-        let mut prefetch: Option<Read> = None;
+        let mut prefetch = Prefetch(None);
         loop {
             if *shutdown.borrow() {
                 return;
@@ -148,7 +148,7 @@ impl Pump {
             let read = match phase {
                 Phase::Pending(after) => self.group.read_pending(&mut conn, after).await,
                 Phase::New => {
-                    let mut next = match prefetch.take() {
+                    let mut next = match prefetch.0.take() {
                         Some(read) => read,
                         None => spawn_read(&self.group, &conn),
                     };
@@ -186,7 +186,7 @@ impl Pump {
                     // A busy stream: ask for the next entries while these are
                     // decoded and queued.
                     if entries.len() >= self.group.config().count {
-                        prefetch = Some(spawn_read(&self.group, &conn));
+                        prefetch.0 = Some(spawn_read(&self.group, &conn));
                     }
                 }
             }
@@ -307,6 +307,17 @@ impl Pump {
 
 /// A read of new entries running on its own task.
 type Read = JoinHandle<redis::RedisResult<Vec<RawEntry>>>;
+
+/// The read issued ahead of time, stopped when the loop returns.
+struct Prefetch(Option<Read>);
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        if let Some(read) = self.0.take() {
+            read.abort();
+        }
+    }
+}
 
 fn spawn_read(group: &Group, conn: &MultiplexedConnection) -> Read {
     let (group, mut conn) = (group.clone(), conn.clone());
