@@ -134,13 +134,13 @@ impl RedisSource {
                     claim_idle: args.redis_stream_claim_time,
                     dead_max_len: args.redis_stream_max_len,
                 });
-                tokio::spawn(switchyard_sources::redis_streams::run(
+                tokio::spawn(loud(switchyard_sources::redis_streams::run(
                     target,
                     group,
                     intake,
                     stats.clone(),
                     shutdown,
-                ))
+                )))
             }
             Kind::List => {
                 let cfg = ListSourceConfig {
@@ -155,13 +155,13 @@ impl RedisSource {
                     gap_grace: args.redis_list_gap_grace,
                     max_in_flight: 4,
                 };
-                tokio::spawn(switchyard_sources::redis_list::run(
+                tokio::spawn(loud(switchyard_sources::redis_list::run(
                     target,
                     cfg,
                     intake,
                     stats.clone(),
                     shutdown,
-                ))
+                )))
             }
         };
         Ok(Self { stats, stop, task })
@@ -187,6 +187,15 @@ impl RedisSource {
             .map_err(anyhow::Error::msg)?;
         Ok(self.stats.snapshot())
     }
+}
+
+/// A source that stops on an error says so when it happens, not only at exit.
+async fn loud(source: impl std::future::Future<Output = Result<(), String>>) -> Result<(), String> {
+    let result = source.await;
+    if let Err(error) = &result {
+        tracing::error!(%error, "Redis source stopped; no more events are read from Redis");
+    }
+    result
 }
 
 /// `switchyard-<service>-<hostname>-<pid>`.
