@@ -305,3 +305,62 @@ async fn sleep_or_stop(shutdown: &mut watch::Receiver<bool>, d: Duration) {
         _ = shutdown.wait_for(|s| *s) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_core::LogRecord;
+
+    fn read(ids: &[i64], last_id: i64, complete: bool) -> ListRead {
+        ListRead {
+            events: ids
+                .iter()
+                .map(|id| (*id, Ok(Event::from(LogRecord::new("x")))))
+                .collect(),
+            last_id,
+            complete,
+            skipped: Vec::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_id_is_lost_only_after_the_grace_period() {
+        let grace = Duration::from_secs(2);
+        let mut hole = None;
+        // 5 and 6 are there, 4 is not (yet): deliver nothing, start the clock.
+        let r = read(&[5, 6], 6, true);
+        assert!(matches!(next_step(&r, 3, &mut hole, grace), Step::Wait));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(matches!(next_step(&r, 3, &mut hole, grace), Step::Wait));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        match next_step(&r, 3, &mut hole, grace) {
+            Step::Skip { lost, to } => assert_eq!((lost, to), (1, 4)),
+            _ => panic!("expected the gap to be skipped"),
+        }
+        // The late push case: 4 arrives within the grace period.
+        let mut hole = None;
+        assert!(matches!(next_step(&r, 3, &mut hole, grace), Step::Wait));
+        let r = read(&[4, 5, 6], 6, true);
+        assert!(matches!(
+            next_step(&r, 3, &mut hole, grace),
+            Step::Deliver(3)
+        ));
+    }
+
+    #[test]
+    fn contiguous_prefix_is_delivered_and_an_incomplete_window_waits() {
+        let mut hole = None;
+        let r = read(&[4, 5, 7], 7, true);
+        assert!(matches!(
+            next_step(&r, 3, &mut hole, Duration::ZERO),
+            Step::Deliver(2)
+        ));
+        // The window did not reach delivered ids: the list moved, read again.
+        let r = read(&[9], 9, false);
+        assert!(matches!(
+            next_step(&r, 3, &mut hole, Duration::ZERO),
+            Step::Wait
+        ));
+        assert!(hole.is_none());
+    }
+}
