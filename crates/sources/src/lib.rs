@@ -5,6 +5,8 @@
 //! - [`file_tail`]: follows files by glob, checkpointing delivered positions.
 //! - [`http`]: the HTTP ingest API (`/v1/events`, `/v1/logs`, `/health`, `/stats`).
 //! - [`net`]: TCP and UDP lines, syslog (RFC 5424 / RFC 3164).
+//! - `redis_streams` (feature `redis`): a Redis consumer group, acknowledged after delivery.
+//! - `redis_list` (feature `redis`): the Redis LIST log with a per-plugin offset.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -12,3 +14,7 @@ pub mod bus;
 pub mod file_tail;
 pub mod http;
 pub mod net;
+#[cfg(feature = "redis")]
+pub mod redis_list;
+#[cfg(feature = "redis")]
+pub mod redis_streams;

@@ -33,6 +33,10 @@ pub enum BenchCommand {
     Ingest(crate::bench::ingest::IngestArgs),
     /// Tail a file of NDJSON log records into the file sink; print events/s, MiB/s, peak RSS, CPU.
     Tail(crate::bench::tail::TailArgs),
+    /// Publish HTTP exchanges to a Redis stream through the library publisher; print events/s.
+    RedisPublish(crate::bench_redis::RedisPublishArgs),
+    /// Fill a Redis stream, then time a dispatcher (`--event-bus redis`, file sink) draining it.
+    RedisDispatch(crate::bench_redis::RedisDispatchArgs),
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -104,9 +108,11 @@ pub struct DispatcherArgs {
     /// Address of the HTTP ingest API, /health and /stats.
     #[arg(long, env = "DISPATCHER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Event bus: `memory` (Redis buses are not available yet).
+    /// Event bus: `memory`, `redis` (= `redis-streams`), `redis-streams` or `redis-list`.
     #[arg(long, env = "LLM_PROXY_EVENT_BUS", default_value = "memory")]
     pub event_bus: String,
+    #[command(flatten)]
+    pub redis: crate::redis_source::RedisArgs,
     /// Bound of the engine's intake queue, in events.
     #[arg(long, env = "DISPATCHER_QUEUE_CAPACITY", default_value = "10000", value_parser = positive)]
     pub queue_capacity: usize,

@@ -2,7 +2,8 @@
 //! runs until SIGINT/SIGTERM, then drains and prints the final counters.
 
 use crate::cli::DispatcherArgs;
-use anyhow::{bail, Context};
+use crate::redis_source::RedisSource;
+use anyhow::Context;
 use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -33,16 +34,7 @@ fn env_fallback(value: Option<String>, name: &str) -> Option<String> {
 }
 
 async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
-    match args.event_bus.as_str() {
-        "memory" => {}
-        "redis" | "redis-streams" | "redis-list" => bail!(
-            "--event-bus {}: the Redis event buses are not available yet; use `memory`",
-            args.event_bus
-        ),
-        other => bail!(
-            "--event-bus {other}: unknown bus; expected memory, redis, redis-streams or redis-list"
-        ),
-    }
+    let redis_kind = crate::redis_source::Kind::from_flag(&args.event_bus)?;
     let buffer = match args.buffer {
         Some(b) => b,
         None => match std::env::var("OBSERVABILITY_BUFFER_SIZE") {
@@ -88,6 +80,9 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     let counters = Arc::new(Counters::default());
     let ingest_counters = Arc::new(IngestCounters::default());
 
+    let redis = redis_kind
+        .map(|kind| RedisSource::start(kind, &args.redis, &args.service, tx.clone()))
+        .transpose()?;
     let bus_task = tokio::spawn(switchyard_sources::bus::forward(
         bus.subscribe(),
         tx.clone(),
@@ -131,12 +126,14 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
             tx.clone(),
         );
         let tail_counters = tail.as_ref().map(|t| t.counters());
+        let redis_stats = redis.as_ref().map(RedisSource::stats_handle);
         Arc::new(move || {
             json!({
                 "tail": tail_counters.as_deref().map(crate::tail::stats),
                 "net": net_stats(),
                 "engine": counters.snapshot(),
                 "bus": bus.stats(),
+                "redis": redis_stats.as_ref().map(|s| s.snapshot()),
                 "ingest": {
                     "accepted": ingest.accepted.load(Relaxed),
                     "rejected_requests": ingest.rejected_requests.load(Relaxed),
@@ -174,6 +171,9 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         .context("ingest server failed")?;
     info!("shutting down: draining the bus and the queue");
     bus.stop();
+    if let Some(r) = &redis {
+        r.stop();
+    }
     bus_task.await.ok();
     net.stop().await;
     // The tail source waits for its lines in flight to be confirmed while the
@@ -187,6 +187,10 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     });
     engine.await.context("engine task failed")?;
     tail_stopped.await.ok();
+    let redis_final = match redis {
+        Some(r) => crate::redis_source::final_counters(&r.finish().await?),
+        None => String::new(),
+    };
 
     if let Some(pid_file) = &args.pid_file {
         let _ = std::fs::remove_file(pid_file);
@@ -194,7 +198,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     let c = counters.snapshot();
     let b = bus.stats();
     println!(
-        "final counters: received={} sent={} filtered={} dropped={} bus_published={} bus_dropped={} ingest_accepted={} ingest_rejected_requests={}",
+        "final counters: received={} sent={} filtered={} dropped={} bus_published={} bus_dropped={} ingest_accepted={} ingest_rejected_requests={}{}",
         c.received,
         c.sent,
         c.filtered,
@@ -203,6 +207,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         b.dropped,
         ingest_counters.accepted.load(Relaxed),
         ingest_counters.rejected_requests.load(Relaxed),
+        redis_final,
     );
     Ok(())
 }

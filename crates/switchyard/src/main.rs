@@ -2,10 +2,12 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_redis;
 mod cli;
 mod detach;
 mod dispatcher;
 mod net;
+mod redis_source;
 mod tail;
 mod transforms;
 
@@ -18,6 +20,12 @@ fn main() -> std::process::ExitCode {
         cli::Command::Dispatcher(args) => dispatcher::main(*args),
         cli::Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest::ingest(args),
         cli::Command::Bench(cli::BenchCommand::Tail(args)) => bench::tail::tail(args),
+        cli::Command::Bench(cli::BenchCommand::RedisPublish(args)) => {
+            bench_redis::redis_publish(args)
+        }
+        cli::Command::Bench(cli::BenchCommand::RedisDispatch(args)) => {
+            bench_redis::redis_dispatch(args)
+        }
         cli::Command::Plugins => {
             for (name, description) in switchyard_sinks::builtin().describe() {
                 println!("{name:<12} {description}");

@@ -177,14 +177,37 @@ fn ingest_errors_accept_nothing() {
 }
 
 #[test]
-fn bad_flags_and_unavailable_bus_are_clear_errors() {
+fn bad_flags_and_unknown_bus_are_clear_errors() {
     let bin = env!("CARGO_BIN_EXE_switchyard");
     let out = Command::new(bin)
-        .args(["dispatcher", "--event-bus", "redis"])
+        .args(["dispatcher", "--event-bus", "nats"])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("expected memory, redis, redis-streams or redis-list"));
+    let out = Command::new(bin)
+        .args([
+            "dispatcher",
+            "--event-bus",
+            "redis",
+            "--service",
+            "blackhole",
+        ])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--redis-url",
+            "http://:hunter2@h:1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("REDIS_URL") && !err.contains("hunter2"),
+        "{err}"
+    );
     let out = Command::new(bin)
         .args(["dispatcher", "--batch-size", "0"])
         .output()

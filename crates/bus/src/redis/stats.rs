@@ -1,0 +1,73 @@
+//! What a Redis consumer reports: what it read, claimed, acknowledged, set
+//! aside, and how far behind the group is.
+
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Live counters of one Redis source, shared with whoever reports them.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    /// Entries read as new (`>`), or LIST entries read past the offset.
+    pub read: AtomicU64,
+    /// Entries re-read from this consumer's own pending list at start-up.
+    pub redelivered: AtomicU64,
+    /// Entries taken over from idle consumers (`XAUTOCLAIM`).
+    pub claimed: AtomicU64,
+    /// Entries acknowledged (`XACK`) after delivery, or LIST entries the
+    /// offset moved past.
+    pub acked: AtomicU64,
+    /// Entries left unacknowledged because the engine did not deliver all
+    /// of their batch; they are delivered again after the claim time.
+    pub not_acked: AtomicU64,
+    /// Poison entries set aside (`<stream>:dead`) or skipped (LIST).
+    pub poison: AtomicU64,
+    /// Entries lost before delivery: trimmed while pending (Streams) or
+    /// missing `LogID`s (LIST gaps from trimming or expiry).
+    pub lost: AtomicU64,
+    /// Times a connection was lost and replaced.
+    pub reconnects: AtomicU64,
+    /// Last seen stream length (`XLEN`) or list length (`LLEN`).
+    pub length: AtomicU64,
+    /// Last seen group pending count (`XPENDING`), or LIST lag (last id −
+    /// offset).
+    pub pending: AtomicU64,
+}
+
+/// A copy of [`ConsumerStats`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)] // the fields mirror ConsumerStats
+pub struct ConsumerSnapshot {
+    pub read: u64,
+    pub redelivered: u64,
+    pub claimed: u64,
+    pub acked: u64,
+    pub not_acked: u64,
+    pub poison: u64,
+    pub lost: u64,
+    pub reconnects: u64,
+    pub length: u64,
+    pub pending: u64,
+}
+
+impl ConsumerStats {
+    /// Read every counter.
+    pub fn snapshot(&self) -> ConsumerSnapshot {
+        ConsumerSnapshot {
+            read: self.read.load(Relaxed),
+            redelivered: self.redelivered.load(Relaxed),
+            claimed: self.claimed.load(Relaxed),
+            acked: self.acked.load(Relaxed),
+            not_acked: self.not_acked.load(Relaxed),
+            poison: self.poison.load(Relaxed),
+            lost: self.lost.load(Relaxed),
+            reconnects: self.reconnects.load(Relaxed),
+            length: self.length.load(Relaxed),
+            pending: self.pending.load(Relaxed),
+        }
+    }
+
+    /// Add `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}

@@ -1,0 +1,256 @@
+//! The Redis Streams protocol of the spec, one command per method:
+//! pipelined `XADD` for publishers, and a consumer [`Group`] for readers
+//! (create, read own pending, read new, auto-claim, acknowledge,
+//! dead-letter, lag).
+//!
+//! Commands are built by hand (`redis::cmd`) so that what goes on the wire is
+//! visible here, byte for byte as the spec writes it.
+
+use super::entry::{self, AutoClaim, RawEntry, StreamId};
+use redis::aio::MultiplexedConnection;
+use redis::{RedisResult, Value};
+use std::time::Duration;
+
+/// Default stream key.
+pub const DEFAULT_STREAM: &str = "llm-proxy-events";
+/// Default consumer group.
+pub const DEFAULT_GROUP: &str = "llm-proxy-dispatchers";
+/// Default approximate maximum stream length.
+pub const DEFAULT_MAX_LEN: usize = 10_000;
+
+/// Append `payloads` with one pipelined round trip:
+/// `XADD <stream> MAXLEN ~ <max_len> * data <payload>` each.
+pub async fn xadd_batch(
+    conn: &mut MultiplexedConnection,
+    stream: &str,
+    max_len: usize,
+    payloads: &[Vec<u8>],
+) -> RedisResult<()> {
+    if payloads.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for p in payloads {
+        pipe.cmd("XADD")
+            .arg(stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(max_len)
+            .arg("*")
+            .arg("data")
+            .arg(p.as_slice())
+            .ignore();
+    }
+    pipe.query_async::<()>(conn).await
+}
+
+/// Settings of one consumer in one group.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// Stream key (`REDIS_STREAM_KEY`).
+    pub stream: String,
+    /// Group name (`REDIS_CONSUMER_GROUP`).
+    pub group: String,
+    /// This consumer's name (`REDIS_CONSUMER_NAME`).
+    pub consumer: String,
+    /// Entries per read (`REDIS_STREAM_BATCH_SIZE`).
+    pub count: usize,
+    /// Longest wait of a read for new entries (`REDIS_STREAM_BLOCK_TIME`).
+    pub block: Duration,
+    /// Idle time after which another consumer's pending entry is taken over
+    /// (`REDIS_STREAM_CLAIM_TIME`).
+    pub claim_idle: Duration,
+    /// Approximate bound of the dead-letter stream `<stream>:dead`.
+    pub dead_max_len: usize,
+}
+
+impl GroupConfig {
+    /// The spec's defaults for `consumer`.
+    pub fn new(consumer: impl Into<String>) -> Self {
+        Self {
+            stream: DEFAULT_STREAM.into(),
+            group: DEFAULT_GROUP.into(),
+            consumer: consumer.into(),
+            count: 500,
+            block: Duration::from_secs(5),
+            claim_idle: Duration::from_secs(30),
+            dead_max_len: DEFAULT_MAX_LEN,
+        }
+    }
+
+    /// Where poison entries are kept: `<stream>:dead`.
+    pub fn dead_stream(&self) -> String {
+        format!("{}:dead", self.stream)
+    }
+}
+
+/// One consumer of a consumer group. Holds no connection: each call takes
+/// the connection to use, so a caller can keep blocking reads and
+/// acknowledgements on separate connections.
+#[derive(Debug, Clone)]
+pub struct Group {
+    cfg: GroupConfig,
+}
+
+impl Group {
+    /// A consumer with these settings.
+    pub fn new(cfg: GroupConfig) -> Self {
+        Self { cfg }
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &GroupConfig {
+        &self.cfg
+    }
+
+    /// `XGROUP CREATE <stream> <group> 0 MKSTREAM`; an existing group
+    /// (`BUSYGROUP`) is fine.
+    pub async fn ensure(&self, conn: &mut MultiplexedConnection) -> RedisResult<()> {
+        let r: RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.cfg.stream)
+            .arg(&self.cfg.group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(conn)
+            .await;
+        match r {
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            other => other,
+        }
+    }
+
+    /// This consumer's own pending entries after `after` (no blocking):
+    /// `XREADGROUP GROUP g c COUNT n STREAMS s <after>`. Empty once all were
+    /// re-read.
+    pub async fn read_pending(
+        &self,
+        conn: &mut MultiplexedConnection,
+        after: StreamId,
+    ) -> RedisResult<Vec<RawEntry>> {
+        self.read(conn, &after.to_string(), None).await
+    }
+
+    /// New entries, waiting up to the block time:
+    /// `XREADGROUP GROUP g c COUNT n BLOCK ms STREAMS s >`.
+    pub async fn read_new(&self, conn: &mut MultiplexedConnection) -> RedisResult<Vec<RawEntry>> {
+        self.read(conn, ">", Some(self.cfg.block)).await
+    }
+
+    async fn read(
+        &self,
+        conn: &mut MultiplexedConnection,
+        id: &str,
+        block: Option<Duration>,
+    ) -> RedisResult<Vec<RawEntry>> {
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(&self.cfg.group)
+            .arg(&self.cfg.consumer)
+            .arg("COUNT")
+            .arg(self.cfg.count);
+        if let Some(b) = block {
+            // BLOCK 0 would wait forever; keep at least 1 ms.
+            cmd.arg("BLOCK").arg(b.as_millis().max(1) as u64);
+        }
+        cmd.arg("STREAMS").arg(&self.cfg.stream).arg(id);
+        let v: Value = cmd.query_async(conn).await?;
+        entry::read_reply(v).map_err(protocol)
+    }
+
+    /// Take over entries idle longer than the claim time, from `cursor` on:
+    /// `XAUTOCLAIM s g c <min-idle-ms> <cursor> COUNT n`.
+    pub async fn autoclaim(
+        &self,
+        conn: &mut MultiplexedConnection,
+        cursor: StreamId,
+    ) -> RedisResult<AutoClaim> {
+        let v: Value = redis::cmd("XAUTOCLAIM")
+            .arg(&self.cfg.stream)
+            .arg(&self.cfg.group)
+            .arg(&self.cfg.consumer)
+            .arg(self.cfg.claim_idle.as_millis() as u64)
+            .arg(cursor.to_string())
+            .arg("COUNT")
+            .arg(self.cfg.count)
+            .query_async(conn)
+            .await?;
+        entry::autoclaim_reply(v).map_err(protocol)
+    }
+
+    /// `XACK s g id...`; returns how many were pending.
+    pub async fn ack(
+        &self,
+        conn: &mut MultiplexedConnection,
+        ids: &[StreamId],
+    ) -> RedisResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut cmd = redis::cmd("XACK");
+        cmd.arg(&self.cfg.stream).arg(&self.cfg.group);
+        for id in ids {
+            cmd.arg(id.to_string());
+        }
+        cmd.query_async(conn).await
+    }
+
+    /// Keep a poison entry in `<stream>:dead` (its original id, the reason,
+    /// then its original fields) and acknowledge it, in one atomic
+    /// transaction so it is never acknowledged without being kept.
+    pub async fn dead_letter(
+        &self,
+        conn: &mut MultiplexedConnection,
+        entry: &RawEntry,
+        reason: &str,
+    ) -> RedisResult<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let xadd = pipe
+            .cmd("XADD")
+            .arg(self.cfg.dead_stream())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.cfg.dead_max_len)
+            .arg("*")
+            .arg("id")
+            .arg(entry.id.to_string())
+            .arg("reason")
+            .arg(reason);
+        for (k, v) in entry.fields.iter().flatten() {
+            xadd.arg(k.as_slice()).arg(v.as_slice());
+        }
+        xadd.ignore();
+        pipe.cmd("XACK")
+            .arg(&self.cfg.stream)
+            .arg(&self.cfg.group)
+            .arg(entry.id.to_string())
+            .ignore();
+        pipe.query_async::<()>(conn).await
+    }
+
+    /// Stream length (`XLEN`) and the group's pending count (`XPENDING`
+    /// summary).
+    pub async fn lag(&self, conn: &mut MultiplexedConnection) -> RedisResult<(u64, u64)> {
+        let (len, summary): (u64, Value) = redis::pipe()
+            .cmd("XLEN")
+            .arg(&self.cfg.stream)
+            .cmd("XPENDING")
+            .arg(&self.cfg.stream)
+            .arg(&self.cfg.group)
+            .query_async(conn)
+            .await?;
+        let pending = match summary {
+            Value::Array(items) => match items.first() {
+                Some(Value::Int(n)) => *n as u64,
+                _ => 0,
+            },
+            _ => 0,
+        };
+        Ok((len, pending))
+    }
+}
+
+fn protocol(msg: String) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::TypeError, "unexpected stream reply", msg))
+}

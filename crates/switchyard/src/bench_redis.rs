@@ -1,0 +1,265 @@
+//! `switchyard bench redis-publish` and `switchyard bench redis-dispatch`:
+//! load tools for the Redis bus.
+//!
+//! - `redis-publish` pushes N HTTP-exchange events through the library's
+//!   publisher (`XADD ... MAXLEN ~ ...`, pipelined) and prints events/s; with
+//!   `--print-sample` it prints one encoded event instead, so a script can
+//!   give `redis-benchmark` the same payload.
+//! - `redis-dispatch` fills a stream with N events, then starts a dispatcher
+//!   (this same binary, `--event-bus redis`, file sink) and times until the
+//!   engine reports all of them written.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use switchyard_bus::redis::{Publisher, PublisherConfig, RedisTarget, Wire};
+use switchyard_core::{Event, HttpExchange};
+
+#[derive(Args, Debug)]
+pub struct RedisPublishArgs {
+    /// Redis URL.
+    #[arg(long, default_value = "redis://127.0.0.1:6379/")]
+    pub redis_url: String,
+    /// Stream key.
+    #[arg(long, default_value = "switchyard-bench")]
+    pub stream: String,
+    /// Events to publish.
+    #[arg(long, default_value = "200000")]
+    pub events: usize,
+    /// Bytes of request body and of response body per event.
+    #[arg(long, default_value = "64")]
+    pub body_bytes: usize,
+    /// Events per pipelined round trip.
+    #[arg(long, default_value = "512")]
+    pub pipeline: usize,
+    /// Approximate stream bound (`MAXLEN ~`).
+    #[arg(long, default_value = "10000")]
+    pub max_len: usize,
+    /// Print one encoded event and exit.
+    #[arg(long)]
+    pub print_sample: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RedisDispatchArgs {
+    /// Redis URL.
+    #[arg(long, default_value = "redis://127.0.0.1:6379/")]
+    pub redis_url: String,
+    /// Events to fill the stream with and dispatch.
+    #[arg(long, default_value = "200000")]
+    pub events: usize,
+    /// Bytes of request body and of response body per event (1–2 KB each is
+    /// the issue's case).
+    #[arg(long, default_value = "1024")]
+    pub body_bytes: usize,
+    /// Entries per XREADGROUP of the dispatcher.
+    #[arg(long, default_value = "1000")]
+    pub read_batch: usize,
+    /// Engine batch size of the dispatcher.
+    #[arg(long, default_value = "1000")]
+    pub sink_batch: usize,
+    /// fdatasync once per engine batch.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub sync: bool,
+}
+
+/// One HTTP exchange with JSON-ish bodies of `body_bytes` each.
+fn exchange(i: usize, body_bytes: usize) -> Event {
+    let body = |prefix: &str| {
+        let mut b = format!("{{\"{prefix}\":\"");
+        while b.len() + 2 < body_bytes {
+            b.push((b'a' + (b.len() % 26) as u8) as char);
+        }
+        b.push_str("\"}");
+        bytes::Bytes::from(b)
+    };
+    HttpExchange {
+        request_id: format!("req-{i}"),
+        method: "POST".into(),
+        path: "/v1/chat/completions".into(),
+        status: 200,
+        duration_ns: 1_234_567,
+        response_headers: Some(
+            [(
+                "Content-Type".to_string(),
+                vec!["application/json".to_string()],
+            )]
+            .into(),
+        ),
+        request_body: Some(body("model")),
+        response_body: Some(body("choices")),
+        ..Default::default()
+    }
+    .into()
+}
+
+async fn publish(
+    url: &str,
+    stream: &str,
+    n: usize,
+    body: usize,
+    pipeline: usize,
+    max_len: usize,
+) -> anyhow::Result<Duration> {
+    let target = RedisTarget::new(Some(url), "", None).map_err(anyhow::Error::msg)?;
+    let events: Vec<Event> = (0..n).map(|i| exchange(i, body)).collect();
+    let start = Instant::now();
+    let publisher = Publisher::start(
+        &target,
+        PublisherConfig {
+            wire: Wire::Stream {
+                stream: stream.into(),
+                max_len,
+            },
+            buffer: n.max(1),
+            pipeline,
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
+    publisher.publish_all(events);
+    let stats = publisher.close(Duration::from_secs(600)).await;
+    let elapsed = start.elapsed();
+    if stats.written != n as u64 {
+        bail!("only {} of {n} events written: {stats:?}", stats.written);
+    }
+    Ok(elapsed)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+pub fn redis_publish(args: RedisPublishArgs) -> anyhow::Result<()> {
+    if args.print_sample {
+        let mut json = Vec::new();
+        exchange(0, args.body_bytes).write_json(&mut json)?;
+        std::io::stdout().write_all(&json)?;
+        return Ok(());
+    }
+    let elapsed = runtime()?.block_on(publish(
+        &args.redis_url,
+        &args.stream,
+        args.events,
+        args.body_bytes,
+        args.pipeline,
+        args.max_len,
+    ))?;
+    println!("events:   {}", args.events);
+    println!("elapsed:  {:.3} s", elapsed.as_secs_f64());
+    println!(
+        "events/s: {:.0}",
+        args.events as f64 / elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn get_stats(port: u16) -> anyhow::Result<serde_json::Value> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        s,
+        "GET /stats HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let body = text.split("\r\n\r\n").nth(1).context("no body")?;
+    Ok(serde_json::from_str(body)?)
+}
+
+pub fn redis_dispatch(args: RedisDispatchArgs) -> anyhow::Result<()> {
+    let stream = format!("switchyard-bench-{}", std::process::id());
+    let fill = runtime()?.block_on(publish(
+        &args.redis_url,
+        &stream,
+        args.events,
+        args.body_bytes,
+        512,
+        args.events * 2,
+    ))?;
+    let dir = std::env::temp_dir().join(format!("switchyard-bench-redis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let out = dir.join("bench.jsonl");
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let start = Instant::now();
+    let mut server = Command::new(std::env::current_exe()?)
+        .args(["dispatcher", "--service", "file", "--event-bus", "redis"])
+        .args([
+            "--endpoint",
+            out.to_str().context("temp path is not UTF-8")?,
+        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "--redis-url",
+            &args.redis_url,
+            "--redis-stream-key",
+            &stream,
+        ])
+        .args(["--redis-stream-batch-size", &args.read_batch.to_string()])
+        .args(["--batch-size", &args.sink_batch.to_string()])
+        .args(["--flush-interval", "100ms", "--queue-capacity", "20000"])
+        .args(["--file-sync", &args.sync.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start the dispatcher under test")?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            bail!("the dispatcher did not deliver every event in time");
+        }
+        if let Ok(v) = get_stats(port) {
+            if v["engine"]["sent"].as_u64() >= Some(args.events as u64) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = start.elapsed();
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()?;
+    let output = server.wait_with_output()?;
+    let file = std::fs::File::open(&out)?;
+    let bytes = file.metadata()?.len();
+    let lines = BufReader::new(file).lines().count();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut probe = Vec::new();
+    exchange(0, args.body_bytes).write_json(&mut probe)?;
+    println!(
+        "events:          {} ({} B request + {} B response body, {} B as JSON)",
+        args.events,
+        args.body_bytes,
+        args.body_bytes,
+        probe.len()
+    );
+    println!("stream filled:   {:.3} s", fill.as_secs_f64());
+    println!(
+        "dispatch:        {:.3} s (process start to all written)",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "events/s:        {:.0}",
+        args.events as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "MiB/s written:   {:.1}",
+        bytes as f64 / elapsed.as_secs_f64() / (1024.0 * 1024.0)
+    );
+    println!("lines on disk:   {lines}");
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    let _ = Command::new("redis-cli")
+        .args(["-u", &args.redis_url, "DEL", &stream])
+        .stdout(Stdio::null())
+        .status();
+    if lines != args.events {
+        bail!("expected {} lines on disk, found {lines}", args.events);
+    }
+    Ok(())
+}
