@@ -1,37 +1,16 @@
 //! End to end: the real binary, real HTTP, real file.
 
+mod common;
+
+use common::{dispatcher_command, free_port, spawn_listening, stop_with_output};
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(args: &[&str], port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .arg("dispatcher")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "dispatcher did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+    spawn_listening(dispatcher_command(port).args(args), port)
 }
 
 /// Minimal HTTP/1.1 POST; returns (status, body).
@@ -52,18 +31,7 @@ fn post(port: u16, path: &str, body: &[u8], extra: &str) -> (u16, String) {
 }
 
 fn stop(child: Child) -> String {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "exit: {:?} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    stop_with_output(child).0
 }
 
 fn counter(line: &str, name: &str) -> u64 {

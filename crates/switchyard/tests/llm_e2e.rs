@@ -5,9 +5,14 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{
+    dispatcher_command, final_counters_line, free_port, spawn_listening, stop_with_output,
+};
 
 type Seen = Arc<Mutex<Vec<(HeaderMap, serde_json::Value)>>>;
 
@@ -40,35 +45,13 @@ fn backend() -> (u16, Seen) {
     (port, seen)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(args: &[&str], port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .arg("dispatcher")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--flush-interval", "100ms"])
+    let mut cmd = dispatcher_command(port);
+    cmd.args(["--flush-interval", "100ms"])
         .args(args)
         .env("RUST_LOG", "debug")
-        .env_remove("LLM_PROXY_API_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "dispatcher did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+        .env_remove("LLM_PROXY_API_KEY");
+    spawn_listening(&mut cmd, port)
 }
 
 fn post_events(port: u16, body: &str) {
@@ -84,16 +67,8 @@ fn post_events(port: u16, body: &str) {
     assert!(out.starts_with("HTTP/1.1 202"), "{out}");
 }
 
-/// Stop with SIGTERM; (stdout, stderr).
 fn stop(child: Child) -> (String, String) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "exit: {:?} {stderr}", out.status);
-    (String::from_utf8(out.stdout).unwrap(), stderr)
+    stop_with_output(child)
 }
 
 /// Two chat calls (base64 bodies as the proxy sends them) and one GET.
@@ -115,11 +90,7 @@ fn exchanges() -> String {
 }
 
 fn counters(stdout: &str) -> String {
-    stdout
-        .lines()
-        .find(|l| l.starts_with("final counters:"))
-        .unwrap_or_else(|| panic!("no counters in {stdout}"))
-        .to_string()
+    final_counters_line(stdout).to_string()
 }
 
 const KEY: &str = "e2e-secret-key-789";

@@ -3,7 +3,6 @@
 //! library's publisher, results checked in the files and with raw commands.
 
 use std::collections::HashMap;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,60 +10,31 @@ use switchyard_bus::redis::{Publisher, PublisherConfig, RedisTarget, Wire};
 use switchyard_core::{Event, HttpExchange};
 use switchyard_testkit::RedisServer;
 
+mod common;
+
+use common::{dispatcher_command, final_counters, free_port, spawn_listening, stop_with_output};
+
 const STREAM: &str = "llm-proxy-events";
 const GROUP: &str = "llm-proxy-dispatchers";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A dispatcher on the Redis bus writing to `out`.
 fn dispatcher(server: &RedisServer, bus: &str, out: &Path, extra: &[&str]) -> Child {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .arg("dispatcher")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--event-bus", bus, "--service", "file"])
+    let mut cmd = dispatcher_command(port);
+    cmd.args(["--event-bus", bus, "--service", "file"])
         .args(["--endpoint", out.to_str().unwrap()])
         .args(["--redis-url", &server.url()])
         .args(["--batch-size", "500", "--flush-interval", "50ms"])
         .args(["--file-sync", "false"])
         .args(["--redis-stream-block-time", "200ms"])
         .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "dispatcher did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+        .stderr(Stdio::null());
+    spawn_listening(&mut cmd, port)
 }
 
 /// SIGTERM, wait, and return the final counters as name → value.
 fn stop(child: Child) -> HashMap<String, u64> {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "exit: {:?}", out.status);
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("final counters:"))
-        .unwrap_or_else(|| panic!("no final counters in {stdout:?}"));
-    line.split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
-        .collect()
+    final_counters(&stop_with_output(child).0)
 }
 
 /// Request ids in the JSONL files (a torn last line after kill -9 is skipped).

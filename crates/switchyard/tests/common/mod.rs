@@ -1,0 +1,72 @@
+//! Helpers shared by the end-to-end tests: start the real binary on a free
+//! loopback port, stop it with SIGTERM, read its final counters.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `switchyard dispatcher --listen 127.0.0.1:<port>` with warnings only, its
+/// output captured; add arguments and environment, then [`spawn_listening`].
+pub fn dispatcher_command(port: u16) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    cmd.arg("dispatcher")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Spawn and wait (bounded) until `port` accepts connections.
+pub fn spawn_listening(cmd: &mut Command, port: u16) -> Child {
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("dispatcher did not start listening on {port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// SIGTERM, wait for a clean exit; (stdout, stderr).
+pub fn stop_with_output(child: Child) -> (String, String) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "exit: {:?} {stderr}", out.status);
+    (String::from_utf8(out.stdout).unwrap(), stderr)
+}
+
+/// The `final counters:` line of a dispatcher's output.
+pub fn final_counters_line(stdout: &str) -> &str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with("final counters:"))
+        .unwrap_or_else(|| panic!("no final counters in {stdout:?}"))
+}
+
+/// The final counters as name → value.
+pub fn final_counters(stdout: &str) -> HashMap<String, u64> {
+    final_counters_line(stdout)
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+        .collect()
+}
