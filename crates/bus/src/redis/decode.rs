@@ -52,18 +52,20 @@ fn id_time(id: StreamId) -> Option<OffsetDateTime> {
 
 /// Decode one JSON event (HTTP exchange or log record).
 pub fn json(data: &[u8]) -> Result<Event, String> {
+    // UTF-8 is checked once here, so the parser does not re-check each string.
+    let data = std::str::from_utf8(data).map_err(|e| format!("not UTF-8 text: {e}"))?;
     // Fast path: the Go proxy and Switchyard both write `LogID` first, so the
     // key scan (a second parse) is needed only for other writers.
-    let is_http = data.starts_with(br#"{"LogID":"#)
-        || serde_json::Deserializer::from_slice(data)
+    let is_http = data.starts_with(r#"{"LogID":"#)
+        || serde_json::Deserializer::from_str(data)
             .deserialize_map(KeyScan)
             .map_err(|e| format!("not a JSON object: {e}"))?;
     if is_http {
-        serde_json::from_slice::<HttpExchange>(data)
+        serde_json::from_str::<HttpExchange>(data)
             .map(Event::from)
             .map_err(|e| format!("not an HTTP exchange: {e}"))
     } else {
-        serde_json::from_slice::<LogRecord>(data)
+        serde_json::from_str::<LogRecord>(data)
             .map(Event::from)
             .map_err(|e| format!("not a log record: {e}"))
     }
