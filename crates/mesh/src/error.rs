@@ -16,7 +16,7 @@ pub enum MeshError {
     #[error("TLS configuration: {0}")]
     Tls(String),
     /// The gRPC call failed (peer unreachable, rejected token, timeout).
-    #[error("call to `{address}` failed: {status}")]
+    #[error("call to `{address}` failed: {:?}: {}", status.code(), status.message())]
     Call {
         /// The peer's address.
         address: String,

@@ -3,6 +3,7 @@
 //! response; the gRPC call itself succeeds.
 
 use crate::connect;
+use crate::health::PROBE_HEADER;
 use crate::node::Node;
 use crate::pb;
 use crate::pb::collective_dispatcher_server::CollectiveDispatcher;
@@ -43,6 +44,7 @@ impl Front {
 impl CollectiveDispatcher for Front {
     async fn serve(&self, request: Request<pb::ServeRequest>) -> Reply<pb::ServeResponse> {
         let started = Instant::now();
+        let probe = request.metadata().contains_key(PROBE_HEADER);
         let deadline = deadline_of(request.metadata());
         let trace = traceparent_of(request.metadata(), &request.get_ref().execution_context);
         let req = request.into_inner();
@@ -58,10 +60,12 @@ impl CollectiveDispatcher for Front {
             },
             None => serve::serve(&self.0, req, deadline, trace).await,
         };
-        let ok = status::is_ok(response.status.as_ref());
-        self.0
-            .metrics
-            .record("serve", &namespace, &method, ok, started.elapsed());
+        if !probe {
+            let ok = status::is_ok(response.status.as_ref());
+            self.0
+                .metrics
+                .record("serve", &namespace, &method, ok, started.elapsed());
+        }
         Ok(Response::new(response))
     }
 

@@ -17,6 +17,9 @@ use tokio::time::Instant;
 use tonic::Code;
 use tracing::{info, warn};
 
+/// Marks a probe, so the probed node keeps it out of its call metrics.
+pub const PROBE_HEADER: &str = "x-switchyard-probe";
+
 /// Probe due peers until `stop` turns true.
 pub(crate) async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let config = node.config.health;
@@ -85,6 +88,10 @@ async fn check(node: Arc<Node>, peer: Arc<Peer>) {
 async fn probe(peer: &Peer, timeout: Duration) -> bool {
     let mut request = tonic::Request::new(pb::ServeRequest::default());
     request.set_timeout(timeout);
+    request.metadata_mut().insert(
+        PROBE_HEADER,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
     match tokio::time::timeout(timeout, peer.client.clone().serve(request)).await {
         Err(_) => false,
         Ok(Ok(_)) => true,

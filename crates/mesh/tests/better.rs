@@ -190,12 +190,15 @@ async fn circuit_breaker_stops_calls_to_a_failing_peer() {
     assert!(a.node.peers()[0].breaker_open);
 }
 
+/// What the remote handler saw: time left before the deadline, traceparent.
+type Seen = (Option<Duration>, Option<String>);
+
 #[tokio::test]
 async fn deadline_and_traceparent_cross_the_hop() {
     let a = TestNode::start("a", &["orders"]).await;
     let b = TestNode::start("b", &["orders"]).await;
     a.node.connect_to(&b.addr, &["orders"]).await.unwrap();
-    let seen: Arc<Mutex<Option<(Option<Duration>, Option<String>)>>> = Arc::default();
+    let seen: Arc<Mutex<Option<Seen>>> = Arc::default();
     let finished = Arc::new(AtomicBool::new(false));
     {
         let seen = seen.clone();

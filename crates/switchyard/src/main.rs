@@ -5,6 +5,8 @@ mod bench;
 mod cli;
 mod detach;
 mod dispatcher;
+mod mesh_call;
+mod node;
 
 use clap::Parser;
 
@@ -14,6 +16,8 @@ fn main() -> std::process::ExitCode {
         cli::Command::Dispatcher(args) if args.detach => detach::spawn(&args),
         cli::Command::Dispatcher(args) => dispatcher::main(*args),
         cli::Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args),
+        cli::Command::Node(args) => node::main(args),
+        cli::Command::Mesh(cli::MeshCommand::Call(args)) => mesh_call::main(*args),
         cli::Command::Plugins => {
             for (name, description) in switchyard_sinks::builtin().describe() {
                 println!("{name:<12} {description}");
