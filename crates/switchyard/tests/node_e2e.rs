@@ -257,6 +257,30 @@ fn three_nodes_route_balance_publish_and_survive_a_dead_peer() {
         serde_json::json!(["orders", "events", "billing"])
     );
 
+    // b's config gains `billing`; SIGHUP reloads it and b re-announces.
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        format!(
+            "id: node-b\nlisten: 127.0.0.1:{b}\nnamespaces: [orders, billing]\n\
+             services:\n  - bind: orders/Who.Am\n    handler: echo\n"
+        ),
+    )
+    .unwrap();
+    Command::new("kill")
+        .args(["-HUP", &node_b.id().to_string()])
+        .status()
+        .unwrap();
+    wait_for(
+        "b's reloaded namespaces on a",
+        Duration::from_secs(10),
+        || {
+            peers(admin)["peers"].as_array().unwrap().iter().any(|p| {
+                p["id"] == "node-b"
+                    && p["shared_namespaces"] == serde_json::json!(["orders", "billing"])
+            })
+        },
+    );
+
     let (status, metrics) = http(admin, "GET", "/metrics", "");
     assert_eq!(status, 200);
     assert!(
