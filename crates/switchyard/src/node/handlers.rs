@@ -203,4 +203,72 @@ mod tests {
             .contains("neither"));
         assert!(to_record(&any_of(b"  ")).is_err());
     }
+
+    /// A local HTTP server: `/upper` answers the body upper-cased as JSON
+    /// (echoing the type-url header), `/fail` answers 502, `/big` 10 KiB.
+    async fn server() -> String {
+        use axum::http::HeaderMap;
+        use axum::routing::post;
+        let app = axum::Router::new()
+            .route(
+                "/upper",
+                post(|h: HeaderMap, body: String| async move {
+                    let t = h["x-switchyard-type-url"].to_str().unwrap().to_string();
+                    axum::Json(json!({"upper": body.to_uppercase(), "type": t}))
+                }),
+            )
+            .route(
+                "/fail",
+                post(|| async { (axum::http::StatusCode::BAD_GATEWAY, "upstream down") }),
+            )
+            .route("/big", post(|| async { "x".repeat(10 * 1024) }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    fn forward(base: &str, path: &str) -> HttpForward {
+        HttpForward {
+            client: reqwest::Client::new(),
+            url: format!("{base}{path}"),
+            timeout: Duration::from_secs(5),
+            limit: 4096,
+        }
+    }
+
+    #[tokio::test]
+    async fn http_forwards_bytes_and_returns_the_response_as_any() {
+        let base = server().await;
+        let out = forward(&base, "/upper")
+            .call(CallContext::default(), any::json(r#"{"a":"b"}"#))
+            .await
+            .unwrap();
+        assert_eq!(out.type_url, JSON_TYPE_URL);
+        let v: serde_json::Value = serde_json::from_slice(&out.value).unwrap();
+        assert_eq!(v["upper"], r#"{"A":"B"}"#);
+        assert_eq!(v["type"], JSON_TYPE_URL);
+
+        let err = forward(&base, "/fail")
+            .call(CallContext::default(), any::json("{}"))
+            .await
+            .unwrap_err();
+        assert!(
+            err.0.contains("502") && err.0.contains("upstream down"),
+            "{err}"
+        );
+        let err = forward(&base, "/big")
+            .call(CallContext::default(), any::json("{}"))
+            .await
+            .unwrap_err();
+        assert!(err.0.contains("larger than 4096 bytes"), "{err}");
+        let err = forward("http://127.0.0.1:9", "/x")
+            .call(CallContext::default(), any::json("{}"))
+            .await
+            .unwrap_err();
+        assert!(
+            err.0.starts_with("http: POST http://127.0.0.1:9/x failed"),
+            "{err}"
+        );
+    }
 }
