@@ -21,6 +21,9 @@ pub struct MeshConfig {
     pub call_timeout: Duration,
     /// Optional TLS and shared token.
     pub security: Security,
+    /// Most peers kept; a Connect from a new collector beyond this is
+    /// refused with `503`, so callers cannot grow the table without bound.
+    pub max_peers: usize,
 }
 
 impl Default for MeshConfig {
@@ -32,6 +35,7 @@ impl Default for MeshConfig {
             connect_timeout: Duration::from_secs(2),
             call_timeout: Duration::from_secs(30),
             security: Security::default(),
+            max_peers: 256,
         }
     }
 }
@@ -48,6 +52,8 @@ pub struct HealthConfig {
     pub probe_timeout: Duration,
     /// Ceiling of the delay between probes of a dead peer.
     pub max_backoff: Duration,
+    /// A peer dead this long is forgotten (it can connect again).
+    pub forget_after: Duration,
 }
 
 impl Default for HealthConfig {
@@ -56,6 +62,7 @@ impl Default for HealthConfig {
             probe_interval: Duration::from_millis(500),
             probe_timeout: Duration::from_millis(500),
             max_backoff: Duration::from_secs(10),
+            forget_after: Duration::from_secs(600),
         }
     }
 }

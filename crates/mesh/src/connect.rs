@@ -54,6 +54,15 @@ pub(crate) fn accept(node: &Arc<Node>, request: pb::ConnectRequest) -> pb::Conne
                 });
             }
             Ok(()) => {}
+            Err(MeshError::PeerTableFull { max }) => {
+                return pb::ConnectResponse {
+                    status: Some(status::new(
+                        status::UNAVAILABLE,
+                        format!("peer table full ({max} peers); try another collector"),
+                    )),
+                    ..Default::default()
+                }
+            }
             // An address we cannot even parse: still answer (the original
             // does), but the caller will not be routable from here.
             Err(error) => warn!(%caller, %error, "cannot record peer"),

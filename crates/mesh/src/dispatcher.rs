@@ -211,11 +211,7 @@ impl Running {
             Ok(result) => result,
             // The server task does not panic; if it did, report it as a
             // server error rather than propagating the panic.
-            Err(e) => Err(MeshError::Refused {
-                address: self.local_addr.map(|a| a.to_string()).unwrap_or_default(),
-                code: 500,
-                message: format!("server task failed: {e}"),
-            }),
+            Err(e) => Err(MeshError::Task(e.to_string())),
         }
     }
 }

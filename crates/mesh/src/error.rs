@@ -33,6 +33,15 @@ pub enum MeshError {
         /// The `Status.message` it sent.
         message: String,
     },
+    /// The peer table holds `max` peers already.
+    #[error("peer table full: {max} peers")]
+    PeerTableFull {
+        /// The configured bound.
+        max: usize,
+    },
+    /// The background server task ended abnormally.
+    #[error("server task failed: {0}")]
+    Task(String),
     /// Serving failed.
     #[error("server: {0}")]
     Serve(#[from] tonic::transport::Error),

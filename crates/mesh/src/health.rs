@@ -40,6 +40,14 @@ pub(crate) async fn run(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
         }
         let now = Instant::now();
         for peer in node.peers.all() {
+            if peer
+                .dead_since()
+                .is_some_and(|since| now - since >= config.forget_after)
+            {
+                warn!(peer = %peer.id, address = %peer.address, "peer dead too long; forgotten");
+                node.peers.remove(&peer.id);
+                continue;
+            }
             if peer.next_probe() <= now {
                 probes.spawn(check(node.clone(), peer));
             }

@@ -33,11 +33,7 @@ impl Node {
             me,
             namespaces: RwLock::new(namespaces),
             services: Services::default(),
-            peers: PeerTable::new(
-                config.security.clone(),
-                config.connect_timeout,
-                config.breaker,
-            ),
+            peers: PeerTable::new(&config),
             validator: RwLock::default(),
             metrics: Metrics::default(),
             config,

@@ -3,6 +3,7 @@
 
 use crate::balance::{self, RoundRobin};
 use crate::breaker::{Breaker, BreakerConfig};
+use crate::config::MeshConfig;
 use crate::error::MeshError;
 use crate::pb::collective_dispatcher_client::CollectiveDispatcherClient;
 use crate::security::{ClientAuth, Security};
@@ -45,6 +46,7 @@ pub struct Peer {
     healthy: AtomicBool,
     probe_failures: AtomicU32,
     next_probe: Mutex<Instant>,
+    dead_since: Mutex<Option<Instant>>,
 }
 
 impl Peer {
@@ -75,6 +77,10 @@ impl Peer {
     /// `backoff` (chosen by the caller from the failure count).
     pub fn mark_dead(&self, next_probe: Instant) -> u32 {
         self.healthy.store(false, Ordering::Relaxed);
+        self.dead_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(Instant::now());
         *self.next_probe.lock().unwrap_or_else(|e| e.into_inner()) = next_probe;
         self.probe_failures.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -82,8 +88,14 @@ impl Peer {
     /// Record a successful probe or reconnect.
     pub fn mark_alive(&self, next_probe: Instant) {
         self.probe_failures.store(0, Ordering::Relaxed);
+        *self.dead_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
         *self.next_probe.lock().unwrap_or_else(|e| e.into_inner()) = next_probe;
         self.healthy.store(true, Ordering::Relaxed);
+    }
+
+    /// Since when the peer has been unreachable, if it is.
+    pub fn dead_since(&self) -> Option<Instant> {
+        *self.dead_since.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// When this peer should next be probed.
@@ -110,20 +122,41 @@ pub struct PeerInfo {
 /// All peers, plus how to dial new ones and how to order them.
 pub struct PeerTable {
     peers: RwLock<HashMap<String, Arc<Peer>>>,
-    security: Security,
-    connect_timeout: Duration,
+    dialer: Dialer,
     breaker: BreakerConfig,
+    max_peers: usize,
     round_robin: RoundRobin,
 }
 
+/// How peers are dialled.
+struct Dialer {
+    security: Security,
+    connect_timeout: Duration,
+    /// Responses a forwarded call may bring back (the node's own limit, with
+    /// the same headroom its server allows).
+    max_response: usize,
+}
+
+impl Dialer {
+    fn dial(&self, address: &str) -> Result<Client, MeshError> {
+        Ok(dial(address, &self.security, self.connect_timeout)?
+            .max_decoding_message_size(self.max_response)
+            .max_encoding_message_size(self.max_response))
+    }
+}
+
 impl PeerTable {
-    /// An empty table.
-    pub fn new(security: Security, connect_timeout: Duration, breaker: BreakerConfig) -> Self {
+    /// An empty table for a node with `config`.
+    pub fn new(config: &MeshConfig) -> Self {
         Self {
             peers: RwLock::default(),
-            security,
-            connect_timeout,
-            breaker,
+            dialer: Dialer {
+                security: config.security.clone(),
+                connect_timeout: config.connect_timeout,
+                max_response: config.max_message_bytes.saturating_mul(2),
+            },
+            breaker: config.breaker,
+            max_peers: config.max_peers,
             round_robin: RoundRobin::default(),
         }
     }
@@ -139,7 +172,7 @@ impl PeerTable {
         };
         match known {
             Some(client) => Ok(client),
-            None => dial(address, &self.security, self.connect_timeout),
+            None => self.dialer.dial(address),
         }
     }
 
@@ -152,10 +185,15 @@ impl PeerTable {
             peer.mark_alive(Instant::now());
             return Ok(());
         }
-        let client = dial(address, &self.security, self.connect_timeout)?;
+        let client = self.dialer.dial(address)?;
         // An id first seen as "unknown" (no collector_id sent) is the same
         // collector once it tells us its id: keep one entry.
         peers.retain(|key, p| !(key == "unknown" && p.address == address && id != "unknown"));
+        if !peers.contains_key(id) && peers.len() >= self.max_peers {
+            return Err(MeshError::PeerTableFull {
+                max: self.max_peers,
+            });
+        }
         peers.insert(
             id.to_string(),
             Arc::new(Peer {
@@ -167,6 +205,7 @@ impl PeerTable {
                 healthy: AtomicBool::new(true),
                 probe_failures: AtomicU32::new(0),
                 next_probe: Mutex::new(Instant::now()),
+                dead_since: Mutex::new(None),
             }),
         );
         Ok(())

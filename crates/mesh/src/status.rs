@@ -8,15 +8,13 @@ use crate::pb;
 pub const OK: i32 = 200;
 /// `400`: a required field is missing.
 pub const BAD_REQUEST: i32 = 400;
-/// `401`: a call without the shared token (only when a token is configured).
-pub const UNAUTHORIZED: i32 = 401;
 /// `404`: no such namespace, method, collector or route.
 pub const NOT_FOUND: i32 = 404;
 /// `413`: the request is larger than the configured limit.
 pub const TOO_LARGE: i32 = 413;
 /// `500`: a handler or a forwarded call failed.
 pub const INTERNAL: i32 = 500;
-/// `503`: a peer's circuit breaker is open.
+/// `503`: this node cannot take another peer (its peer table is full).
 pub const UNAVAILABLE: i32 = 503;
 /// `504`: the caller's deadline passed.
 pub const TIMEOUT: i32 = 504;

@@ -324,3 +324,44 @@ async fn namespaces_changed_at_run_time_are_reannounced() {
     assert_eq!(b.node.set_namespaces(["orders"]).await, 1);
     assert_eq!(a.node.peers()[0].shared_namespaces, ["orders"]);
 }
+
+#[tokio::test]
+async fn peer_table_is_bounded_and_known_peers_can_reconnect() {
+    let mut config = fast_config();
+    config.max_peers = 2;
+    let b = TestNode::start_with("b", &["orders"], config).await;
+    let mut client = b.client();
+    let connect = |id: &str| switchyard_mesh::pb::ConnectRequest {
+        address: "127.0.0.1:9".into(),
+        namespaces: vec!["orders".into()],
+        metadata: HashMap::from([(COLLECTOR_ID.into(), id.into())]),
+    };
+    for id in ["x1", "x2", "x1"] {
+        let r = client.connect(connect(id)).await.unwrap().into_inner();
+        assert_eq!(code_msg(r.status).0, 200, "{id}");
+    }
+    let r = client.connect(connect("x3")).await.unwrap().into_inner();
+    assert_eq!(
+        code_msg(r.status),
+        (
+            503,
+            "peer table full (2 peers); try another collector".into()
+        )
+    );
+    assert_eq!(b.node.peers().len(), 2);
+}
+
+#[tokio::test]
+async fn a_peer_dead_past_forget_after_is_forgotten() {
+    let mut config = fast_config();
+    config.health.forget_after = Duration::from_millis(500);
+    let a = TestNode::start_with("a", &["orders"], config).await;
+    let b = TestNode::start("b", &["orders"]).await;
+    a.node.connect_to(&b.addr, &["orders"]).await.unwrap();
+    b.stop().await;
+    let forgotten = eventually(Duration::from_secs(10), || async {
+        a.node.peers().is_empty()
+    })
+    .await;
+    assert!(forgotten, "{:?}", a.node.peers());
+}

@@ -27,6 +27,9 @@ pub struct NodeConfig {
     pub peers: Vec<String>,
     #[serde(default = "default_max_message")]
     pub max_message_bytes: usize,
+    /// Most peers kept (new collectors beyond it are refused with 503).
+    #[serde(default = "default_max_peers")]
+    pub max_peers: usize,
     /// Shared bearer token. Prefer the `SWITCHYARD_MESH_TOKEN` environment
     /// variable, which wins over this key.
     #[serde(default)]
@@ -45,6 +48,10 @@ pub struct NodeConfig {
 
 fn default_max_message() -> usize {
     4 * 1024 * 1024
+}
+
+fn default_max_peers() -> usize {
+    switchyard_mesh::MeshConfig::default().max_peers
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +73,8 @@ pub struct Health {
     pub probe_timeout: Duration,
     #[serde(deserialize_with = "duration")]
     pub max_backoff: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub forget_after: Duration,
 }
 
 impl Default for Health {
@@ -75,6 +84,7 @@ impl Default for Health {
             probe_interval: d.probe_interval,
             probe_timeout: d.probe_timeout,
             max_backoff: d.max_backoff,
+            forget_after: d.forget_after,
         }
     }
 }
@@ -210,6 +220,9 @@ impl NodeConfig {
         }
         if self.max_message_bytes == 0 {
             bail!("key `max_message_bytes`: must be greater than 0");
+        }
+        if self.max_peers == 0 {
+            bail!("key `max_peers`: must be greater than 0");
         }
         if self.health.probe_interval.is_zero() || self.health.probe_timeout.is_zero() {
             bail!("key `health`: probe_interval and probe_timeout must be greater than 0");

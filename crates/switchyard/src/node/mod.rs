@@ -84,12 +84,14 @@ fn mesh_config(config: &NodeConfig) -> anyhow::Result<MeshConfig> {
             probe_interval: config.health.probe_interval,
             probe_timeout: config.health.probe_timeout,
             max_backoff: config.health.max_backoff,
+            forget_after: config.health.forget_after,
         },
         breaker: BreakerConfig {
             failures: config.breaker.failures,
             open_for: config.breaker.open_for,
         },
         max_message_bytes: config.max_message_bytes,
+        max_peers: config.max_peers,
         security: security(config)?,
         ..MeshConfig::default()
     })
@@ -166,7 +168,7 @@ async fn run(args: NodeArgs, config: NodeConfig) -> anyhow::Result<()> {
         info!(admin = %addr, "admin API listening");
     }
     for peer in config.peers.clone() {
-        background.spawn(connect_until_up(node.clone(), peer));
+        background.spawn(keep_connected(node.clone(), peer));
     }
     background.spawn(reload_on_sighup(node.clone(), args.config.clone()));
 
@@ -237,13 +239,25 @@ fn bind_services(
     Ok(())
 }
 
+/// Keep a configured peer connected: connect now (retrying until it is up)
+/// and again whenever the mesh has forgotten it after a long outage. While
+/// it is known, health probing keeps the link.
+async fn keep_connected(node: Dispatcher, address: String) {
+    loop {
+        if !node.peers().iter().any(|p| p.address == address) {
+            connect_until_up(&node, &address).await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
 /// Connect to `address`, retrying with backoff (0.2 s doubling to 5 s) until
-/// it answers. Once connected, health probing keeps the link.
-async fn connect_until_up(node: Dispatcher, address: String) {
+/// it answers.
+async fn connect_until_up(node: &Dispatcher, address: &str) {
     let mut delay = Duration::from_millis(200);
     loop {
         let namespaces = node.namespaces();
-        match node.connect_to(&address, &namespaces).await {
+        match node.connect_to(address, &namespaces).await {
             Ok(r) => {
                 info!(peer = %r.target_collector_id, %address, shared = ?r.shared_namespaces, "connected to peer");
                 return;
@@ -285,7 +299,7 @@ async fn reload_on_sighup(node: Dispatcher, path: PathBuf) {
         }
         let known: Vec<String> = node.peers().into_iter().map(|p| p.address).collect();
         for peer in config.peers.into_iter().filter(|p| !known.contains(p)) {
-            tokio::spawn(connect_until_up(node.clone(), peer));
+            tokio::spawn(keep_connected(node.clone(), peer));
         }
         info!("config reloaded (namespaces and peers; other keys need a restart)");
     }
