@@ -9,8 +9,11 @@ use prost::Message;
 use std::collections::HashMap;
 use switchyard_mesh::pb;
 
+/// `(field number, wire type)` pairs.
+type Fields = Vec<(u64, u64)>;
+
 /// `(field number, wire type)` of every top-level field in an encoding.
-fn fields(bytes: &[u8]) -> Vec<(u64, u64)> {
+fn fields(bytes: &[u8]) -> Fields {
     fn varint(b: &[u8], i: &mut usize) -> u64 {
         let (mut v, mut shift) = (0u64, 0);
         loop {
@@ -71,7 +74,7 @@ fn field_numbers_and_types_match_the_original() {
         namespace: "n".into(),
         service_name: "s".into(),
     });
-    let cases: Vec<(&str, Vec<u8>, Vec<(u64, u64)>)> = vec![
+    let cases: Vec<(&str, Vec<u8>, Fields)> = vec![
         (
             "ServiceTypeRef",
             svc.clone().unwrap().encode_to_vec(),
