@@ -100,7 +100,7 @@ async fn probe(peer: &Peer, timeout: Duration) -> bool {
         PROBE_HEADER,
         tonic::metadata::MetadataValue::from_static("1"),
     );
-    match tokio::time::timeout(timeout, peer.client.clone().serve(request)).await {
+    match tokio::time::timeout(timeout, peer.client().serve(request)).await {
         Err(_) => false,
         Ok(Ok(_)) => true,
         // The peer answered, just not with a response (e.g. a token

@@ -8,7 +8,7 @@ use crate::error::MeshError;
 use crate::pb::collective_dispatcher_client::CollectiveDispatcherClient;
 use crate::security::{ClientAuth, Security};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -38,8 +38,10 @@ pub struct Peer {
     pub id: String,
     /// The address it advertised (or we dialled).
     pub address: String,
-    /// Its client.
-    pub client: Client,
+    /// Its clients: a few HTTP/2 connections, so that many concurrent
+    /// forwarded calls are not serialized through one connection's task.
+    clients: Vec<Client>,
+    next_client: AtomicUsize,
     /// Its circuit breaker.
     pub breaker: Breaker,
     shared: RwLock<Vec<String>>,
@@ -49,7 +51,16 @@ pub struct Peer {
     dead_since: Mutex<Option<Instant>>,
 }
 
+/// HTTP/2 connections per peer.
+pub const CONNECTIONS_PER_PEER: usize = 2;
+
 impl Peer {
+    /// A client of this peer (connections taken in turn).
+    pub fn client(&self) -> Client {
+        let i = self.next_client.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        self.clients[i].clone()
+    }
+
     /// The namespaces both sides serve.
     pub fn shared(&self) -> Vec<String> {
         self.shared
@@ -168,7 +179,7 @@ impl PeerTable {
             peers
                 .values()
                 .find(|p| p.address == address)
-                .map(|p| p.client.clone())
+                .map(|p| p.client())
         };
         match known {
             Some(client) => Ok(client),
@@ -185,7 +196,9 @@ impl PeerTable {
             peer.mark_alive(Instant::now());
             return Ok(());
         }
-        let client = self.dialer.dial(address)?;
+        let clients = (0..CONNECTIONS_PER_PEER)
+            .map(|_| self.dialer.dial(address))
+            .collect::<Result<Vec<_>, _>>()?;
         // An id first seen as "unknown" (no collector_id sent) is the same
         // collector once it tells us its id: keep one entry.
         peers.retain(|key, p| !(key == "unknown" && p.address == address && id != "unknown"));
@@ -199,7 +212,8 @@ impl PeerTable {
             Arc::new(Peer {
                 id: id.to_string(),
                 address: address.to_string(),
-                client,
+                clients,
+                next_client: AtomicUsize::new(0),
                 breaker: Breaker::new(self.breaker),
                 shared: RwLock::new(shared),
                 healthy: AtomicBool::new(true),

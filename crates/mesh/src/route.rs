@@ -6,7 +6,7 @@ use crate::balance::HASH_KEY_HINT;
 use crate::node::Node;
 use crate::pb;
 use crate::peers::Peer;
-use crate::serve::{self, details};
+use crate::serve;
 use crate::status::{self, INTERNAL, NOT_FOUND};
 use crate::trace::{child_traceparent, TRACEPARENT};
 use tokio::time::Instant;
@@ -82,14 +82,17 @@ pub(crate) async fn dispatch(
             break;
         }
     }
-    let mut status = status::new(
+    let status = status::new(
         NOT_FOUND,
         format!("no collector found for namespace '{namespace}'"),
     );
-    if let Some(e) = last_error {
-        status.details = details(&[("tried", candidates.len().to_string()), ("last_error", e)]);
-    }
-    answer(status)
+    answer(match last_error {
+        Some(e) => status::with_details(
+            status,
+            &[("tried", candidates.len().to_string()), ("last_error", e)],
+        ),
+        None => status,
+    })
 }
 
 fn from_serve(response: pb::ServeResponse) -> pb::DispatchResponse {
@@ -141,7 +144,7 @@ pub(crate) async fn forward(
     if let Ok(v) = trace.parse() {
         request.metadata_mut().insert(TRACEPARENT, v);
     }
-    let result = tokio::time::timeout(budget, peer.client.clone().serve(request)).await;
+    let result = tokio::time::timeout(budget, peer.client().serve(request)).await;
     let now = Instant::now();
     let outcome = match result {
         Err(_) => Err(format!("deadline exceeded after {} ms", budget.as_millis())),

@@ -7,7 +7,6 @@ use crate::node::Node;
 use crate::pb;
 use crate::status::{self, BAD_REQUEST, INTERNAL, NOT_FOUND, TIMEOUT};
 use crate::trace::CallContext;
-use std::collections::HashMap;
 use tokio::time::Instant;
 
 /// The three `400` checks shared by Serve and Dispatch. On success: the
@@ -118,12 +117,4 @@ pub(crate) async fn serve(
             None,
         ),
     }
-}
-
-/// Serve status details are plain strings; a helper for the few we add.
-pub(crate) fn details(pairs: &[(&str, String)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
 }

@@ -33,6 +33,15 @@ pub fn ok() -> pb::Status {
     new(OK, "OK")
 }
 
+/// `status` with `details` added (extra context for operators; original
+/// clients ignore the map).
+pub fn with_details(mut status: pb::Status, details: &[(&str, String)]) -> pb::Status {
+    status
+        .details
+        .extend(details.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    status
+}
+
 /// Whether a (possibly absent) status is a success.
 pub fn is_ok(status: Option<&pb::Status>) -> bool {
     status.is_some_and(|s| s.code == OK)
