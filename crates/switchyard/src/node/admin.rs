@@ -109,3 +109,68 @@ async fn set_namespaces(
     let reannounced = a.node.set_namespaces(namespaces).await;
     Json(json!({ "namespaces": a.node.namespaces(), "reannounced": reannounced })).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_namespaces_needs_the_token_and_applies_them() {
+        let node = Dispatcher::new("a", "127.0.0.1:1", ["x"]);
+        let extra: ExtraMetrics = Arc::new(|| "switchyard_node_test 1\n".to_string());
+        let app = router(node.clone(), Some("tok".into()), extra);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::new();
+        let put = |auth: Option<&str>, body: &str| {
+            let mut r = http
+                .put(format!("{base}/namespaces"))
+                .body(body.to_string());
+            if let Some(a) = auth {
+                r = r.header("authorization", a);
+            }
+            r.send()
+        };
+        assert_eq!(put(None, r#"["x","y"]"#).await.unwrap().status(), 401);
+        assert_eq!(
+            put(Some("Bearer nope"), r#"["x","y"]"#)
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+        assert_eq!(
+            put(Some("Bearer tok"), r#"{"x":1}"#)
+                .await
+                .unwrap()
+                .status(),
+            400
+        );
+        assert_eq!(
+            put(Some("Bearer tok"), r#"["x",""]"#)
+                .await
+                .unwrap()
+                .status(),
+            400
+        );
+        let ok = put(Some("Bearer tok"), r#"["x","y"]"#).await.unwrap();
+        assert_eq!(ok.status(), 200);
+        let body: Value = serde_json::from_str(&ok.text().await.unwrap()).unwrap();
+        assert_eq!(body, json!({"namespaces": ["x", "y"], "reannounced": 0}));
+        assert_eq!(node.namespaces(), ["x", "y"]);
+
+        let metrics = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.ends_with("switchyard_node_test 1\n# EOF\n"),
+            "{metrics}"
+        );
+    }
+}

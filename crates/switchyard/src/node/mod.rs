@@ -304,3 +304,35 @@ async fn reload_on_sighup(node: Dispatcher, path: PathBuf) {
         info!("config reloaded (namespaces and peers; other keys need a restart)");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_files_are_read_at_start_and_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("node.pem");
+        std::fs::write(&cert, "cert").unwrap();
+        let yaml = format!(
+            "id: a\nlisten: 127.0.0.1:1\ntoken: from-config\ntls: {{cert: {}, key: {}, ca: {}}}\n",
+            cert.display(),
+            dir.path().join("missing.key").display(),
+            cert.display()
+        );
+        let config = NodeConfig::parse(&yaml).unwrap();
+        let err = format!("{:#}", security(&config).unwrap_err());
+        assert!(
+            err.contains("key `tls.key`") && err.contains("missing.key"),
+            "{err}"
+        );
+
+        let config = NodeConfig::parse("id: a\nlisten: 127.0.0.1:1\ntoken: from-config\n").unwrap();
+        let s = security(&config).unwrap();
+        assert!(s.token.is_some() && s.tls.is_none());
+        assert!(
+            !format!("{s:?}").contains("from-config"),
+            "the token is never printed"
+        );
+    }
+}
