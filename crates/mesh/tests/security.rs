@@ -55,6 +55,27 @@ async fn tls_mesh_routes_and_plaintext_clients_are_refused() {
     assert_eq!(code_msg(r.status).0, 200);
     assert_eq!(r.handled_by_collector_id, "b");
 
+    // A client needs only the CA (as `switchyard mesh call --ca` does).
+    let ca_only = Security {
+        tls: security.tls.as_ref().map(|t| TlsConfig {
+            cert_pem: vec![],
+            key_pem: vec![],
+            ca_pem: t.ca_pem.clone(),
+            server_name: Some("localhost".into()),
+        }),
+        token: None,
+    };
+    let r = dial(&a.addr, &ca_only, Duration::from_secs(2))
+        .unwrap()
+        .serve(serve_req("orders", "Who", "Am"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        code_msg(r.status),
+        (404, "namespace 'orders' not found".into())
+    );
+
     let plain = a
         .client()
         .dispatch(dispatch_req("orders", "Who", "Am"))
