@@ -84,20 +84,24 @@ pub(crate) async fn serve(
         execution_context: request.execution_context,
     };
     // The handler runs as its own task so that a panic in it becomes a 500
-    // response instead of tearing down the connection.
-    let mut task = tokio::spawn(handler(context, request.input.unwrap_or_default()));
+    // response instead of tearing down the connection. If this call is
+    // dropped (the caller's deadline, enforced by the server, or the caller
+    // went away), the guard aborts the handler rather than leaving it running.
+    let mut task = AbortOnDrop(tokio::spawn(handler(
+        context,
+        request.input.unwrap_or_default(),
+    )));
     let outcome = match deadline {
-        Some(d) => match tokio::time::timeout_at(d, &mut task).await {
+        Some(d) => match tokio::time::timeout_at(d, &mut task.0).await {
             Ok(joined) => joined,
             Err(_) => {
-                task.abort();
                 return respond(
                     status::new(TIMEOUT, "deadline exceeded while the handler ran"),
                     None,
-                );
+                )
             }
         },
-        None => task.await,
+        None => (&mut task.0).await,
     };
     match outcome {
         Ok(Ok(output)) => respond(status::ok(), Some(output)),
@@ -116,5 +120,14 @@ pub(crate) async fn serve(
             ),
             None,
         ),
+    }
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -119,7 +119,7 @@ fn three_nodes_route_balance_publish_and_survive_a_dead_peer() {
         &format!(
             "id: node-a\nlisten: 127.0.0.1:{a}\nadmin: 127.0.0.1:{admin}\n\
              namespaces: [orders, events]\npeers: [127.0.0.1:{b}, 127.0.0.1:{c}]\n\
-             health: {{probe_interval: 200ms, probe_timeout: 300ms, max_backoff: 1s}}\n\
+             health: {{probe_interval: 200ms, probe_timeout: 3s, max_backoff: 1s}}\n\
              pipeline: {{endpoint: {}, flush_interval: 50ms}}\n\
              services:\n  - bind: events/Events.Publish\n    handler: publish\n",
             events.display()
