@@ -25,6 +25,17 @@ pub enum Command {
     /// Load tools that measure a real dispatcher.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run a gRPC mesh node (CollectiveDispatcher) from a YAML config.
+    Node(crate::node::NodeArgs),
+    /// Talk to mesh nodes from the shell.
+    #[command(subcommand)]
+    Mesh(MeshCommand),
+}
+
+#[derive(Subcommand)]
+pub enum MeshCommand {
+    /// Call Connect, Serve or Dispatch on a node; print the response as JSON.
+    Call(Box<crate::mesh_call::CallArgs>),
 }
 
 #[derive(Subcommand)]
@@ -39,7 +50,7 @@ pub enum BenchCommand {
     RedisDispatch(crate::bench_redis::RedisDispatchArgs),
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 5s, 1m)"))
 }
 

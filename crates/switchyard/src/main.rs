@@ -6,7 +6,9 @@ mod bench_redis;
 mod cli;
 mod detach;
 mod dispatcher;
+mod mesh_call;
 mod net;
+mod node;
 mod redis_source;
 mod tail;
 mod transforms;
@@ -26,6 +28,8 @@ fn main() -> std::process::ExitCode {
         cli::Command::Bench(cli::BenchCommand::RedisDispatch(args)) => {
             bench_redis::redis_dispatch(args)
         }
+        cli::Command::Node(args) => node::main(args),
+        cli::Command::Mesh(cli::MeshCommand::Call(args)) => mesh_call::main(*args),
         cli::Command::Plugins => {
             for (name, description) in switchyard_sinks::builtin().describe() {
                 println!("{name:<12} {description}");

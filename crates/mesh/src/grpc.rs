@@ -1,0 +1,131 @@
+//! The gRPC face of a node: decode, check the size limit, call the logic
+//! module of each RPC, record metrics. Errors are statuses inside the
+//! response; the gRPC call itself succeeds.
+
+use crate::connect;
+use crate::health::PROBE_HEADER;
+use crate::node::Node;
+use crate::pb;
+use crate::pb::collective_dispatcher_server::CollectiveDispatcher;
+use crate::route;
+use crate::serve;
+use crate::status::{self, TOO_LARGE};
+use crate::trace::{deadline_of, traceparent_of};
+use crate::validator::RegistryValidator;
+use prost::Message;
+use std::sync::Arc;
+use tokio::time::Instant;
+use tonic::{Request, Response};
+
+pub(crate) struct Front(pub Arc<Node>);
+
+type Reply<T> = Result<Response<T>, tonic::Status>;
+
+fn route_of(service: Option<&pb::ServiceTypeRef>, method: &str) -> String {
+    match service {
+        Some(s) => format!("{}.{}", s.service_name, method),
+        None => method.to_string(),
+    }
+}
+
+impl Front {
+    fn too_large(&self, size: usize) -> Option<pb::Status> {
+        let limit = self.0.config.max_message_bytes;
+        (size > limit).then(|| {
+            status::new(
+                TOO_LARGE,
+                format!("message too large: {size} bytes exceeds the limit of {limit} bytes"),
+            )
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl CollectiveDispatcher for Front {
+    async fn serve(&self, request: Request<pb::ServeRequest>) -> Reply<pb::ServeResponse> {
+        let started = Instant::now();
+        let probe = request.metadata().contains_key(PROBE_HEADER);
+        let deadline = deadline_of(request.metadata());
+        let trace = traceparent_of(request.metadata(), &request.get_ref().execution_context);
+        let req = request.into_inner();
+        let (namespace, method) = (
+            req.namespace.clone(),
+            route_of(req.service.as_ref(), &req.method_name),
+        );
+        let response = match self.too_large(req.encoded_len()) {
+            Some(s) => pb::ServeResponse {
+                status: Some(s),
+                output: None,
+                executor_id: self.0.me.id.clone(),
+            },
+            None => serve::serve(&self.0, req, deadline, trace).await,
+        };
+        if !probe {
+            let ok = status::is_ok(response.status.as_ref());
+            self.0
+                .metrics
+                .record("serve", &namespace, &method, ok, started.elapsed());
+        }
+        Ok(Response::new(response))
+    }
+
+    async fn connect(&self, request: Request<pb::ConnectRequest>) -> Reply<pb::ConnectResponse> {
+        let started = Instant::now();
+        let req = request.into_inner();
+        let response = match self.too_large(req.encoded_len()) {
+            Some(s) => pb::ConnectResponse {
+                status: Some(s),
+                ..Default::default()
+            },
+            None => connect::accept(&self.0, req),
+        };
+        let ok = status::is_ok(response.status.as_ref());
+        self.0
+            .metrics
+            .record("connect", "", "", ok, started.elapsed());
+        Ok(Response::new(response))
+    }
+
+    async fn dispatch(&self, request: Request<pb::DispatchRequest>) -> Reply<pb::DispatchResponse> {
+        let started = Instant::now();
+        let deadline = deadline_of(request.metadata());
+        let trace = traceparent_of(request.metadata(), &Default::default());
+        let req = request.into_inner();
+        let (namespace, method) = (
+            req.namespace.clone(),
+            route_of(req.service.as_ref(), &req.method_name),
+        );
+        let response = match self.too_large(req.encoded_len()) {
+            Some(s) => pb::DispatchResponse {
+                status: Some(s),
+                ..Default::default()
+            },
+            None => route::dispatch(&self.0, req, deadline, trace).await,
+        };
+        let ok = status::is_ok(response.status.as_ref());
+        self.0
+            .metrics
+            .record("dispatch", &namespace, &method, ok, started.elapsed());
+        Ok(Response::new(response))
+    }
+}
+
+/// The node's answer to `CollectorRegistry.ValidateMethod`: its configured
+/// validator if it has one, else its own handler table.
+pub(crate) struct NodeRegistry(pub Arc<Node>);
+
+#[tonic::async_trait]
+impl RegistryValidator for NodeRegistry {
+    async fn validate(&self, namespace: &str, service: &str, method: &str) -> Result<(), String> {
+        if let Some(v) = self.0.validator() {
+            return v.validate(namespace, service, method).await;
+        }
+        self.0
+            .services
+            .get(namespace, service, method)
+            .map(|_| ())
+            .map_err(|_| {
+                format!("method '{service}.{method}' is not registered in namespace '{namespace}'")
+            })
+    }
+}

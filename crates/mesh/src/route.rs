@@ -1,0 +1,186 @@
+//! Dispatch: route a call to a target collector, to a local handler, or to
+//! one of the connected collectors sharing the namespace. A forwarded call is
+//! always a Serve, so a call makes at most one hop and cannot loop.
+
+use crate::balance::HASH_KEY_HINT;
+use crate::node::Node;
+use crate::pb;
+use crate::peers::Peer;
+use crate::serve;
+use crate::status::{self, INTERNAL, NOT_FOUND};
+use crate::trace::{child_traceparent, TRACEPARENT};
+use tokio::time::Instant;
+use tonic::Code;
+
+/// Route `request`.
+pub(crate) async fn dispatch(
+    node: &Node,
+    request: pb::DispatchRequest,
+    deadline: Option<Instant>,
+    traceparent: Option<String>,
+) -> pb::DispatchResponse {
+    let answer = |status: pb::Status| pb::DispatchResponse {
+        status: Some(status),
+        output: None,
+        handled_by_collector_id: String::new(),
+    };
+    let namespace = request.namespace.clone();
+    let service = match serve::required(&namespace, request.service.as_ref(), &request.method_name)
+    {
+        Ok(s) => s.to_string(),
+        Err(status) => return answer(status),
+    };
+    let hash_key = request.routing_hints.get(HASH_KEY_HINT).cloned();
+    let target = request.target_collector_id.clone();
+    let call = pb::ServeRequest {
+        namespace: request.namespace,
+        service: request.service,
+        method_name: request.method_name,
+        input: request.input,
+        execution_context: Default::default(),
+    };
+
+    // A target, if given, is the only choice.
+    if !target.is_empty() {
+        if target == node.me.id {
+            return from_serve(serve::serve(node, call, deadline, traceparent).await);
+        }
+        let Some(peer) = node.peers.get(&target) else {
+            return answer(status::new(
+                NOT_FOUND,
+                format!("no connection to collector '{target}'"),
+            ));
+        };
+        return match forward(node, &peer, call, deadline, traceparent.as_deref()).await {
+            Ok(response) => from_serve(response),
+            Err(e) => answer(status::new(INTERNAL, format!("serve RPC failed: {e}"))),
+        };
+    }
+
+    // Local first.
+    if node
+        .services
+        .get(&namespace, &service, &call.method_name)
+        .is_ok()
+    {
+        return from_serve(serve::serve(node, call, deadline, traceparent).await);
+    }
+
+    // Then the peers sharing the namespace, in balancing order; first 200 wins.
+    let candidates = node.peers.candidates(&namespace, hash_key.as_deref());
+    let mut last_error = None;
+    for peer in &candidates {
+        match forward(node, peer, call.clone(), deadline, traceparent.as_deref()).await {
+            Ok(response) if status::is_ok(response.status.as_ref()) => return from_serve(response),
+            Ok(response) => {
+                let s = response.status.unwrap_or_default();
+                last_error = Some(format!("{}: {} {}", peer.id, s.code, s.message));
+            }
+            Err(e) => last_error = Some(format!("{}: {e}", peer.id)),
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+    }
+    let status = status::new(
+        NOT_FOUND,
+        format!("no collector found for namespace '{namespace}'"),
+    );
+    answer(match last_error {
+        Some(e) => status::with_details(
+            status,
+            &[("tried", candidates.len().to_string()), ("last_error", e)],
+        ),
+        None => status,
+    })
+}
+
+fn from_serve(response: pb::ServeResponse) -> pb::DispatchResponse {
+    pb::DispatchResponse {
+        status: response.status,
+        output: response.output,
+        handled_by_collector_id: response.executor_id,
+    }
+}
+
+/// Forward `call` to `peer` as a Serve, within the caller's deadline (or the
+/// configured call timeout), with a child trace context, through the peer's
+/// circuit breaker. `Err` is a transport-level failure, as text.
+pub(crate) async fn forward(
+    node: &Node,
+    peer: &Peer,
+    mut call: pb::ServeRequest,
+    deadline: Option<Instant>,
+    traceparent: Option<&str>,
+) -> Result<pb::ServeResponse, String> {
+    let started = Instant::now();
+    if let Err(wait) = peer.breaker.try_acquire(started) {
+        return Err(format!(
+            "circuit breaker open for collector '{}' (next trial in {} ms)",
+            peer.id,
+            wait.as_millis()
+        ));
+    }
+    let budget = match deadline {
+        Some(d) => d.saturating_duration_since(started),
+        None => node.config.call_timeout,
+    };
+    if budget.is_zero() {
+        peer.breaker.record(true, started);
+        return Err("deadline exceeded before the call was forwarded".into());
+    }
+    let trace = child_traceparent(traceparent);
+    call.execution_context
+        .insert(TRACEPARENT.to_string(), trace.clone());
+    let route = (
+        call.namespace.clone(),
+        call.service
+            .as_ref()
+            .map(|s| format!("{}.{}", s.service_name, call.method_name))
+            .unwrap_or_default(),
+    );
+    let mut request = tonic::Request::new(call);
+    request.set_timeout(budget);
+    if let Ok(v) = trace.parse() {
+        request.metadata_mut().insert(TRACEPARENT, v);
+    }
+    let result = tokio::time::timeout(budget, peer.client().serve(request)).await;
+    let now = Instant::now();
+    let outcome = match result {
+        Err(_) => Err(format!("deadline exceeded after {} ms", budget.as_millis())),
+        Ok(Err(status)) => {
+            if matches!(status.code(), Code::Unavailable) {
+                // Passive health: stop routing to it until a probe succeeds.
+                peer.mark_dead(now + node.config.health.probe_interval);
+            }
+            Err(describe(&status))
+        }
+        Ok(Ok(response)) => Ok(response.into_inner()),
+    };
+    let healthy = match &outcome {
+        Ok(r) => r.status.as_ref().is_none_or(|s| s.code < 500),
+        Err(_) => false,
+    };
+    peer.breaker.record(healthy, now);
+    let ok = matches!(&outcome, Ok(r) if status::is_ok(r.status.as_ref()));
+    node.metrics
+        .record("forward", &route.0, &route.1, ok, now - started);
+    outcome
+}
+
+fn describe(status: &tonic::Status) -> String {
+    let code = match status.code() {
+        Code::Unavailable => "unavailable",
+        Code::DeadlineExceeded => "deadline exceeded",
+        Code::Cancelled => "cancelled",
+        Code::Unauthenticated => "unauthenticated",
+        Code::OutOfRange | Code::ResourceExhausted => "message too large",
+        _ => "error",
+    };
+    let message = status.message();
+    if message.is_empty() {
+        code.to_string()
+    } else {
+        format!("{code}: {message}")
+    }
+}

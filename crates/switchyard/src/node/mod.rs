@@ -1,0 +1,338 @@
+//! `switchyard node`: one mesh node from a YAML config — the gRPC
+//! CollectiveDispatcher, the built-in handlers it binds, an in-process event
+//! pipeline for `publish`, an optional admin HTTP API, and peers connected at
+//! start (retried until they are up). SIGHUP re-reads the config and applies
+//! new namespaces (re-announced to peers) and new peers.
+
+mod admin;
+mod config;
+mod handlers;
+
+use anyhow::Context;
+use clap::Args;
+use config::{HandlerKind, NodeConfig};
+use handlers::{HttpForward, Publisher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_core::{Identity, SinkConfig};
+use switchyard_engine::{intake, Counters, EngineConfig};
+use switchyard_mesh::{
+    BreakerConfig, Dispatcher, HealthConfig, MeshConfig, Security, TlsConfig, Token,
+};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// The node's YAML config (id, listen, namespaces, peers, services...).
+    #[arg(long, short, env = "SWITCHYARD_NODE_CONFIG")]
+    pub config: PathBuf,
+}
+
+/// Environment variable holding the mesh's shared token (wins over `token:`).
+pub const TOKEN_ENV: &str = "SWITCHYARD_MESH_TOKEN";
+
+pub fn main(args: NodeArgs) -> anyhow::Result<()> {
+    let config = NodeConfig::load(&args.config)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(args, config))
+}
+
+/// The mesh settings of a config: TLS files are read here, so a missing file
+/// fails at start.
+pub fn security(config: &NodeConfig) -> anyhow::Result<Security> {
+    let token = token(config).map(Token::new);
+    let tls = match &config.tls {
+        None => None,
+        Some(files) => {
+            let read = |p: &PathBuf, key: &str| {
+                std::fs::read(p)
+                    .with_context(|| format!("key `tls.{key}`: cannot read `{}`", p.display()))
+            };
+            Some(TlsConfig {
+                cert_pem: read(&files.cert, "cert")?,
+                key_pem: read(&files.key, "key")?,
+                ca_pem: read(&files.ca, "ca")?,
+                server_name: files.server_name.clone(),
+            })
+        }
+    };
+    Ok(Security { tls, token })
+}
+
+/// The shared token: the environment variable, else the config key.
+fn token(config: &NodeConfig) -> Option<String> {
+    std::env::var(TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or_else(|| config.token.clone())
+}
+
+fn mesh_config(config: &NodeConfig) -> anyhow::Result<MeshConfig> {
+    Ok(MeshConfig {
+        health: HealthConfig {
+            probe_interval: config.health.probe_interval,
+            probe_timeout: config.health.probe_timeout,
+            max_backoff: config.health.max_backoff,
+            forget_after: config.health.forget_after,
+        },
+        breaker: BreakerConfig {
+            failures: config.breaker.failures,
+            open_for: config.breaker.open_for,
+        },
+        max_message_bytes: config.max_message_bytes,
+        max_peers: config.max_peers,
+        security: security(config)?,
+        ..MeshConfig::default()
+    })
+}
+
+async fn run(args: NodeArgs, config: NodeConfig) -> anyhow::Result<()> {
+    let mesh = mesh_config(&config)?;
+    let token = token(&config);
+
+    // The pipeline behind `publish`: intake → engine → one sink.
+    let p = &config.pipeline;
+    let mut sink_config = SinkConfig::new();
+    let endpoint = p
+        .endpoint
+        .clone()
+        .or_else(|| (p.sink == "file").then(|| format!("{}-events.jsonl", config.id)));
+    if let Some(e) = endpoint {
+        sink_config.insert("endpoint".into(), e);
+    }
+    sink_config.insert("sync".into(), p.sync.to_string());
+    let sink = switchyard_sinks::builtin()
+        .build(&p.sink, &sink_config)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("key `pipeline.sink`: cannot start sink `{}`", p.sink))?;
+    let (tx, rx) = intake(p.queue_capacity);
+    let counters = Arc::new(Counters::default());
+    let engine = tokio::spawn(switchyard_engine::run(
+        rx,
+        Arc::new(Identity),
+        sink,
+        EngineConfig {
+            batch_size: p.batch_size,
+            flush_interval: p.flush_interval,
+            ..EngineConfig::default()
+        },
+        counters.clone(),
+    ));
+    let publisher = Arc::new(Publisher::new(tx, Duration::from_secs(2)));
+
+    let node = Dispatcher::with_config(
+        config.id.clone(),
+        config.advertised(),
+        config.namespaces.clone(),
+        mesh,
+    );
+    bind_services(&node, &config, &publisher)?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("key `listen`: cannot listen on {}", config.listen))?;
+    let mut background = JoinSet::new();
+    if let Some(addr) = config.admin {
+        let admin = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("key `admin`: cannot listen on {addr}"))?;
+        let c = counters.clone();
+        let extra: admin::ExtraMetrics = Arc::new(move || {
+            let s = c.snapshot();
+            format!(
+                "# TYPE switchyard_node_events counter\n\
+                 switchyard_node_events_total{{fate=\"received\"}} {}\n\
+                 switchyard_node_events_total{{fate=\"sent\"}} {}\n\
+                 switchyard_node_events_total{{fate=\"filtered\"}} {}\n\
+                 switchyard_node_events_total{{fate=\"dropped\"}} {}\n",
+                s.received, s.sent, s.filtered, s.dropped
+            )
+        });
+        let app = admin::router(node.clone(), token, extra);
+        background.spawn(async move {
+            if let Err(e) = axum::serve(admin, app).await {
+                error!(error = %e, "admin server failed");
+            }
+        });
+        info!(admin = %addr, "admin API listening");
+    }
+    for peer in config.peers.clone() {
+        background.spawn(keep_connected(node.clone(), peer));
+    }
+    background.spawn(reload_on_sighup(node.clone(), args.config.clone()));
+
+    info!(id = %config.id, listen = %config.listen, namespaces = ?config.namespaces, "node listening");
+    let served = node
+        .serve(listener, crate::dispatcher::shutdown_signal())
+        .await;
+    info!("shutting down: draining the pipeline");
+    background.shutdown().await;
+    publisher.close();
+    drop(node);
+    engine.await.context("engine task failed")?;
+    let c = counters.snapshot();
+    println!(
+        "final counters: received={} sent={} filtered={} dropped={}",
+        c.received, c.sent, c.filtered, c.dropped
+    );
+    served.context("gRPC server failed")
+}
+
+fn bind_services(
+    node: &Dispatcher,
+    config: &NodeConfig,
+    publisher: &Arc<Publisher>,
+) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .build()
+        .context("cannot build the HTTP client")?;
+    for binding in &config.services {
+        let r = binding.route()?;
+        match binding.handler {
+            HandlerKind::Echo => {
+                node.register_service(&r.namespace, &r.service, &r.method, handlers::echo)
+            }
+            HandlerKind::Publish => {
+                let p = publisher.clone();
+                node.register_service_with_context(
+                    &r.namespace,
+                    &r.service,
+                    &r.method,
+                    move |ctx, input| {
+                        let p = p.clone();
+                        async move { p.publish(ctx, input).await }
+                    },
+                );
+            }
+            HandlerKind::Http => {
+                let forward = Arc::new(HttpForward {
+                    client: http.clone(),
+                    // Checked by the config: an http binding has a url.
+                    url: binding.url.clone().unwrap_or_default(),
+                    timeout: binding.timeout.unwrap_or(Duration::from_secs(10)),
+                    limit: config.max_message_bytes,
+                });
+                node.register_service_with_context(
+                    &r.namespace,
+                    &r.service,
+                    &r.method,
+                    move |ctx, input| {
+                        let f = forward.clone();
+                        async move { f.call(ctx, input).await }
+                    },
+                );
+            }
+        }
+        info!(bind = %binding.bind, handler = ?binding.handler, "service bound");
+    }
+    Ok(())
+}
+
+/// Keep a configured peer connected: connect now (retrying until it is up)
+/// and again whenever the mesh has forgotten it after a long outage. While
+/// it is known, health probing keeps the link.
+async fn keep_connected(node: Dispatcher, address: String) {
+    loop {
+        if !node.peers().iter().any(|p| p.address == address) {
+            connect_until_up(&node, &address).await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Connect to `address`, retrying with backoff (0.2 s doubling to 5 s) until
+/// it answers.
+async fn connect_until_up(node: &Dispatcher, address: &str) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let namespaces = node.namespaces();
+        match node.connect_to(address, &namespaces).await {
+            Ok(r) => {
+                info!(peer = %r.target_collector_id, %address, shared = ?r.shared_namespaces, "connected to peer");
+                return;
+            }
+            Err(e) => {
+                warn!(%address, error = %e, retry_in_ms = delay.as_millis() as u64, "peer not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// On SIGHUP: re-read the config; apply changed namespaces (re-announced to
+/// every peer) and connect new peers. Other keys need a restart.
+async fn reload_on_sighup(node: Dispatcher, path: PathBuf) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(error = %e, "cannot watch SIGHUP; config reload disabled");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        let config = match NodeConfig::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                error!(
+                    error = format!("{e:#}"),
+                    "config reload failed; keeping the running config"
+                );
+                continue;
+            }
+        };
+        if config.namespaces != node.namespaces() {
+            let n = node.set_namespaces(config.namespaces.clone()).await;
+            info!(namespaces = ?config.namespaces, reannounced = n, "namespaces reloaded");
+        }
+        let known: Vec<String> = node.peers().into_iter().map(|p| p.address).collect();
+        for peer in config.peers.into_iter().filter(|p| !known.contains(p)) {
+            tokio::spawn(keep_connected(node.clone(), peer));
+        }
+        info!("config reloaded (namespaces and peers; other keys need a restart)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_files_are_read_at_start_and_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("node.pem");
+        std::fs::write(&cert, "cert").unwrap();
+        let yaml = format!(
+            "id: a\nlisten: 127.0.0.1:1\ntoken: from-config\ntls: {{cert: {}, key: {}, ca: {}}}\n",
+            cert.display(),
+            dir.path().join("missing.key").display(),
+            cert.display()
+        );
+        let config = NodeConfig::parse(&yaml).unwrap();
+        let err = format!("{:#}", security(&config).unwrap_err());
+        assert!(
+            err.contains("key `tls.key`") && err.contains("missing.key"),
+            "{err}"
+        );
+
+        let config = NodeConfig::parse("id: a\nlisten: 127.0.0.1:1\ntoken: from-config\n").unwrap();
+        let s = security(&config).unwrap();
+        assert!(s.token.is_some() && s.tls.is_none());
+        assert!(
+            !format!("{s:?}").contains("from-config"),
+            "the token is never printed"
+        );
+    }
+}
