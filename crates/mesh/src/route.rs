@@ -40,11 +40,9 @@ pub(crate) async fn dispatch(
         execution_context: Default::default(),
     };
 
-    // A target, if given, is the only choice.
+    // A target, if given, is the only choice: a connected collector, as in the
+    // original (which has no connection to itself, so its own id is a 404 too).
     if !target.is_empty() {
-        if target == node.me.id {
-            return from_serve(serve::serve(node, call, deadline, traceparent).await);
-        }
         let Some(peer) = node.peers.get(&target) else {
             return answer(status::new(
                 NOT_FOUND,

@@ -309,6 +309,19 @@ async fn dispatch_unknown_target_is_404() {
 }
 
 #[tokio::test]
+async fn dispatch_targeting_the_node_itself_is_404_as_in_the_original() {
+    let (a, _b) = pair().await;
+    answer(&a.node, "orders", "OrderService", "Create", "a");
+    let mut req = dispatch_req("orders", "OrderService", "Create");
+    req.target_collector_id = "a".into();
+    let r = a.client().dispatch(req).await.unwrap().into_inner();
+    assert_eq!(
+        code_msg(r.status),
+        (404, "no connection to collector 'a'".into())
+    );
+}
+
+#[tokio::test]
 async fn dispatch_with_no_collector_for_namespace_is_404() {
     let (a, b) = pair().await;
     answer(&b.node, "inventory", "Stock", "Count", "b");
