@@ -5,7 +5,35 @@
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
+
+/// Dispatchers started by this test process and not yet stopped.
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// A failing test must not leave dispatchers behind: on panic, kill every
+/// dispatcher this process started and did not stop.
+fn kill_running_on_panic() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let pids = RUNNING.lock().map(|p| p.clone()).unwrap_or_default();
+            for pid in pids {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+            default(info);
+        }));
+    });
+}
+
+fn forget(pid: u32) {
+    if let Ok(mut running) = RUNNING.lock() {
+        running.retain(|p| *p != pid);
+    }
+}
 
 /// A free loopback TCP port.
 pub fn free_port() -> u16 {
@@ -30,7 +58,9 @@ pub fn dispatcher_command(port: u16) -> Command {
 
 /// Spawn and wait (bounded) until `port` accepts connections.
 pub fn spawn_listening(cmd: &mut Command, port: u16) -> Child {
+    kill_running_on_panic();
     let mut child = cmd.spawn().unwrap();
+    RUNNING.lock().unwrap().push(child.id());
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {
@@ -48,7 +78,9 @@ pub fn stop_with_output(child: Child) -> (String, String) {
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
+    let pid = child.id();
     let out = child.wait_with_output().unwrap();
+    forget(pid);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "exit: {:?} {stderr}", out.status);
     (String::from_utf8(out.stdout).unwrap(), stderr)
