@@ -57,9 +57,34 @@ struct Chunk<'a> {
     #[serde(borrow, default)]
     model: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    choices: Option<Vec<ChunkChoice<'a>>>,
+    choices: Option<First<ChunkChoice<'a>>>,
     #[serde(borrow, default)]
     usage: Option<&'a RawValue>,
+}
+
+/// The first element of a JSON array (the rest is skipped): `choices[0]`
+/// without a `Vec` per chunk.
+struct First<T>(Option<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = First<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<First<T>, A::Error> {
+                let first = seq.next_element()?;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(First(first))
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -96,7 +121,7 @@ fn raw(v: Option<&RawValue>) -> Option<Cow<'_, RawValue>> {
 
 fn read_typed(data: &str) -> Option<Piece<'_>> {
     let c: Chunk = serde_json::from_str(data).ok()?;
-    let first = c.choices.and_then(|cs| cs.into_iter().next());
+    let first = c.choices.and_then(|cs| cs.0);
     let (delta, finish_reason) = match first {
         Some(ch) => (ch.delta, ch.finish_reason),
         None => (None, None),
