@@ -16,17 +16,7 @@ use switchyard_transforms::Chain;
 use tracing::info;
 
 pub fn main(args: DispatcherArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(run(args))
+    crate::process::run(run(args))
 }
 
 fn env_fallback(value: Option<String>, name: &str) -> Option<String> {

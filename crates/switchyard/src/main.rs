@@ -9,6 +9,7 @@ mod dispatcher;
 mod mesh_call;
 mod net;
 mod node;
+mod process;
 mod redis_source;
 mod tail;
 mod transforms;

@@ -35,17 +35,7 @@ pub const TOKEN_ENV: &str = "SWITCHYARD_MESH_TOKEN";
 
 pub fn main(args: NodeArgs) -> anyhow::Result<()> {
     let config = NodeConfig::load(&args.config)?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(run(args, config))
+    crate::process::run(run(args, config))
 }
 
 /// The mesh settings of a config: TLS files are read here, so a missing file
