@@ -90,7 +90,7 @@ impl TailConfig {
             max_line_bytes: 64 * 1024,
             parse_json: false,
             chunk_lines: 1000,
-            read_budget: 1024 * 1024,
+            read_budget: 512 * 1024,
             rotate_wait: Duration::from_secs(5),
             checkpoint_interval: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(10),
