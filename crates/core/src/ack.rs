@@ -96,7 +96,7 @@ impl AckBatch {
     /// A token for one event of this batch.
     pub fn token(&self) -> AckToken {
         AckToken {
-            shared: Some(self.shared.clone()),
+            link: Link::Batch(self.shared.clone()),
             fate: Fate::Unresolved,
         }
     }
@@ -105,15 +105,27 @@ impl AckBatch {
 /// One event's link back to its source's [`AckBatch`].
 #[derive(Default)]
 pub struct AckToken {
-    shared: Option<Arc<Shared>>,
+    link: Link,
     fate: Fate,
+}
+
+/// Where a token reports its fate.
+#[derive(Default, Clone)]
+enum Link {
+    /// Nobody listens.
+    #[default]
+    None,
+    /// A source's batch.
+    Batch(Arc<Shared>),
+    /// One copy of a fanned-out event (see [`crate::fanout`]).
+    Copy(Arc<crate::fanout::Joint>),
 }
 
 impl AckToken {
     /// A token for an event whose source does not need acknowledgements.
     pub const fn none() -> Self {
         Self {
-            shared: None,
+            link: Link::None,
             fate: Fate::Unresolved,
         }
     }
@@ -122,13 +134,35 @@ impl AckToken {
     pub fn resolve(&mut self, fate: Fate) {
         self.fate = fate;
     }
+
+    /// Turn this token into `n` tokens, one per copy of a fanned-out event.
+    /// The original is resolved once, when the last copy is dropped, with the
+    /// worst fate among the copies (see [`crate::fanout`]).
+    pub fn split(self, n: usize) -> Vec<AckToken> {
+        if n == 1 || matches!(self.link, Link::None) {
+            let mut out = Vec::with_capacity(n);
+            out.push(self);
+            out.resize_with(n, AckToken::none);
+            if n == 0 {
+                out.clear();
+            }
+            return out;
+        }
+        let joint = Arc::new(crate::fanout::Joint::new(self));
+        (0..n)
+            .map(|_| AckToken {
+                link: Link::Copy(joint.clone()),
+                fate: Fate::Unresolved,
+            })
+            .collect()
+    }
 }
 
 impl Clone for AckToken {
     /// A copy (e.g. for bus fan-out) must be resolved on its own.
     fn clone(&self) -> Self {
         Self {
-            shared: self.shared.clone(),
+            link: self.link.clone(),
             fate: Fate::Unresolved,
         }
     }
@@ -136,8 +170,12 @@ impl Clone for AckToken {
 
 impl Drop for AckToken {
     fn drop(&mut self) {
-        if let Some(shared) = &self.shared {
-            shared.counts[self.fate as usize].fetch_add(1, Ordering::Relaxed);
+        match &self.link {
+            Link::None => {}
+            Link::Batch(shared) => {
+                shared.counts[self.fate as usize].fetch_add(1, Ordering::Relaxed);
+            }
+            Link::Copy(joint) => joint.settle(self.fate),
         }
     }
 }
@@ -145,7 +183,7 @@ impl Drop for AckToken {
 impl std::fmt::Debug for AckToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AckToken")
-            .field("attached", &self.shared.is_some())
+            .field("attached", &!matches!(self.link, Link::None))
             .field("fate", &self.fate)
             .finish()
     }

@@ -126,6 +126,60 @@ impl Event {
         self.ack.resolve(fate);
     }
 
+    /// `n` copies of this event for `n` sinks, sharing one acknowledgement:
+    /// the source learns the worst fate once every copy is settled.
+    pub fn fan_out(self, n: usize) -> Vec<Event> {
+        let Event { id, payload, ack } = self;
+        let mut tokens = ack.split(n);
+        let mut out = Vec::with_capacity(n);
+        if let Some(last) = tokens.pop() {
+            for token in tokens {
+                out.push(Event {
+                    id,
+                    payload: payload.clone(),
+                    ack: token,
+                });
+            }
+            out.push(Event {
+                id,
+                payload,
+                ack: last,
+            });
+        }
+        out
+    }
+
+    /// Bytes this event holds, roughly: what buffers count against their
+    /// byte bound. Cheap (no encoding); within a small factor of the JSON size.
+    pub fn size_hint(&self) -> usize {
+        const OVERHEAD: usize = 64;
+        OVERHEAD
+            + match &self.payload {
+                Payload::Http(x) => {
+                    x.request_id.len()
+                        + x.method.len()
+                        + x.path.len()
+                        + x.request_body.as_ref().map_or(0, |b| b.len())
+                        + x.response_body.as_ref().map_or(0, |b| b.len())
+                        + x.response_headers.as_ref().map_or(0, |h| {
+                            h.iter()
+                                .map(|(k, v)| k.len() + v.iter().map(String::len).sum::<usize>())
+                                .sum()
+                        })
+                }
+                Payload::Log(r) => {
+                    r.message.as_ref().map_or(0, String::len)
+                        + r.level.as_ref().map_or(0, String::len)
+                        + r.labels
+                            .iter()
+                            .map(|(k, v)| k.len() + v.len())
+                            .sum::<usize>()
+                        + r.fields.as_members().len()
+                }
+                Payload::Json(doc) => doc.get().len(),
+            }
+    }
+
     /// Append the event's wire JSON (no newline) to `out`: the spec's Go form for
     /// an HTTP exchange, the flat object for a log record.
     pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {

@@ -7,6 +7,7 @@
 //! - [`http_exchange`]: the LLM-proxy HTTP exchange, in the original Go JSON form.
 //! - [`log_record`]: a log record; any JSON object round-trips through it.
 //! - [`ack`]: batch-level acknowledgements from sink back to source.
+//! - [`fanout`]: one event sent to several sinks, acknowledged once.
 //! - [`sink`]: the sink plugin trait, its error classes and the registry.
 //! - [`transform`]: the synchronous transform trait.
 //! - [`bus`]: the event bus trait.
@@ -16,6 +17,7 @@
 pub mod ack;
 pub mod bus;
 pub mod event;
+pub mod fanout;
 pub mod fields;
 pub mod http_exchange;
 pub mod log_record;
