@@ -3,7 +3,8 @@
 //! transient failures with jittered exponential backoff.
 //!
 //! # Layout
-//! - [`intake`]: the queue between sources and the engine, bounded in events.
+//! - [`buffer`]: bounded buffers (events and bytes, `when_full`, watermarks).
+//! - [`intake`]: the queue between sources and the engine (a blocking buffer).
 //! - [`batcher`]: when a batch is full or due.
 //! - [`backoff`]: retry delays (exponential, full jitter, capped).
 //! - [`counters`]: received / sent / filtered / dropped.
@@ -13,10 +14,12 @@
 
 pub mod backoff;
 pub mod batcher;
+pub mod buffer;
 pub mod counters;
 pub mod dispatch;
 pub mod intake;
 
+pub use buffer::{buffer, BufferConfig, BufferStats, WhenFull};
 pub use counters::{Counters, CountersSnapshot};
 pub use dispatch::{run, EngineConfig};
 pub use intake::{intake, IntakeReceiver, IntakeSender};
