@@ -8,7 +8,8 @@
 //! - [`batcher`]: when a batch is full or due.
 //! - [`backoff`]: retry delays (exponential, full jitter, capped).
 //! - [`counters`]: received / sent / filtered / dropped.
-//! - [`dispatch`]: the loop that ties them together.
+//! - [`dispatch`]: the loop that ties them together for one sink.
+//! - [`topology`]: a graph of named sources, transforms and sinks.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -18,6 +19,7 @@ pub mod buffer;
 pub mod counters;
 pub mod dispatch;
 pub mod intake;
+pub mod topology;
 
 pub use buffer::{buffer, BufferConfig, BufferStats, WhenFull};
 pub use counters::{Counters, CountersSnapshot};
