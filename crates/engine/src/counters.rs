@@ -1,6 +1,7 @@
 //! The engine's ledger. At any quiescent moment
 //! `received = sent + filtered + dropped`.
 
+use prometheus_client::metrics::histogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Live counters, shared with whoever reports them.
@@ -10,6 +11,9 @@ pub struct Counters {
     sent: AtomicU64,
     filtered: AtomicU64,
     dropped: AtomicU64,
+    in_flight: AtomicU64,
+    slots: AtomicU64,
+    worker_task: Option<Histogram>,
 }
 
 /// A copy of the counters at one moment.
@@ -37,6 +41,32 @@ impl Counters {
     }
     pub(crate) fn add_dropped(&self, n: u64) {
         self.dropped.fetch_add(n, Relaxed);
+    }
+
+    /// Counters whose engine also observes each batch's delivery time,
+    /// retries included, into `worker_task`.
+    pub fn with_worker_histogram(worker_task: Histogram) -> Self {
+        Self {
+            worker_task: Some(worker_task),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn observe_worker_task(&self, seconds: f64) {
+        if let Some(h) = &self.worker_task {
+            h.observe(seconds);
+        }
+    }
+
+    pub(crate) fn set_in_flight(&self, running: usize, slots: usize) {
+        self.in_flight.store(running as u64, Relaxed);
+        self.slots.store(slots as u64, Relaxed);
+    }
+
+    /// Batches being delivered now, and the most that may be (the workers
+    /// busy and the workers there are).
+    pub fn workers(&self) -> (u64, u64) {
+        (self.in_flight.load(Relaxed), self.slots.load(Relaxed))
     }
 
     /// Read all four.

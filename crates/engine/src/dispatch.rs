@@ -68,7 +68,7 @@ pub async fn run(
         retries: config.retry_attempts,
         counters: &counters,
     };
-    let mut in_flight = InFlight::new(config.concurrency);
+    let mut in_flight = InFlight::new(config.concurrency, &counters);
     loop {
         let deadline = batcher.deadline();
         tokio::select! {
@@ -100,17 +100,24 @@ pub async fn run(
 }
 
 /// Deliveries under way, at most `limit` of them.
-struct InFlight<F> {
+struct InFlight<'c, F> {
     limit: usize,
     running: FuturesUnordered<F>,
+    counters: &'c Counters,
 }
 
-impl<F: Future<Output = ()>> InFlight<F> {
-    fn new(limit: usize) -> Self {
+impl<'c, F: Future<Output = ()>> InFlight<'c, F> {
+    fn new(limit: usize, counters: &'c Counters) -> Self {
+        counters.set_in_flight(0, limit.max(1));
         Self {
             limit: limit.max(1),
             running: FuturesUnordered::new(),
+            counters,
         }
+    }
+
+    fn publish(&self) {
+        self.counters.set_in_flight(self.running.len(), self.limit);
     }
 
     fn is_full(&self) -> bool {
@@ -123,6 +130,7 @@ impl<F: Future<Output = ()>> InFlight<F> {
             self.running.next().await;
         }
         self.running.push(delivery);
+        self.publish();
     }
 
     /// Wait for one delivery to finish; pending forever when none runs.
@@ -130,10 +138,12 @@ impl<F: Future<Output = ()>> InFlight<F> {
         if self.running.next().await.is_none() {
             std::future::pending::<()>().await;
         }
+        self.publish();
     }
 
     async fn drain(&mut self) {
         while self.running.next().await.is_some() {}
+        self.publish();
     }
 }
 
@@ -159,6 +169,13 @@ impl Deliver<'_> {
         if batch.is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
+        self.attempt(batch).await;
+        self.counters
+            .observe_worker_task(started.elapsed().as_secs_f64());
+    }
+
+    async fn attempt(&self, batch: Vec<Event>) {
         let mut pending = batch;
         let mut retry = 0;
         loop {

@@ -9,6 +9,7 @@
 //! - [`backoff`]: retry delays (exponential, full jitter, capped).
 //! - [`counters`]: received / sent / filtered / dropped.
 //! - [`dispatch`]: the loop that ties them together for one sink.
+//! - [`metrics`]: Prometheus exposition of a pipeline.
 //! - [`topology`]: a graph of named sources, transforms and sinks.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -19,6 +20,7 @@ pub mod buffer;
 pub mod counters;
 pub mod dispatch;
 pub mod intake;
+pub mod metrics;
 pub mod topology;
 
 pub use buffer::{buffer, BufferConfig, BufferStats, WhenFull};

@@ -224,6 +224,30 @@ pub struct Observers {
     pub processing: BTreeMap<String, Histogram>,
     /// Time chunks waited in each sink's buffer.
     pub queue_wait: BTreeMap<String, Histogram>,
+    /// Time of each delivery attempt, by sink.
+    pub delivery: BTreeMap<String, Histogram>,
+    /// Time of each batch, retries included, by sink.
+    pub worker_task: BTreeMap<String, Histogram>,
+}
+
+/// A sink whose every attempt is timed.
+struct Timed {
+    inner: Box<dyn Sink>,
+    attempts: Histogram,
+}
+
+#[async_trait::async_trait]
+impl Sink for Timed {
+    async fn send(&self, events: &[Event]) -> Result<(), switchyard_core::SinkError> {
+        let started = Instant::now();
+        let result = self.inner.send(events).await;
+        self.attempts.observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn close(&self) -> Result<(), switchyard_core::SinkError> {
+        self.inner.close().await
+    }
 }
 
 /// A running pipeline.
@@ -280,7 +304,17 @@ impl Pipeline {
         for node in sinks {
             let wait = observers.queue_wait.get(&node.name).cloned();
             let (tx, rx) = buffer(node.buffer, wait);
-            let counters = Arc::new(Counters::default());
+            let counters = Arc::new(match observers.worker_task.get(&node.name) {
+                Some(h) => Counters::with_worker_histogram(h.clone()),
+                None => Counters::default(),
+            });
+            let sink: Box<dyn Sink> = match observers.delivery.get(&node.name) {
+                Some(h) => Box::new(Timed {
+                    inner: node.sink,
+                    attempts: h.clone(),
+                }),
+                None => node.sink,
+            };
             sink_handles.push(SinkHandle {
                 name: node.name,
                 buffer: tx.stats(),
@@ -290,7 +324,7 @@ impl Pipeline {
             engines.push(tokio::spawn(dispatch(
                 rx,
                 Arc::new(Identity),
-                node.sink,
+                sink,
                 node.engine,
                 counters,
             )));
