@@ -20,6 +20,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the dispatcher: event bus + HTTP ingest → batching and retries → one sink.
     Dispatcher(Box<DispatcherArgs>),
+    /// Run a pipeline of named sources, transforms and sinks from a YAML file.
+    Run(crate::pipeline::run::ConfigArgs),
+    /// Check a pipeline file and report every error with its key and line.
+    Validate(crate::pipeline::run::ConfigArgs),
     /// List the available sink plugins (the values of `--service`).
     Plugins,
     /// Load tools that measure a real dispatcher.

@@ -9,6 +9,7 @@ mod dispatcher;
 mod mesh_call;
 mod net;
 mod node;
+mod pipeline;
 mod process;
 mod redis_source;
 mod tail;
@@ -30,6 +31,8 @@ fn main() -> std::process::ExitCode {
             bench_redis::redis_dispatch(args)
         }
         cli::Command::Node(args) => node::main(args),
+        cli::Command::Run(args) => pipeline::run::main(args),
+        cli::Command::Validate(args) => pipeline::run::validate(args),
         cli::Command::Mesh(cli::MeshCommand::Call(args)) => mesh_call::main(*args),
         cli::Command::Plugins => {
             for (name, description) in switchyard_sinks::builtin().describe() {

@@ -1,0 +1,136 @@
+//! The admin server of a pipeline: `/metrics` (Prometheus text), `/health`
+//! (liveness, always 200 while the process serves) and `/ready` (readiness:
+//! `503` with the reasons when no sink can take events or a buffer is over
+//! its high watermark). Both JSON documents list every component's state.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use switchyard_engine::metrics::Metrics;
+use switchyard_engine::topology::{SinkHandle, SourceStats};
+use switchyard_engine::BufferStats;
+
+/// What the admin server reads.
+pub struct AdminState {
+    /// The pipeline's metrics.
+    pub metrics: Arc<Metrics>,
+    /// Sources: name and router figures.
+    pub sources: Vec<(String, Arc<SourceStats>)>,
+    /// Sinks: name, buffer and ledger.
+    pub sinks: Vec<SinkView>,
+}
+
+/// One sink as the admin server sees it.
+pub struct SinkView {
+    /// Name.
+    pub name: String,
+    /// Buffer figures.
+    pub buffer: Arc<BufferStats>,
+    /// Ledger.
+    pub counters: Arc<switchyard_engine::Counters>,
+}
+
+impl From<&SinkHandle> for SinkView {
+    fn from(h: &SinkHandle) -> Self {
+        Self {
+            name: h.name.clone(),
+            buffer: h.buffer.clone(),
+            counters: h.counters.clone(),
+        }
+    }
+}
+
+/// The routes.
+pub fn router(state: Arc<AdminState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .with_state(state)
+}
+
+async fn metrics(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}
+
+fn components(s: &AdminState) -> (Value, Vec<String>) {
+    let mut reasons = Vec::new();
+    let sinks: serde_json::Map<String, Value> = s
+        .sinks
+        .iter()
+        .map(|v| {
+            let b = &v.buffer;
+            let pressure = b.under_pressure.load(Relaxed);
+            if pressure {
+                reasons.push(format!(
+                    "sink `{}`: buffer over its high watermark ({:.0}% full)",
+                    v.name,
+                    b.utilization() * 100.0
+                ));
+            }
+            let c = v.counters.snapshot();
+            let (busy, slots) = v.counters.workers();
+            (
+                v.name.clone(),
+                json!({
+                    "state": if pressure { "backpressure" } else { "ok" },
+                    "buffer": {
+                        "events": b.events.load(Relaxed),
+                        "bytes": b.bytes.load(Relaxed),
+                        "utilization": b.utilization(),
+                        "dropped": b.dropped(),
+                    },
+                    "workers": {"active": busy, "total": slots},
+                    "delivered": c.sent,
+                    "failed": c.dropped,
+                }),
+            )
+        })
+        .collect();
+    let sources: serde_json::Map<String, Value> = s
+        .sources
+        .iter()
+        .map(|(name, st)| {
+            (
+                name.clone(),
+                json!({
+                    "state": "ok",
+                    "received": st.received.load(Relaxed),
+                    "filtered": st.filtered.load(Relaxed),
+                }),
+            )
+        })
+        .collect();
+    (json!({"sources": sources, "sinks": sinks}), reasons)
+}
+
+async fn health(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+    let (components, _) = components(&s);
+    Json(json!({"status": "ok", "components": components}))
+}
+
+async fn ready(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+    let (components, reasons) = components(&s);
+    let status = if reasons.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if reasons.is_empty() { "ready" } else { "not_ready" },
+        "reasons": reasons,
+        "components": components,
+    });
+    (status, Json(body))
+}

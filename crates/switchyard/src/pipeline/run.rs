@@ -1,0 +1,333 @@
+//! `switchyard run --config FILE` and `switchyard validate --config FILE`.
+
+use super::admin::{self, AdminState, SinkView};
+use super::schema::{NetSource, ReadFrom, SourceConfig};
+use super::validate::{check, Checked};
+use anyhow::Context;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_core::SinkConfig;
+use switchyard_engine::metrics::Metrics;
+use switchyard_engine::topology::{Observers, Pipeline, SinkNode, TransformNode};
+use switchyard_engine::{BufferConfig, EngineConfig, IntakeSender};
+use switchyard_sources::http::{IngestConfig, IngestCounters};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+/// Options of `run` and `validate`.
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    /// The pipeline file (YAML).
+    #[arg(long, short = 'c', env = "SWITCHYARD_CONFIG")]
+    pub config: PathBuf,
+}
+
+fn load(path: &Path) -> anyhow::Result<Checked> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let registry = switchyard_sinks::builtin();
+    let types: Vec<&str> = registry.names().collect();
+    check(&text, |k| std::env::var(k).ok(), &types).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{}: {e}", path.display());
+        }
+        anyhow::anyhow!(
+            "`{}` has {} error(s); nothing was started",
+            path.display(),
+            errors.len()
+        )
+    })
+}
+
+/// `switchyard validate`.
+pub fn validate(args: ConfigArgs) -> anyhow::Result<()> {
+    let c = load(&args.config)?;
+    println!(
+        "{}: ok ({} source(s), {} transform(s), {} sink(s))",
+        args.config.display(),
+        c.sources.len(),
+        c.transforms.len(),
+        c.sinks.len()
+    );
+    Ok(())
+}
+
+/// `switchyard run`.
+pub fn main(args: ConfigArgs) -> anyhow::Result<()> {
+    let checked = load(&args.config)?;
+    crate::process::run(run(checked))
+}
+
+async fn run(c: Checked) -> anyhow::Result<()> {
+    let registry = switchyard_sinks::builtin();
+    let metrics = Arc::new(Metrics::new());
+    let mut observers = Observers::default();
+    for (name, _) in &c.sources {
+        observers
+            .processing
+            .insert(name.clone(), metrics.processing(name));
+    }
+    let mut sinks = Vec::new();
+    for (name, s) in c.sinks {
+        let mut options = SinkConfig::new();
+        for (k, v) in s.options {
+            options.insert(k, v.0);
+        }
+        let sink = registry
+            .build(&s.kind, &options)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("sinks.{name}: cannot start `{}`", s.kind))?;
+        observers
+            .queue_wait
+            .insert(name.clone(), metrics.queue_wait(&name));
+        observers
+            .delivery
+            .insert(name.clone(), metrics.delivery(&name));
+        observers
+            .worker_task
+            .insert(name.clone(), metrics.worker_task(&name));
+        match s.buffer.kind {
+            super::schema::BufferKind::Memory => {}
+        }
+        sinks.push(SinkNode {
+            name,
+            inputs: s.inputs,
+            sink,
+            buffer: BufferConfig {
+                max_events: s.buffer.max_events,
+                max_bytes: s.buffer.max_bytes,
+                when_full: s.buffer.when_full,
+                high_watermark: s.buffer.high_watermark,
+                low_watermark: s.buffer.low_watermark,
+            },
+            engine: EngineConfig {
+                batch_size: s.batch.max_events,
+                flush_interval: s.batch.timeout,
+                retry_attempts: s.delivery.max_retries,
+                retry_backoff: s.delivery.retry_backoff,
+                concurrency: s.delivery.worker_count,
+            },
+        });
+    }
+    let transforms = c
+        .transforms
+        .into_iter()
+        .map(|t| TransformNode {
+            name: t.name,
+            inputs: t.inputs,
+            transform: t.transform,
+        })
+        .collect();
+    let names = c.sources.iter().map(|(n, _)| n.clone()).collect();
+    // Each source has its own queue; its bound is the largest asked for.
+    let queue = c
+        .sources
+        .iter()
+        .map(|(_, s)| s.queue_size())
+        .max()
+        .unwrap_or(10_000);
+    let pipeline = Pipeline::start(names, queue, transforms, sinks, observers)
+        .map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+    for s in &pipeline.sources {
+        metrics.add_source(s);
+    }
+    for s in &pipeline.sinks {
+        metrics.add_sink(s);
+    }
+    let state = Arc::new(AdminState {
+        metrics: metrics.clone(),
+        sources: pipeline
+            .sources
+            .iter()
+            .map(|s| (s.name.clone(), s.stats.clone()))
+            .collect(),
+        sinks: pipeline.sinks.iter().map(SinkView::from).collect(),
+    });
+
+    let (stop, stop_rx) = watch::channel(false);
+    let mut running = Vec::new();
+    for (name, config) in c.sources {
+        let tx = pipeline.sender(&name).expect("every source has a queue");
+        running.push(
+            start_source(&name, config, tx, stop_rx.clone())
+                .await
+                .with_context(|| format!("sources.{name}: cannot start"))?,
+        );
+    }
+    if let Some(a) = &c.admin {
+        let listener = tokio::net::TcpListener::bind(a.address)
+            .await
+            .with_context(|| format!("admin.address: cannot listen on {}", a.address))?;
+        info!(address = %listener.local_addr()?, "admin server listening (/metrics, /health, /ready)");
+        let app = admin::router(state.clone());
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+    }
+    let sampler = {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                metrics.sample_rates();
+            }
+        })
+    };
+    info!(
+        sources = pipeline.sources.len(),
+        sinks = pipeline.sinks.len(),
+        "pipeline running"
+    );
+
+    crate::dispatcher::shutdown_signal().await;
+    info!("shutting down: stopping sources, draining sinks");
+    let _ = stop.send(true);
+    for source in running {
+        source.stop().await;
+    }
+    let sinks: Vec<SinkView> = pipeline.sinks.iter().map(SinkView::from).collect();
+    let sources = state.sources.clone();
+    pipeline.finish().await;
+    sampler.abort();
+    for (name, st) in &sources {
+        println!(
+            "final counters: source={name} received={} filtered={}",
+            st.received.load(std::sync::atomic::Ordering::Relaxed),
+            st.filtered.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
+    for s in &sinks {
+        let c = s.counters.snapshot();
+        println!(
+            "final counters: sink={} received={} delivered={} failed={} dropped_newest={} dropped_oldest={}",
+            s.name,
+            c.received,
+            c.sent,
+            c.dropped,
+            s.buffer.dropped_newest.load(std::sync::atomic::Ordering::Relaxed),
+            s.buffer.dropped_oldest.load(std::sync::atomic::Ordering::Relaxed),
+        );
+    }
+    Ok(())
+}
+
+/// A started source, stopped on shutdown.
+enum Running {
+    Task(JoinHandle<()>),
+    Tail(switchyard_sources::file_tail::TailSource),
+    Net(crate::net::NetSources),
+}
+
+impl Running {
+    async fn stop(self) {
+        match self {
+            Running::Task(t) => {
+                let _ = t.await;
+            }
+            Running::Tail(t) => {
+                // Waits for its lines in flight while the sinks drain.
+                tokio::task::spawn_blocking(move || t.stop()).await.ok();
+            }
+            Running::Net(n) => n.stop().await,
+        }
+    }
+}
+
+async fn start_source(
+    name: &str,
+    config: SourceConfig,
+    tx: IntakeSender,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<Running> {
+    Ok(match config {
+        SourceConfig::Http {
+            address,
+            max_body,
+            token,
+            queue_wait,
+            ..
+        } => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("address: cannot listen on {address}"))?;
+            info!(source = name, address = %listener.local_addr()?, "HTTP ingest listening");
+            let counters = Arc::new(IngestCounters::default());
+            let stats_counters = counters.clone();
+            let app = switchyard_sources::http::router(
+                tx,
+                IngestConfig {
+                    max_body,
+                    token,
+                    queue_wait,
+                },
+                counters,
+                Arc::new(move || {
+                    serde_json::json!({
+                        "accepted": stats_counters.accepted.load(std::sync::atomic::Ordering::Relaxed),
+                    })
+                }),
+            );
+            Running::Task(tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await;
+            }))
+        }
+        SourceConfig::File {
+            include,
+            read_from,
+            state_dir,
+            json,
+            partial_line_timeout,
+            ..
+        } => {
+            let args = crate::tail::TailArgs {
+                globs: include,
+                state_dir,
+                tail_from: match read_from {
+                    ReadFrom::Head => "head".into(),
+                    ReadFrom::Tail => "tail".into(),
+                },
+                tail_json: json,
+                tail_partial_timeout: partial_line_timeout,
+            };
+            match crate::tail::start(&args, tx)? {
+                Some(t) => Running::Tail(t),
+                None => anyhow::bail!("include: at least one glob is required"),
+            }
+        }
+        SourceConfig::Tcp(n) => net(n, tx, |a, n| a.tcp = Some(n)).await?,
+        SourceConfig::Udp(n) => net(n, tx, |a, n| a.udp = Some(n)).await?,
+        SourceConfig::SyslogTcp(n) => net(n, tx, |a, n| a.syslog_tcp = Some(n)).await?,
+        SourceConfig::SyslogUdp(n) => net(n, tx, |a, n| a.syslog_udp = Some(n)).await?,
+    })
+}
+
+async fn net(
+    n: NetSource,
+    tx: IntakeSender,
+    set: impl FnOnce(&mut crate::net::NetArgs, std::net::SocketAddr),
+) -> anyhow::Result<Running> {
+    let mut args = crate::net::NetArgs {
+        tcp: None,
+        udp: None,
+        syslog_tcp: None,
+        syslog_udp: None,
+        max_message_bytes: n.max_message_bytes,
+        max_connections: n.max_connections,
+    };
+    set(&mut args, n.address);
+    let sources = crate::net::NetSources::start(&args, &tx).await?;
+    Ok(Running::Net(sources))
+}

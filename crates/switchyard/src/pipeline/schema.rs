@@ -1,0 +1,313 @@
+//! The shape of a pipeline file. Every struct refuses unknown keys, so a typo
+//! is an error that names the key instead of a setting silently ignored.
+
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use switchyard_engine::WhenFull;
+
+/// `10s`, `500ms`, `1h`.
+pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s)
+        .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration ({e})")))
+}
+
+/// The admin server: `/metrics`, `/health`, `/ready`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Listen address.
+    pub address: SocketAddr,
+}
+
+fn default_source_queue() -> usize {
+    10_000
+}
+
+/// One source, by `type`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// The HTTP ingest API (`/v1/events`, `/v1/logs`).
+    Http {
+        /// Listen address.
+        address: SocketAddr,
+        /// Largest body, bytes.
+        #[serde(default = "default_max_body")]
+        max_body: usize,
+        /// Bearer token requests must carry.
+        token: Option<String>,
+        /// Longest wait for queue room before `503`.
+        #[serde(default = "default_queue_wait", deserialize_with = "duration")]
+        queue_wait: Duration,
+        /// Bound of the source's queue, events.
+        #[serde(default = "default_source_queue")]
+        queue_size: usize,
+    },
+    /// Follow files.
+    File {
+        /// Globs of the files.
+        include: Vec<String>,
+        /// Start of files without a saved position: `head` or `tail`.
+        #[serde(default)]
+        read_from: ReadFrom,
+        /// Where delivered positions are kept.
+        #[serde(default = "default_state_dir")]
+        state_dir: PathBuf,
+        /// Parse lines that are JSON objects.
+        #[serde(default)]
+        json: bool,
+        /// Wait of a line without its newline.
+        #[serde(default = "default_partial", deserialize_with = "duration")]
+        partial_line_timeout: Duration,
+        /// Bound of the source's queue, events.
+        #[serde(default = "default_source_queue")]
+        queue_size: usize,
+    },
+    /// Lines over TCP.
+    Tcp(NetSource),
+    /// Lines over UDP.
+    Udp(NetSource),
+    /// Syslog over TCP.
+    SyslogTcp(NetSource),
+    /// Syslog over UDP.
+    SyslogUdp(NetSource),
+}
+
+/// A network source's settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetSource {
+    /// Listen address.
+    pub address: SocketAddr,
+    /// Longest message, bytes.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+    /// Most TCP connections at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Bound of the source's queue, events.
+    #[serde(default = "default_source_queue")]
+    pub queue_size: usize,
+}
+
+impl SourceConfig {
+    /// Bound of this source's queue.
+    pub fn queue_size(&self) -> usize {
+        match self {
+            SourceConfig::Http { queue_size, .. } | SourceConfig::File { queue_size, .. } => {
+                *queue_size
+            }
+            SourceConfig::Tcp(n)
+            | SourceConfig::Udp(n)
+            | SourceConfig::SyslogTcp(n)
+            | SourceConfig::SyslogUdp(n) => n.queue_size,
+        }
+    }
+}
+
+/// Where a file without a saved position starts.
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadFrom {
+    /// From its first byte.
+    #[default]
+    Head,
+    /// From its end.
+    Tail,
+}
+
+fn default_max_body() -> usize {
+    10 << 20
+}
+fn default_queue_wait() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("switchyard-state")
+}
+fn default_partial() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_max_message() -> usize {
+    65_536
+}
+fn default_max_connections() -> usize {
+    256
+}
+
+/// The LLM payload transformer's settings (`type: llm`).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LlmTransformConfig {
+    /// Include debug information in payloads.
+    #[serde(default)]
+    pub verbose: bool,
+    /// Captured headers whose values are redacted (replaces the default list).
+    pub redact_headers: Option<Vec<String>>,
+}
+
+/// A sink's batching.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// Events per batch.
+    #[serde(default = "default_batch_events")]
+    pub max_events: usize,
+    /// Longest wait of an unfilled batch.
+    #[serde(default = "default_batch_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self {
+            max_events: default_batch_events(),
+            timeout: default_batch_timeout(),
+        }
+    }
+}
+
+fn default_batch_events() -> usize {
+    100
+}
+fn default_batch_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// A sink's buffer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Buffer {
+    /// `memory` (the only kind a pipeline file offers so far).
+    #[serde(default, rename = "type")]
+    pub kind: BufferKind,
+    /// Most events held.
+    #[serde(default = "default_buffer_events")]
+    pub max_events: usize,
+    /// Most bytes held.
+    #[serde(default = "default_buffer_bytes")]
+    pub max_bytes: usize,
+    /// `block`, `drop_newest` or `drop_oldest`.
+    #[serde(default)]
+    pub when_full: WhenFull,
+    /// Utilization at which the buffer reports pressure.
+    #[serde(default = "default_high")]
+    pub high_watermark: f64,
+    /// Utilization at which the pressure ends.
+    #[serde(default = "default_low")]
+    pub low_watermark: f64,
+}
+
+impl Default for Buffer {
+    fn default() -> Self {
+        Self {
+            kind: BufferKind::Memory,
+            max_events: default_buffer_events(),
+            max_bytes: default_buffer_bytes(),
+            when_full: WhenFull::Block,
+            high_watermark: default_high(),
+            low_watermark: default_low(),
+        }
+    }
+}
+
+/// Where a buffer keeps its events.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BufferKind {
+    /// In memory.
+    #[default]
+    Memory,
+}
+
+fn default_buffer_events() -> usize {
+    10_000
+}
+fn default_buffer_bytes() -> usize {
+    64 << 20
+}
+fn default_high() -> f64 {
+    0.8
+}
+fn default_low() -> f64 {
+    0.6
+}
+
+/// A sink's delivery policy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// Batches delivered at the same time.
+    #[serde(default = "default_workers")]
+    pub worker_count: usize,
+    /// Retries after the first attempt.
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    /// Ceiling of the first retry's delay (doubles, full jitter).
+    #[serde(default = "default_backoff", deserialize_with = "duration")]
+    pub retry_backoff: Duration,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            worker_count: default_workers(),
+            max_retries: default_retries(),
+            retry_backoff: default_backoff(),
+        }
+    }
+}
+
+fn default_workers() -> usize {
+    4
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_backoff() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// One sink.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkEntry {
+    /// Plugin name (see `switchyard plugins`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Sources or transforms it reads.
+    pub inputs: Vec<String>,
+    /// The plugin's own options (`endpoint`, `api-key`, `timeout`, ...).
+    #[serde(default)]
+    pub options: BTreeMap<String, Scalar>,
+    /// Batching.
+    #[serde(default)]
+    pub batch: Batch,
+    /// Buffer.
+    #[serde(default)]
+    pub buffer: Buffer,
+    /// Delivery policy.
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+/// A scalar option value, kept as text for the plugin.
+#[derive(Debug)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_yaml::Value::deserialize(d)? {
+            serde_yaml::Value::String(s) => Ok(Scalar(s)),
+            serde_yaml::Value::Bool(b) => Ok(Scalar(b.to_string())),
+            serde_yaml::Value::Number(n) => Ok(Scalar(n.to_string())),
+            _ => Err(serde::de::Error::custom(
+                "expected a string, number or boolean",
+            )),
+        }
+    }
+}

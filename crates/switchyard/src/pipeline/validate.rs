@@ -1,0 +1,362 @@
+//! Reading a pipeline file: interpolate, parse, check every component and the
+//! wiring, and report *every* error — each with its key path and line —
+//! before anything starts.
+
+use super::interpolate::interpolate;
+use super::locate::line_of;
+use super::schema::{Admin, LlmTransformConfig, SinkEntry, SourceConfig};
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+use std::fmt;
+use std::sync::Arc;
+use switchyard_core::Transform;
+use switchyard_engine::topology::Shape;
+use switchyard_transforms::llm::{LlmConfig, LlmTransform, Redactor};
+use switchyard_transforms::TransformConfig;
+
+/// One problem of a pipeline file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Dotted key path (`sinks.out.buffer.when_full`), or empty.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// A transform, built.
+pub struct TransformSpec {
+    /// Name.
+    pub name: String,
+    /// Inputs.
+    pub inputs: Vec<String>,
+    /// The step.
+    pub transform: Arc<dyn Transform>,
+}
+
+/// A pipeline file that passed every check.
+pub struct Checked {
+    /// Admin server, if any.
+    pub admin: Option<Admin>,
+    /// Sources in file order.
+    pub sources: Vec<(String, SourceConfig)>,
+    /// Transforms in file order.
+    pub transforms: Vec<TransformSpec>,
+    /// Sinks in file order.
+    pub sinks: Vec<(String, SinkEntry)>,
+}
+
+const TOP: [&str; 4] = ["admin", "sources", "transforms", "sinks"];
+
+/// Check `text`; `env` reads environment variables; `sink_types` are the
+/// registered sink plugins.
+pub fn check(
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+    sink_types: &[&str],
+) -> Result<Checked, Vec<ConfigError>> {
+    let text = interpolate(text, env).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|m| {
+                let (line, message) = split_line(&m);
+                ConfigError {
+                    line,
+                    path: String::new(),
+                    message,
+                }
+            })
+            .collect::<Vec<_>>()
+    })?;
+    let root: Value = serde_yaml::from_str(&text).map_err(|e| {
+        vec![ConfigError {
+            line: e.location().map(|l| l.line()),
+            path: String::new(),
+            message: format!("not valid YAML: {e}"),
+        }]
+    })?;
+    let mut c = Checker {
+        text: &text,
+        errors: Vec::new(),
+    };
+    let Value::Mapping(root) = root else {
+        return Err(vec![c.error(
+            &[],
+            "the file must be a mapping of admin, sources, transforms and sinks".into(),
+        )]);
+    };
+    for key in root.keys() {
+        let k = key.as_str().unwrap_or("");
+        if !TOP.contains(&k) {
+            let e = c.error(
+                &[k],
+                format!("unknown key; expected one of {}", TOP.join(", ")),
+            );
+            c.errors.push(e);
+        }
+    }
+    let admin = root
+        .get("admin")
+        .and_then(|v| c.typed::<Admin>(&["admin"], v.clone()));
+
+    let mut sources = Vec::new();
+    for (name, v) in c.section(&root, "sources") {
+        if let Some(s) = c.typed::<SourceConfig>(&["sources", &name], v) {
+            if s.queue_size() == 0 {
+                let e = c.error(
+                    &["sources", &name, "queue_size"],
+                    "must be greater than 0".into(),
+                );
+                c.errors.push(e);
+            }
+            sources.push((name, s));
+        }
+    }
+
+    let mut transforms = Vec::new();
+    let mut transform_inputs = Vec::new();
+    for (name, v) in c.section(&root, "transforms") {
+        let at = ["transforms", name.as_str()];
+        let Value::Mapping(mut m) = v else {
+            let e = c.error(&at, "expected a mapping with `type` and `inputs`".into());
+            c.errors.push(e);
+            continue;
+        };
+        let inputs = match m.remove("inputs") {
+            Some(i) => c
+                .typed::<Vec<String>>(&["transforms", &name, "inputs"], i)
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        transform_inputs.push((name.clone(), inputs.clone()));
+        if let Some(t) = c.transform(&name, m) {
+            transforms.push(TransformSpec {
+                name,
+                inputs,
+                transform: t,
+            });
+        }
+    }
+
+    let mut sinks = Vec::new();
+    for (name, v) in c.section(&root, "sinks") {
+        let Some(s) = c.typed::<SinkEntry>(&["sinks", &name], v) else {
+            continue;
+        };
+        if !sink_types.contains(&s.kind.as_str()) {
+            let e = c.error(
+                &["sinks", &name, "type"],
+                format!(
+                    "`{}` is not a sink plugin; `switchyard plugins` lists them ({})",
+                    s.kind,
+                    sink_types.join(", ")
+                ),
+            );
+            c.errors.push(e);
+        }
+        c.sink_settings(&name, &s);
+        sinks.push((name, s));
+    }
+
+    let shape = Shape {
+        sources: sources.iter().map(|(n, _)| n.clone()).collect(),
+        transforms: transform_inputs,
+        sinks: sinks
+            .iter()
+            .map(|(n, s)| (n.clone(), s.inputs.clone()))
+            .collect(),
+    };
+    // Wiring is checked only between components that parsed: a component
+    // with its own error would otherwise be reported twice.
+    for problem in shape.check() {
+        let (path, message) = problem.split_once(": ").unwrap_or(("", &problem));
+        let keys: Vec<&str> = path.split('.').collect();
+        let e = c.error(&keys, message.to_string());
+        c.errors.push(e);
+    }
+
+    if c.errors.is_empty() {
+        Ok(Checked {
+            admin,
+            sources,
+            transforms,
+            sinks,
+        })
+    } else {
+        c.errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+        Err(c.errors)
+    }
+}
+
+fn split_line(m: &str) -> (Option<usize>, String) {
+    if let Some(rest) = m.strip_prefix("line ") {
+        if let Some((n, msg)) = rest.split_once(": ") {
+            if let Ok(n) = n.parse() {
+                return (Some(n), msg.to_string());
+            }
+        }
+    }
+    (None, m.to_string())
+}
+
+struct Checker<'t> {
+    text: &'t str,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn error(&self, path: &[&str], message: String) -> ConfigError {
+        ConfigError {
+            line: line_of(self.text, path),
+            path: path.join("."),
+            message,
+        }
+    }
+
+    /// The named entries of a top-level section, in file order.
+    fn section(&mut self, root: &Mapping, key: &str) -> Vec<(String, Value)> {
+        match root.get(key) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Mapping(m)) => m
+                .iter()
+                .filter_map(|(k, v)| match k.as_str() {
+                    Some(name) => Some((name.to_string(), v.clone())),
+                    None => {
+                        let e = self.error(&[key], "component names must be strings".into());
+                        self.errors.push(e);
+                        None
+                    }
+                })
+                .collect(),
+            Some(_) => {
+                let e = self.error(&[key], "expected a mapping of names to components".into());
+                self.errors.push(e);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Deserialize `value`; on error record it with the exact key path.
+    fn typed<T: DeserializeOwned>(&mut self, at: &[&str], value: Value) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let inner = e.path().to_string();
+                let mut path: Vec<String> = at.iter().map(|s| s.to_string()).collect();
+                if inner != "." {
+                    path.extend(inner.split('.').map(|s| s.to_string()));
+                }
+                let mut message = e.into_inner().to_string();
+                // An unknown key names itself: point at it.
+                if let Some(key) = unknown_field(&message) {
+                    path.push(key);
+                    message = message
+                        .split_once(", expected")
+                        .map(|(_, rest)| format!("unknown key; expected{rest}"))
+                        .unwrap_or(message);
+                }
+                let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+                let err = self.error(&keys, message);
+                self.errors.push(err);
+                None
+            }
+        }
+    }
+
+    fn transform(&mut self, name: &str, m: Mapping) -> Option<Arc<dyn Transform>> {
+        let at = ["transforms", name];
+        if m.get("type").and_then(Value::as_str) == Some("llm") {
+            let mut m = m;
+            m.remove("type");
+            let c: LlmTransformConfig = self.typed(&at, Value::Mapping(m))?;
+            let mut config = LlmConfig {
+                verbose: c.verbose,
+                ..LlmConfig::default()
+            };
+            if let Some(names) = &c.redact_headers {
+                config.redact = Redactor::new(names);
+            }
+            return Some(Arc::new(LlmTransform::default_with(config)));
+        }
+        let c: TransformConfig = self.typed(&at, Value::Mapping(m))?;
+        match c.build() {
+            Ok(t) => Some(Arc::from(t)),
+            Err(message) => {
+                let (key, message) = match message.split_once(": ") {
+                    Some((key, rest)) if !key.contains(' ') => (Some(key.to_string()), rest),
+                    _ => (None, message.as_str()),
+                };
+                let mut path = vec!["transforms", name];
+                let key_parts: Vec<String> = key
+                    .iter()
+                    .flat_map(|k| {
+                        k.split('.')
+                            .map(|s| s.split('[').next().unwrap_or(s).to_string())
+                    })
+                    .collect();
+                path.extend(key_parts.iter().map(String::as_str));
+                let e = self.error(&path, message.to_string());
+                self.errors.push(e);
+                None
+            }
+        }
+    }
+
+    fn sink_settings(&mut self, name: &str, s: &SinkEntry) {
+        let at = |k: &[&'static str]| {
+            let mut p = vec!["sinks".to_string(), name.to_string()];
+            p.extend(k.iter().map(|s| s.to_string()));
+            p
+        };
+        let mut problems: Vec<(Vec<String>, String)> = Vec::new();
+        let buffer = switchyard_engine::BufferConfig {
+            max_events: s.buffer.max_events,
+            max_bytes: s.buffer.max_bytes,
+            when_full: s.buffer.when_full,
+            high_watermark: s.buffer.high_watermark,
+            low_watermark: s.buffer.low_watermark,
+        };
+        if let Err(e) = buffer.validate() {
+            let (key, message) = e.split_once(": ").unwrap_or(("", &e));
+            let mut p = at(&["buffer"]);
+            p.push(key.to_string());
+            problems.push((p, message.to_string()));
+        }
+        if s.batch.max_events == 0 {
+            problems.push((
+                at(&["batch", "max_events"]),
+                "must be greater than 0".into(),
+            ));
+        }
+        if s.delivery.worker_count == 0 {
+            problems.push((
+                at(&["delivery", "worker_count"]),
+                "must be greater than 0".into(),
+            ));
+        }
+        for (path, message) in problems {
+            let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+            let e = self.error(&keys, message);
+            self.errors.push(e);
+        }
+    }
+}
+
+/// The key of serde's "unknown field `x`, expected ..." message.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
