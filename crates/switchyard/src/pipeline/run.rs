@@ -1,7 +1,7 @@
 //! `switchyard run --config FILE` and `switchyard validate --config FILE`.
 
 use super::admin::{self, AdminState, SinkView};
-use super::schema::{NetSource, ReadFrom, SourceConfig};
+use super::schema::{FileSource, HttpSource, NetSource, ReadFrom, SourceConfig};
 use super::validate::{check, Checked};
 use anyhow::Context;
 use clap::Args;
@@ -249,13 +249,13 @@ async fn start_source(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
     Ok(match config {
-        SourceConfig::Http {
+        SourceConfig::Http(HttpSource {
             address,
             max_body,
             token,
             queue_wait,
             ..
-        } => {
+        }) => {
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .with_context(|| format!("address: cannot listen on {address}"))?;
@@ -284,14 +284,14 @@ async fn start_source(
                     .await;
             }))
         }
-        SourceConfig::File {
+        SourceConfig::File(FileSource {
             include,
             read_from,
             state_dir,
             json,
             partial_line_timeout,
             ..
-        } => {
+        }) => {
             let args = crate::tail::TailArgs {
                 globs: include,
                 state_dir,

@@ -27,46 +27,14 @@ fn default_source_queue() -> usize {
     10_000
 }
 
-/// One source, by `type`.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+/// One source, by `type`. Read in two steps (the `type`, then that type's
+/// struct) so an error inside it keeps its exact key path.
+#[derive(Debug)]
 pub enum SourceConfig {
     /// The HTTP ingest API (`/v1/events`, `/v1/logs`).
-    Http {
-        /// Listen address.
-        address: SocketAddr,
-        /// Largest body, bytes.
-        #[serde(default = "default_max_body")]
-        max_body: usize,
-        /// Bearer token requests must carry.
-        token: Option<String>,
-        /// Longest wait for queue room before `503`.
-        #[serde(default = "default_queue_wait", deserialize_with = "duration")]
-        queue_wait: Duration,
-        /// Bound of the source's queue, events.
-        #[serde(default = "default_source_queue")]
-        queue_size: usize,
-    },
+    Http(HttpSource),
     /// Follow files.
-    File {
-        /// Globs of the files.
-        include: Vec<String>,
-        /// Start of files without a saved position: `head` or `tail`.
-        #[serde(default)]
-        read_from: ReadFrom,
-        /// Where delivered positions are kept.
-        #[serde(default = "default_state_dir")]
-        state_dir: PathBuf,
-        /// Parse lines that are JSON objects.
-        #[serde(default)]
-        json: bool,
-        /// Wait of a line without its newline.
-        #[serde(default = "default_partial", deserialize_with = "duration")]
-        partial_line_timeout: Duration,
-        /// Bound of the source's queue, events.
-        #[serde(default = "default_source_queue")]
-        queue_size: usize,
-    },
+    File(FileSource),
     /// Lines over TCP.
     Tcp(NetSource),
     /// Lines over UDP.
@@ -75,6 +43,53 @@ pub enum SourceConfig {
     SyslogTcp(NetSource),
     /// Syslog over UDP.
     SyslogUdp(NetSource),
+}
+
+impl SourceConfig {
+    /// The values of `type`.
+    pub const TYPES: [&'static str; 6] = ["http", "file", "tcp", "udp", "syslog_tcp", "syslog_udp"];
+}
+
+/// `type: http`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSource {
+    /// Listen address.
+    pub address: SocketAddr,
+    /// Largest body, bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body: usize,
+    /// Bearer token requests must carry.
+    pub token: Option<String>,
+    /// Longest wait for queue room before `503`.
+    #[serde(default = "default_queue_wait", deserialize_with = "duration")]
+    pub queue_wait: Duration,
+    /// Bound of the source's queue, events.
+    #[serde(default = "default_source_queue")]
+    pub queue_size: usize,
+}
+
+/// `type: file`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    /// Globs of the files.
+    pub include: Vec<String>,
+    /// Start of files without a saved position: `head` or `tail`.
+    #[serde(default)]
+    pub read_from: ReadFrom,
+    /// Where delivered positions are kept.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Parse lines that are JSON objects.
+    #[serde(default)]
+    pub json: bool,
+    /// Wait of a line without its newline.
+    #[serde(default = "default_partial", deserialize_with = "duration")]
+    pub partial_line_timeout: Duration,
+    /// Bound of the source's queue, events.
+    #[serde(default = "default_source_queue")]
+    pub queue_size: usize,
 }
 
 /// A network source's settings.
@@ -98,9 +113,8 @@ impl SourceConfig {
     /// Bound of this source's queue.
     pub fn queue_size(&self) -> usize {
         match self {
-            SourceConfig::Http { queue_size, .. } | SourceConfig::File { queue_size, .. } => {
-                *queue_size
-            }
+            SourceConfig::Http(h) => h.queue_size,
+            SourceConfig::File(f) => f.queue_size,
             SourceConfig::Tcp(n)
             | SourceConfig::Udp(n)
             | SourceConfig::SyslogTcp(n)

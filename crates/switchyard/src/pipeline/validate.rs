@@ -112,9 +112,14 @@ pub fn check(
         .get("admin")
         .and_then(|v| c.typed::<Admin>(&["admin"], v.clone()));
 
+    // Names of components that have errors of their own: the wiring still
+    // knows them, so what reads them is not reported a second time.
+    let mut source_names = Vec::new();
+    let mut broken_sinks = Vec::new();
     let mut sources = Vec::new();
     for (name, v) in c.section(&root, "sources") {
-        if let Some(s) = c.typed::<SourceConfig>(&["sources", &name], v) {
+        source_names.push(name.clone());
+        if let Some(s) = c.source(&name, v) {
             if s.queue_size() == 0 {
                 let e = c.error(
                     &["sources", &name, "queue_size"],
@@ -153,30 +158,34 @@ pub fn check(
 
     let mut sinks = Vec::new();
     for (name, v) in c.section(&root, "sinks") {
+        let inputs = raw_inputs(&v);
+        if let Some(kind) = v.get("type").and_then(Value::as_str) {
+            if !sink_types.contains(&kind) {
+                let e = c.error(
+                    &["sinks", &name, "type"],
+                    format!(
+                        "`{kind}` is not a sink plugin; `switchyard plugins` lists them ({})",
+                        sink_types.join(", ")
+                    ),
+                );
+                c.errors.push(e);
+            }
+        }
         let Some(s) = c.typed::<SinkEntry>(&["sinks", &name], v) else {
+            broken_sinks.push((name, inputs));
             continue;
         };
-        if !sink_types.contains(&s.kind.as_str()) {
-            let e = c.error(
-                &["sinks", &name, "type"],
-                format!(
-                    "`{}` is not a sink plugin; `switchyard plugins` lists them ({})",
-                    s.kind,
-                    sink_types.join(", ")
-                ),
-            );
-            c.errors.push(e);
-        }
         c.sink_settings(&name, &s);
         sinks.push((name, s));
     }
 
     let shape = Shape {
-        sources: sources.iter().map(|(n, _)| n.clone()).collect(),
+        sources: source_names,
         transforms: transform_inputs,
         sinks: sinks
             .iter()
             .map(|(n, s)| (n.clone(), s.inputs.clone()))
+            .chain(broken_sinks.iter().cloned())
             .collect(),
     };
     // Wiring is checked only between components that parsed: a component
@@ -262,7 +271,9 @@ impl Checker<'_> {
                 let mut message = e.into_inner().to_string();
                 // An unknown key names itself: point at it.
                 if let Some(key) = unknown_field(&message) {
-                    path.push(key);
+                    if path.last() != Some(&key) {
+                        path.push(key);
+                    }
                     message = message
                         .split_once(", expected")
                         .map(|(_, rest)| format!("unknown key; expected{rest}"))
@@ -274,6 +285,46 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    fn source(&mut self, name: &str, v: Value) -> Option<SourceConfig> {
+        let Value::Mapping(mut m) = v else {
+            let e = self.error(&["sources", name], "expected a mapping with `type`".into());
+            self.errors.push(e);
+            return None;
+        };
+        let kind = match m.remove("type") {
+            Some(Value::String(t)) => t,
+            _ => {
+                let e = self.error(
+                    &["sources", name, "type"],
+                    format!("required, one of {}", SourceConfig::TYPES.join(", ")),
+                );
+                self.errors.push(e);
+                return None;
+            }
+        };
+        let at = ["sources", name];
+        let v = Value::Mapping(m);
+        Some(match kind.as_str() {
+            "http" => SourceConfig::Http(self.typed(&at, v)?),
+            "file" => SourceConfig::File(self.typed(&at, v)?),
+            "tcp" => SourceConfig::Tcp(self.typed(&at, v)?),
+            "udp" => SourceConfig::Udp(self.typed(&at, v)?),
+            "syslog_tcp" => SourceConfig::SyslogTcp(self.typed(&at, v)?),
+            "syslog_udp" => SourceConfig::SyslogUdp(self.typed(&at, v)?),
+            other => {
+                let e = self.error(
+                    &["sources", name, "type"],
+                    format!(
+                        "`{other}` is not a source type; expected one of {}",
+                        SourceConfig::TYPES.join(", ")
+                    ),
+                );
+                self.errors.push(e);
+                return None;
+            }
+        })
     }
 
     fn transform(&mut self, name: &str, m: Mapping) -> Option<Arc<dyn Transform>> {
@@ -355,8 +406,120 @@ impl Checker<'_> {
     }
 }
 
+/// A component's `inputs`, read leniently (its own errors are reported by
+/// its typed check).
+fn raw_inputs(v: &Value) -> Vec<String> {
+    v.get("inputs")
+        .and_then(Value::as_sequence)
+        .map(|s| {
+            s.iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The key of serde's "unknown field `x`, expected ..." message.
 fn unknown_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     Some(rest.split('`').next()?.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TYPES: [&str; 3] = ["file", "stdout", "blackhole"];
+
+    fn errors(text: &str) -> Vec<String> {
+        let env = |k: &str| (k == "HOME_DIR").then(|| "/data".to_string());
+        match check(text, env, &TYPES) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const GOOD: &str = "\
+sources:
+  app:
+    type: file
+    include: ['${HOME_DIR}/*.log']
+transforms:
+  errs:
+    type: filter
+    inputs: [app]
+    condition: 'level == \"error\"'
+sinks:
+  out:
+    type: stdout
+    inputs: [errs, app]
+";
+
+    #[test]
+    fn a_good_file_passes() {
+        assert!(errors(GOOD).is_empty(), "{:?}", errors(GOOD));
+    }
+
+    #[test]
+    fn bad_files_each_with_its_exact_messages() {
+        let table: &[(&str, &[&str])] = &[
+            (
+                "sources:\n  a:\n    type: file\n    include: [x]\n    colour: red\nsinks:\n  o:\n    type: stdout\n    inputs: [a]\n",
+                &["line 5: sources.a.colour: unknown key; expected one of `include`, `read_from`, `state_dir`, `json`, `partial_line_timeout`, `queue_size`"],
+            ),
+            (
+                "sources:\n  a:\n    type: carrier_pigeon\nsinks:\n  o:\n    type: stdout\n    inputs: [a]\n",
+                &["line 3: sources.a.type: `carrier_pigeon` is not a source type; expected one of http, file, tcp, udp, syslog_tcp, syslog_udp"],
+            ),
+            (
+                "sources:\n  a:\n    type: tcp\n    address: nowhere\nsinks:\n  o:\n    type: stdout\n    inputs: [a]\n",
+                &["line 4: sources.a.address: invalid socket address syntax"],
+            ),
+            (
+                "sources:\n  a:\n    type: tcp\n    address: 127.0.0.1:1\nsinks:\n  o:\n    type: stdout\n    inputs: [a]\n    buffer:\n      when_full: sometimes\n",
+                &["line 10: sinks.o.buffer.when_full: unknown variant `sometimes`, expected one of `block`, `drop_newest`, `drop_oldest`"],
+            ),
+            (
+                "sources:\n  a:\n    type: tcp\n    address: 127.0.0.1:1\nsinks:\n  o:\n    type: kafka\n    inputs: [a, b]\n    batch: {timeout: soon}\n",
+                &[
+                    "line 7: sinks.o.type: `kafka` is not a sink plugin; `switchyard plugins` lists them (file, stdout, blackhole)",
+                    "line 8: sinks.o.inputs: `b` is not a source or transform",
+                    "line 9: sinks.o.batch.timeout: `soon` is not a duration (expected number at 0)",
+                ],
+            ),
+            (
+                "sources:\n  a:\n    type: tcp\n    address: 127.0.0.1:1\nsinks:\n  o:\n    type: stdout\n    inputs: [a, b]\n    buffer:\n      high_watermark: 0.5\n",
+                &[
+                    "line 8: sinks.o.inputs: `b` is not a source or transform",
+                    "line 9: sinks.o.buffer.low_watermark: 0.6 must be below high_watermark (0.5)",
+                ],
+            ),
+            (
+                "sources:\n  a:\n    type: tcp\n    address: 127.0.0.1:1\ntransforms:\n  f:\n    type: filter\n    inputs: [a]\n    condition: 'level =='\n  s:\n    type: sample\n    inputs: [a]\n    rate: 0\nsinks:\n  o:\n    type: stdout\n    inputs: [f]\n",
+                &[
+                    "line 9: transforms.f.condition: expected a value after `level ==`, found the end",
+                    "line 13: transforms.s.rate: must be at least 1",
+                ],
+            ),
+            (
+                "source:\n  a: {}\nsinks: {}\n",
+                &[
+                    "line 1: source: unknown key; expected one of admin, sources, transforms, sinks",
+                    "line 3: sinks: at least one sink is required",
+                    "sources: at least one source is required",
+                ],
+            ),
+            (
+                "sources:\n  a:\n    type: file\n    include: ['${LOGS}']\nsinks: {}\n",
+                &["line 4: environment variable `LOGS` is not set (write `${LOGS:-default}` for a default)"],
+            ),
+            (
+                "sources:\n  a:\n    type: file\n    include: [x\n",
+                &["line 5: not valid YAML: did not find expected ',' or ']' at line 5 column 1, while parsing a flow sequence at line 4 column 14"],
+            ),
+        ];
+        for (text, want) in table {
+            assert_eq!(&errors(text), want, "config:\n{text}");
+        }
+    }
 }
