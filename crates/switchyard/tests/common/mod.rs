@@ -102,3 +102,99 @@ pub fn final_counters(stdout: &str) -> HashMap<String, u64> {
         .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
         .collect()
 }
+
+/// A minimal HTTP/1.1 request on loopback; returns (status, body).
+pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+/// `switchyard run --config <file>` with warnings only, output captured.
+pub fn run_command(config: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    cmd.arg("run")
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// A loopback HTTP server that answers `503` while `down` is set and `200`
+/// otherwise, counting the bodies it accepted (one connection per request).
+pub struct FlakyServer {
+    /// Its port.
+    pub port: u16,
+    /// While true, every request gets `503`.
+    pub down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Bodies answered with `200`.
+    pub accepted: std::sync::Arc<Mutex<Vec<String>>>,
+}
+
+impl FlakyServer {
+    /// Start it in a thread (it lives as long as the test process).
+    pub fn start(down: bool) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let flag = Arc::new(AtomicBool::new(down));
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let (f, a) = (flag.clone(), accepted.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let l = line.to_ascii_lowercase();
+                    if let Some(v) = l.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                let status = if f.load(Ordering::SeqCst) {
+                    "503 Service Unavailable"
+                } else {
+                    a.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&body).into_owned());
+                    "200 OK"
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Self {
+            port,
+            down: flag,
+            accepted,
+        }
+    }
+}
