@@ -172,7 +172,7 @@ sinks:
     options: {{endpoint: 'http://127.0.0.1:{nobody}/'}}
     batch: {{max_events: 5, timeout: 10ms}}
     buffer: {{max_events: 20, when_full: drop_newest}}
-    delivery: {{worker_count: 1, max_retries: 1000, retry_backoff: 20ms}}
+    delivery: {{worker_count: 1, max_retries: 1000, retry_backoff: 10ms}}
   kept:
     type: file
     inputs: [ingest]
@@ -220,6 +220,14 @@ sinks:
         ) >= 1.0
     );
 
+    // The service comes back: what the buffer kept is delivered.
+    server
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http(admin, "GET", "/ready", b"").0 != 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (stdout, _) = stop_with_output(child);
     // The healthy sink got everything; the other one accounts for every event.
     let kept = std::fs::read_to_string(dir.path().join("kept.jsonl")).unwrap();
