@@ -4,8 +4,10 @@
 mod bench;
 mod bench_redis;
 mod cli;
+mod delivery_args;
 mod detach;
 mod dispatcher;
+mod dlq_cmd;
 mod mesh_call;
 mod net;
 mod node;
@@ -31,6 +33,7 @@ fn main() -> std::process::ExitCode {
         }
         cli::Command::Node(args) => node::main(args),
         cli::Command::Mesh(cli::MeshCommand::Call(args)) => mesh_call::main(*args),
+        cli::Command::Dlq(command) => dlq_cmd::main(command),
         cli::Command::Plugins => {
             for (name, description) in switchyard_sinks::builtin().describe() {
                 println!("{name:<12} {description}");

@@ -66,7 +66,8 @@ struct Located {
 struct Inner {
     live: BTreeMap<u64, Located>,
     next_id: u64,
-    active: File,
+    /// Opened on the first write, so an unused queue leaves no directory.
+    active: Option<File>,
     active_seq: u64,
     active_len: u64,
     segments: Vec<u64>,
@@ -88,13 +89,18 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> D
 }
 
 impl Dlq {
-    /// Open (or create) the queue in `config.dir`, read every segment, and
-    /// purge expired records.
+    /// Open the queue in `config.dir`, read every segment, and purge
+    /// expired records. A missing directory is an empty queue; it is created
+    /// with the first record.
     pub fn open(config: DlqConfig) -> Result<Self, DlqError> {
         let dir = config.dir.clone();
-        fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         let mut segments = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io_err("read directory", &dir))? {
+        let listing = match fs::read_dir(&dir) {
+            Ok(listing) => Some(listing),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err("read directory", &dir)(e)),
+        };
+        for entry in listing.into_iter().flatten() {
             let entry = entry.map_err(io_err("read directory", &dir))?;
             if let Some(seq) = segment_seq(&entry.file_name().to_string_lossy()) {
                 segments.push(seq);
@@ -121,22 +127,19 @@ impl Dlq {
             Some(&last) => last + 1,
             None => 1,
         };
-        if segments.last() != Some(&active_seq) {
-            segments.push(active_seq);
-        }
-        let path = segment_path(&dir, active_seq);
-        let active = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_err("open", &path))?;
-        let active_len = active.metadata().map_err(io_err("stat", &path))?.len();
+        let active_len = match segments.last() {
+            Some(&last) if last == active_seq => {
+                let path = segment_path(&dir, last);
+                fs::metadata(&path).map_err(io_err("stat", &path))?.len()
+            }
+            _ => 0,
+        };
         let dlq = Self {
             config,
             inner: Mutex::new(Inner {
                 live,
                 next_id,
-                active,
+                active: None,
                 active_seq,
                 active_len,
                 segments,
@@ -251,7 +254,10 @@ impl Dlq {
     /// Remove records whose first failure is older than the retention
     /// period, as of `now`; returns how many.
     pub fn expire(&self, now: OffsetDateTime) -> Result<usize, DlqError> {
-        self.remove_older_than(now - self.config.retention_period)
+        match cutoff(now, self.config.retention_period) {
+            Some(cutoff) => self.remove_older_than(cutoff),
+            None => Ok(0), // a retention longer than the calendar: nothing expires
+        }
     }
 
     /// Remove records whose first failure is before `cutoff`.
@@ -271,7 +277,7 @@ impl Dlq {
         if entries.is_empty() {
             return Ok(());
         }
-        if inner.active_len >= SEGMENT_BYTES {
+        if inner.active.is_none() || inner.active_len >= SEGMENT_BYTES {
             self.rotate(inner)?;
         }
         let mut buf = Vec::new();
@@ -282,11 +288,10 @@ impl Dlq {
             buf.extend_from_slice(&line);
         }
         let path = segment_path(&self.config.dir, inner.active_seq);
-        inner
-            .active
-            .write_all(&buf)
-            .map_err(io_err("append to", &path))?;
-        inner.active.sync_data().map_err(io_err("sync", &path))?;
+        // `rotate` above opened it if it was not open.
+        let file = inner.active.as_mut().expect("the active segment is open");
+        file.write_all(&buf).map_err(io_err("append to", &path))?;
+        file.sync_data().map_err(io_err("sync", &path))?;
         inner.active_len += buf.len() as u64;
         let seq = inner.active_seq;
         for (entry, (offset, len)) in entries.into_iter().zip(spans) {
@@ -295,17 +300,30 @@ impl Dlq {
         Ok(())
     }
 
+    /// Open the segment to append to: the current one on the first write
+    /// (unless it is full), else the next one.
     fn rotate(&self, inner: &mut Inner) -> Result<(), DlqError> {
-        let seq = inner.active_seq + 1;
-        let path = segment_path(&self.config.dir, seq);
-        inner.active = OpenOptions::new()
+        let dir = &self.config.dir;
+        let seq = if inner.active.is_none() && inner.active_len < SEGMENT_BYTES {
+            inner.active_seq
+        } else {
+            inner.active_seq + 1
+        };
+        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        let path = segment_path(dir, seq);
+        let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(io_err("create", &path))?;
+        if seq != inner.active_seq {
+            inner.active_len = 0;
+        }
+        inner.active = Some(file);
         inner.active_seq = seq;
-        inner.active_len = 0;
-        inner.segments.push(seq);
+        if inner.segments.last() != Some(&seq) {
+            inner.segments.push(seq);
+        }
         Ok(())
     }
 
@@ -397,6 +415,11 @@ fn scan(
     Ok((skipped, clean))
 }
 
+/// `now - age`, or `None` when that is before the earliest representable time.
+pub fn cutoff(now: OffsetDateTime, age: std::time::Duration) -> Option<OffsetDateTime> {
+    now.checked_sub(time::Duration::try_from(age).ok()?)
+}
+
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("segment-{seq:08}.log"))
 }
@@ -436,6 +459,18 @@ mod tests {
         (0..n)
             .map(|i| LogRecord::new(format!("e{i}")).into())
             .collect()
+    }
+
+    #[test]
+    fn an_unused_queue_leaves_no_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dlq");
+        let dlq = Dlq::open(config(&path, 10)).unwrap();
+        assert!(dlq.is_empty());
+        assert!(!path.exists());
+        dlq.append("http", &events(1), &failure(OffsetDateTime::now_utc()))
+            .unwrap();
+        assert!(segment_path(&path, 1).exists());
     }
 
     #[test]
@@ -509,7 +544,7 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let dlq = Dlq::open(config(dir.path(), 10)).unwrap();
         dlq.append("http", &events(2), &failure(now)).unwrap();
-        dlq.rotate(&mut dlq.lock()).unwrap();
+        dlq.rotate(&mut dlq.lock()).unwrap(); // a full segment would do this
         dlq.append("http", &events(1), &failure(now)).unwrap();
         dlq.remove(&[1, 2]).unwrap();
         assert!(!segment_path(dir.path(), 1).exists());
