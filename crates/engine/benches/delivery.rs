@@ -1,8 +1,8 @@
 //! The cost of the delivery stack: the same workload (100-event batches of
 //! log records into the blackhole sink) through a bare `Sink::send` and
-//! through the full stack — rate limit (high enough never to wait), adaptive
-//! concurrency, retry, circuit breaker, timeout — with events settled and
-//! counted as in the dispatch loop.
+//! through the full stack — rate limit (high enough never to wait),
+//! concurrency (adaptive, or fixed at 4), retry, circuit breaker, timeout —
+//! with events settled and counted as in the dispatch loop.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use std::sync::Arc;
@@ -21,14 +21,14 @@ fn batch() -> Vec<Event> {
         .collect()
 }
 
-fn full_stack() -> DeliveryConfig {
+fn full_stack(concurrency: Concurrency) -> DeliveryConfig {
     DeliveryConfig {
         timeout: Some(Duration::from_secs(30)),
         rate_limit: Some(RateLimit {
             per_second: u32::MAX,
             unit: RateUnit::Events,
         }),
-        concurrency: Concurrency::Adaptive,
+        concurrency,
         ..DeliveryConfig::default()
     }
 }
@@ -54,27 +54,32 @@ fn bench(c: &mut Criterion) {
     });
 
     let counters = Arc::new(Counters::default());
-    let stats = Arc::new(DeliveryStats::default());
-    let settle = Arc::new(Settle::new(
-        "blackhole",
-        counters.clone(),
-        stats.clone(),
-        None,
-    ));
-    let stack = delivery::build(sink.clone(), &full_stack(), settle, stats);
-    group.bench_function("full_stack", |b| {
-        b.to_async(&rt).iter_batched(
-            batch,
-            |events| {
-                let mut stack = stack.clone();
-                async move {
-                    let Ok(svc) = stack.ready().await;
-                    let Ok(()) = svc.call(events).await;
-                }
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    for (name, concurrency) in [
+        ("full_stack_adaptive", Concurrency::Adaptive),
+        ("full_stack_fixed", Concurrency::Fixed(4)),
+    ] {
+        let stats = Arc::new(DeliveryStats::default());
+        let settle = Arc::new(Settle::new(
+            "blackhole",
+            counters.clone(),
+            stats.clone(),
+            None,
+        ));
+        let stack = delivery::build(sink.clone(), &full_stack(concurrency), settle, stats);
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter_batched(
+                batch,
+                |events| {
+                    let mut stack = stack.clone();
+                    async move {
+                        let Ok(svc) = stack.ready().await;
+                        let Ok(()) = svc.call(events).await;
+                    }
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     group.finish();
     assert!(counters.snapshot().sent > 0);
 }
