@@ -3,7 +3,6 @@
 //! document; `switchyard dispatcher --help` lists them.
 
 use crate::cli::duration;
-use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -88,6 +87,39 @@ pub struct DeliveryArgs {
     pub no_dlq: bool,
 }
 
+/// A configuration error, with the flag a user typed instead of the key.
+fn flag_names(error: &str) -> String {
+    const FLAGS: [(&str, &str); 10] = [
+        ("delivery `concurrency`", "--concurrency"),
+        ("delivery `rate_limit.per_second`", "--rate-limit"),
+        ("delivery `timeout`", "--delivery-timeout"),
+        (
+            "delivery `flow_control.adjustment_factor`",
+            "--adjustment-factor",
+        ),
+        ("delivery `flow_control.target_latency`", "--target-latency"),
+        (
+            "delivery `flow_control.max_concurrency`",
+            "--max-concurrency",
+        ),
+        (
+            "delivery `circuit_breaker.failure_threshold / success_threshold`",
+            "--breaker-failure-threshold / --breaker-success-threshold",
+        ),
+        (
+            "delivery `circuit_breaker.half_open_max_calls`",
+            "--breaker-half-open-max-calls",
+        ),
+        ("dlq `max_size`", "--dlq-max-size"),
+        ("dlq `retention_period`", "--dlq-retention"),
+    ];
+    let mut text = error.replace("dlq `retry_interval`", "--dlq-retry-interval");
+    for (key, flag) in FLAGS {
+        text = text.replace(key, flag);
+    }
+    text
+}
+
 fn concurrency(s: &str) -> Result<Concurrency, String> {
     match s {
         "adaptive" => Ok(Concurrency::Adaptive),
@@ -138,8 +170,7 @@ impl DeliveryArgs {
         };
         config
             .validate()
-            .map_err(anyhow::Error::msg)
-            .context("invalid delivery flags")?;
+            .map_err(|e| anyhow::anyhow!("{}", flag_names(&e)))?;
         Ok(config)
     }
 
@@ -158,8 +189,7 @@ impl DeliveryArgs {
         };
         config
             .validate()
-            .map_err(anyhow::Error::msg)
-            .context("invalid dead-letter queue flags")?;
+            .map_err(|e| anyhow::anyhow!("{}", flag_names(&e)))?;
         Ok(Some(config))
     }
 }
