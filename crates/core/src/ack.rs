@@ -20,11 +20,16 @@ pub enum Fate {
     Delivered = 0,
     /// A transform removed it on purpose.
     Filtered = 1,
-    /// It was given up on after a permanent error or exhausted retries.
+    /// It was given up on after a permanent error or exhausted retries, and
+    /// no dead-letter queue could keep it.
     Dropped = 2,
+    /// It failed for good but is kept, with the reason, in the dead-letter
+    /// queue, from where it can be replayed. Settled for its source: the
+    /// event is durable on disk, so a source may let it go upstream.
+    DeadLettered = 3,
     /// Nobody decided; the event was lost in flight.
     #[default]
-    Unresolved = 3,
+    Unresolved = 4,
 }
 
 /// Counts of fates for one acknowledged batch.
@@ -36,6 +41,8 @@ pub struct BatchOutcome {
     pub filtered: u64,
     /// Events given up on.
     pub dropped: u64,
+    /// Events kept in the dead-letter queue (settled: they are on disk).
+    pub dead_lettered: u64,
     /// Events dropped without a decision.
     pub unresolved: u64,
 }
@@ -48,7 +55,7 @@ impl BatchOutcome {
 }
 
 struct Shared {
-    counts: [AtomicU64; 4],
+    counts: [AtomicU64; 5],
     tx: Mutex<Option<oneshot::Sender<BatchOutcome>>>,
 }
 
@@ -59,7 +66,8 @@ impl Drop for Shared {
             delivered: c(0),
             filtered: c(1),
             dropped: c(2),
-            unresolved: c(3),
+            dead_lettered: c(3),
+            unresolved: c(4),
         };
         // A poisoned lock only means another thread panicked while holding it;
         // the sender inside is still valid.
@@ -199,10 +207,12 @@ mod tests {
         let mut a = batch.token();
         let mut b = batch.token();
         let c = batch.token();
+        let mut d = batch.token();
         drop(batch);
         a.resolve(Fate::Delivered);
         b.resolve(Fate::Filtered);
-        drop((a, b, c));
+        d.resolve(Fate::DeadLettered);
+        drop((a, b, c, d));
         let outcome = rx.await.expect("sent on last drop");
         assert_eq!(
             outcome,
@@ -210,6 +220,7 @@ mod tests {
                 delivered: 1,
                 filtered: 1,
                 dropped: 0,
+                dead_lettered: 1,
                 unresolved: 1
             }
         );

@@ -18,6 +18,7 @@ fn severity(fate: Fate) -> u8 {
     match fate {
         Fate::Filtered => 0,
         Fate::Delivered => 1,
+        Fate::DeadLettered => 2,
         Fate::Dropped => 3,
         Fate::Unresolved => 4,
     }
@@ -27,6 +28,7 @@ fn from_severity(s: u8) -> Fate {
     match s {
         0 => Fate::Filtered,
         1 => Fate::Delivered,
+        2 => Fate::DeadLettered,
         3 => Fate::Dropped,
         _ => Fate::Unresolved,
     }
@@ -86,6 +88,8 @@ mod tests {
         assert_eq!((o.delivered, o.filtered), (1, 0));
         let o = outcome_of(&[Fate::Filtered, Fate::Filtered]).await;
         assert_eq!((o.delivered, o.filtered), (0, 1));
+        let o = outcome_of(&[Fate::Delivered, Fate::DeadLettered]).await;
+        assert_eq!((o.delivered, o.dead_lettered), (0, 1));
         let o = outcome_of(&[Fate::Delivered, Fate::Dropped]).await;
         assert_eq!((o.delivered, o.dropped), (0, 1));
         let o = outcome_of(&[Fate::Dropped, Fate::Unresolved, Fate::Delivered]).await;

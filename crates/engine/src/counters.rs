@@ -1,5 +1,5 @@
 //! The engine's ledger. At any quiescent moment
-//! `received = sent + filtered + dropped`.
+//! `received = sent + filtered + dead_lettered + dropped`.
 
 use prometheus_client::metrics::histogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -14,6 +14,7 @@ pub struct Counters {
     in_flight: AtomicU64,
     slots: AtomicU64,
     worker_task: Option<Histogram>,
+    dead_lettered: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -25,8 +26,11 @@ pub struct CountersSnapshot {
     pub sent: u64,
     /// Events a transform removed.
     pub filtered: u64,
-    /// Events given up on (permanent error or retries exhausted).
+    /// Events given up on (permanent error or retries exhausted) that no
+    /// dead-letter queue kept.
     pub dropped: u64,
+    /// Events kept in the dead-letter queue.
+    pub dead_lettered: u64,
 }
 
 impl Counters {
@@ -69,13 +73,18 @@ impl Counters {
         (self.in_flight.load(Relaxed), self.slots.load(Relaxed))
     }
 
-    /// Read all four.
+    pub(crate) fn add_dead_lettered(&self, n: u64) {
+        self.dead_lettered.fetch_add(n, Relaxed);
+    }
+
+    /// Read them all.
     pub fn snapshot(&self) -> CountersSnapshot {
         CountersSnapshot {
             received: self.received.load(Relaxed),
             sent: self.sent.load(Relaxed),
             filtered: self.filtered.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
+            dead_lettered: self.dead_lettered.load(Relaxed),
         }
     }
 }

@@ -1,27 +1,29 @@
-//! The dispatch loop: intake → transform → batch → deliver (with retries).
+//! The dispatch loop: intake → transform → batch → the sink's delivery stack.
 //!
-//! Up to `concurrency` batches are being delivered at once; when that many are
-//! in flight the loop stops taking from intake, so a slow sink slows intake and
-//! the intake bound pushes back on sources. Batches are handed to the sink in
-//! order; with more than one in flight a retried batch can land after a later
-//! one. Every event ends with a recorded fate (delivered, filtered or dropped)
+//! At most `max_in_flight` batches are inside the delivery stack at once
+//! (the concurrency limit's bound); when that many are, the loop stops
+//! taking from intake, so a slow or failing sink slows intake and the intake
+//! bound pushes back on sources. Batches are handed over in order; with more
+//! than one in flight a retried batch can land after a later one. Every event
+//! ends with a recorded fate (delivered, filtered, dead-lettered or dropped)
 //! that is both counted and reported to its source through its
 //! acknowledgement token.
 
-use crate::backoff::Backoff;
 use crate::batcher::Batcher;
 use crate::counters::Counters;
+use crate::delivery::{self, BreakerConfig, Concurrency, DeliveryConfig, DeliveryStats, Settle};
+use crate::dlq::Dlq;
 use crate::intake::IntakeReceiver;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_core::{
-    Event, EventFailure, Fate, Sink, SinkError, SinkErrorKind, Transform, Verdict,
-};
-use tracing::{debug, error, warn};
+use switchyard_core::{Event, Fate, Sink, Transform, Verdict};
+use tower::{Service, ServiceExt};
+use tracing::error;
 
-/// Batching and retry settings.
+/// Batching and retry settings (the original, smaller form of [`Pipeline`]:
+/// no circuit breaker, no timeout, no dead-letter queue).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Events per batch.
@@ -50,25 +52,96 @@ impl Default for EngineConfig {
     }
 }
 
+/// Everything the loop needs besides its intake, transform and sink.
+pub struct Pipeline {
+    /// Events per batch.
+    pub batch_size: usize,
+    /// Longest time an event waits in an unfilled batch.
+    pub flush_interval: Duration,
+    /// The delivery stack's settings.
+    pub delivery: DeliveryConfig,
+    /// The sink's name in logs and dead-letter records (its service name).
+    pub sink_name: String,
+    /// Where events that fail for good are kept; `None`: they are dropped.
+    pub dlq: Option<Arc<Dlq>>,
+}
+
+impl From<EngineConfig> for Pipeline {
+    fn from(c: EngineConfig) -> Self {
+        Self {
+            batch_size: c.batch_size,
+            flush_interval: c.flush_interval,
+            delivery: DeliveryConfig {
+                max_retries: c.retry_attempts,
+                retry_backoff: c.retry_backoff,
+                concurrency: Concurrency::Fixed(c.concurrency.max(1)),
+                circuit_breaker: BreakerConfig {
+                    enabled: false,
+                    ..BreakerConfig::default()
+                },
+                ..DeliveryConfig::default()
+            },
+            sink_name: "sink".into(),
+            dlq: None,
+        }
+    }
+}
+
 /// Run until every intake sender is gone and the queue is drained; then flush
 /// the last batch and close the sink.
 pub async fn run(
-    mut intake: IntakeReceiver,
+    intake: IntakeReceiver,
     transform: Arc<dyn Transform>,
     sink: Box<dyn Sink>,
     config: EngineConfig,
     counters: Arc<Counters>,
 ) {
-    let mut batcher = Batcher::new(config.batch_size, config.flush_interval);
-    let deliver = Deliver {
-        sink: sink.as_ref(),
-        backoff: Backoff {
-            base: config.retry_backoff,
-        },
-        retries: config.retry_attempts,
-        counters: &counters,
-    };
-    let mut in_flight = InFlight::new(config.concurrency, &counters);
+    let stats = Arc::new(DeliveryStats::default());
+    run_pipeline(
+        intake,
+        transform,
+        Arc::from(sink),
+        config.into(),
+        counters,
+        stats,
+    )
+    .await
+}
+
+/// [`run`] with the full delivery stack; `stats` receives its counters. With
+/// a dead-letter queue whose `auto_retry` is on, its records for this sink
+/// are re-sent every `retry_interval` while the loop runs.
+pub async fn run_pipeline(
+    mut intake: IntakeReceiver,
+    transform: Arc<dyn Transform>,
+    sink: Arc<dyn Sink>,
+    pipeline: Pipeline,
+    counters: Arc<Counters>,
+    stats: Arc<DeliveryStats>,
+) {
+    let settle = Arc::new(Settle::new(
+        &pipeline.sink_name,
+        counters.clone(),
+        stats.clone(),
+        pipeline.dlq.clone(),
+    ));
+    let mut stack = delivery::build(sink.clone(), &pipeline.delivery, settle, stats.clone());
+    let auto_retry = pipeline
+        .dlq
+        .as_ref()
+        .filter(|d| d.config().auto_retry)
+        .map(|dlq| {
+            tokio::spawn(crate::dlq::auto_retry(
+                dlq.clone(),
+                sink.clone(),
+                pipeline.sink_name.clone(),
+                stats.clone(),
+                pipeline.batch_size,
+                pipeline.delivery.timeout.unwrap_or(Duration::from_secs(30)),
+            ))
+        });
+    let mut batcher = Batcher::new(pipeline.batch_size, pipeline.flush_interval);
+    let mut in_flight = InFlight::new(pipeline.delivery.max_in_flight(), &counters);
     loop {
         let deadline = batcher.deadline();
         tokio::select! {
@@ -82,31 +155,63 @@ pub async fn run(
                         continue;
                     }
                     if let Some(batch) = batcher.push(event) {
-                        in_flight.push(deliver.batch(batch)).await;
+                        in_flight.push(timed(start(&mut stack, batch).await, &counters)).await;
                     }
                 }
             }
             _ = in_flight.next_done() => {}
             _ = sleep_until(deadline), if deadline.is_some() && !in_flight.is_full() => {
-                in_flight.push(deliver.batch(batcher.take())).await;
+                in_flight.push(timed(start(&mut stack, batcher.take()).await, &counters)).await;
             }
         }
     }
-    in_flight.push(deliver.batch(batcher.take())).await;
+    let last = batcher.take();
+    if !last.is_empty() {
+        in_flight
+            .push(timed(start(&mut stack, last).await, &counters))
+            .await;
+    }
     in_flight.drain().await;
+    if let Some(task) = auto_retry {
+        task.abort();
+        let _ = task.await;
+    }
     if let Err(error) = sink.close().await {
         error!(%error, "sink close failed");
     }
 }
 
-/// Deliveries under way, at most `limit` of them.
+/// Hand a batch to the stack; the returned future settles it.
+async fn start(
+    stack: &mut delivery::DeliveryService,
+    batch: Vec<Event>,
+) -> <delivery::DeliveryService as Service<Vec<Event>>>::Future {
+    // The stack never fails and is always ready; `ready` keeps the tower
+    // contract all the same.
+    let Ok(svc) = stack.ready().await;
+    svc.call(batch)
+}
+
+/// `delivery`, observed into the worker-task histogram when it ends.
+fn timed<F: Future>(delivery: F, counters: &Arc<Counters>) -> impl Future<Output = F::Output> {
+    let counters = counters.clone();
+    async move {
+        let started = std::time::Instant::now();
+        let out = delivery.await;
+        counters.observe_worker_task(started.elapsed().as_secs_f64());
+        out
+    }
+}
+
+/// Deliveries under way, at most `limit` of them; the number running is
+/// published as the busy workers of `counters`.
 struct InFlight<'c, F> {
     limit: usize,
     running: FuturesUnordered<F>,
     counters: &'c Counters,
 }
 
-impl<'c, F: Future<Output = ()>> InFlight<'c, F> {
+impl<'c, F: Future> InFlight<'c, F> {
     fn new(limit: usize, counters: &'c Counters) -> Self {
         counters.set_in_flight(0, limit.max(1));
         Self {
@@ -151,110 +256,5 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-struct Deliver<'a> {
-    sink: &'a dyn Sink,
-    backoff: Backoff,
-    retries: u32,
-    counters: &'a Counters,
-}
-
-impl Deliver<'_> {
-    /// Deliver `batch`, retrying what is worth retrying, and record every
-    /// event's fate. After a partial failure only the events that failed
-    /// transiently are sent again; the delivered ones are settled at once.
-    async fn batch(&self, batch: Vec<Event>) {
-        if batch.is_empty() {
-            return;
-        }
-        let started = std::time::Instant::now();
-        self.attempt(batch).await;
-        self.counters
-            .observe_worker_task(started.elapsed().as_secs_f64());
-    }
-
-    async fn attempt(&self, batch: Vec<Event>) {
-        let mut pending = batch;
-        let mut retry = 0;
-        loop {
-            let n = pending.len();
-            let error = match self.sink.send(&pending).await {
-                Ok(()) => {
-                    self.settle(pending, Fate::Delivered);
-                    debug!(events = n, "batch delivered");
-                    return;
-                }
-                Err(e) => e,
-            };
-            let can_retry = retry < self.retries;
-            let again = match error.kind {
-                SinkErrorKind::Partial => self.sort_partial(pending, error.failed, can_retry),
-                SinkErrorKind::Transient if can_retry => pending,
-                _ => {
-                    error!(error = %error, events = n, attempts = retry + 1, "delivery failed; batch dropped");
-                    self.settle(pending, Fate::Dropped);
-                    return;
-                }
-            };
-            if again.is_empty() {
-                return;
-            }
-            let delay = self.backoff.delay(retry, error.retry_after);
-            warn!(error = %error.message, events = again.len(), retry = retry + 1, of = self.retries, ?delay, "delivery failed; will retry");
-            tokio::time::sleep(delay).await;
-            retry += 1;
-            pending = again;
-        }
-    }
-
-    /// Settle the events a partial failure did not name as delivered, give up
-    /// the permanent failures (and the transient ones when no retry is left),
-    /// and return the events to send again.
-    fn sort_partial(
-        &self,
-        pending: Vec<Event>,
-        failed: Vec<EventFailure>,
-        can_retry: bool,
-    ) -> Vec<Event> {
-        let mut errors: Vec<Option<SinkError>> = vec![None; pending.len()];
-        for f in failed {
-            match errors.get_mut(f.index) {
-                Some(slot) => *slot = Some(f.error),
-                // A sink bug: the index names no event of this batch. Every
-                // real event is still settled below; the report is logged.
-                None => error!(
-                    index = f.index,
-                    events = pending.len(),
-                    "sink reported a failure for an event outside the batch"
-                ),
-            }
-        }
-        let (mut delivered, mut dropped, mut again) = (Vec::new(), Vec::new(), Vec::new());
-        for (event, error) in pending.into_iter().zip(errors) {
-            match error {
-                None => delivered.push(event),
-                Some(e) if e.kind == SinkErrorKind::Transient && can_retry => again.push(event),
-                Some(e) => {
-                    error!(event = %event.id, error = %e, "delivery failed; event dropped");
-                    dropped.push(event);
-                }
-            }
-        }
-        self.settle(delivered, Fate::Delivered);
-        self.settle(dropped, Fate::Dropped);
-        again
-    }
-
-    fn settle(&self, mut events: Vec<Event>, fate: Fate) {
-        let n = events.len() as u64;
-        match fate {
-            Fate::Delivered => self.counters.add_sent(n),
-            _ => self.counters.add_dropped(n),
-        }
-        for event in &mut events {
-            event.resolve(fate);
-        }
     }
 }

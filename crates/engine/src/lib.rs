@@ -1,13 +1,16 @@
 //! The dispatch engine: sources push chunks of events into a bounded intake
-//! queue; one loop transforms, batches and delivers them to a sink, retrying
-//! transient failures with jittered exponential backoff.
+//! queue; one loop transforms and batches them and hands each batch to the
+//! sink's delivery stack (rate limit, concurrency, retries, circuit breaker,
+//! timeout). Events that fail for good go to the on-disk dead-letter queue.
 //!
 //! # Layout
 //! - [`buffer`]: bounded buffers (events and bytes, `when_full`, watermarks).
 //! - [`intake`]: the queue between sources and the engine (a blocking buffer).
 //! - [`batcher`]: when a batch is full or due.
 //! - [`backoff`]: retry delays (exponential, full jitter, capped).
-//! - [`counters`]: received / sent / filtered / dropped.
+//! - [`counters`]: received / sent / filtered / dead-lettered / dropped.
+//! - [`delivery`]: the tower layers between a batch and its sink.
+//! - [`dlq`]: the dead-letter queue on disk, replay and auto-retry.
 //! - [`dispatch`]: the loop that ties them together for one sink.
 //! - [`metrics`]: Prometheus exposition of a pipeline.
 //! - [`topology`]: a graph of named sources, transforms and sinks.
@@ -18,12 +21,16 @@ pub mod backoff;
 pub mod batcher;
 pub mod buffer;
 pub mod counters;
+pub mod delivery;
 pub mod dispatch;
+pub mod dlq;
 pub mod intake;
 pub mod metrics;
 pub mod topology;
 
 pub use buffer::{buffer, BufferConfig, BufferStats, WhenFull};
 pub use counters::{Counters, CountersSnapshot};
-pub use dispatch::{run, EngineConfig};
+pub use delivery::{DeliveryConfig, DeliveryStats, DeliveryStatsSnapshot};
+pub use dispatch::{run, run_pipeline, EngineConfig, Pipeline};
+pub use dlq::{Dlq, DlqConfig};
 pub use intake::{intake, IntakeReceiver, IntakeSender};

@@ -18,7 +18,7 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Run the dispatcher: event bus + HTTP ingest → batching and retries → one sink.
+    /// Run the dispatcher: event bus + HTTP ingest → batching → retries, circuit breaker, dead-letter queue → one sink.
     Dispatcher(Box<DispatcherArgs>),
     /// Run a pipeline of named sources, transforms and sinks from a YAML file.
     Run(crate::pipeline::run::ConfigArgs),
@@ -26,6 +26,9 @@ pub enum Command {
     Validate(crate::pipeline::run::ConfigArgs),
     /// List the available sink plugins (the values of `--service`).
     Plugins,
+    /// Inspect, replay or purge the dead-letter queue.
+    #[command(subcommand)]
+    Dlq(crate::dlq_cmd::DlqCommand),
     /// Load tools that measure a real dispatcher.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -58,7 +61,7 @@ pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 5s, 1m)"))
 }
 
-fn key_value(s: &str) -> Result<(String, String), String> {
+pub(crate) fn key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err("expected KEY=VALUE".into()),
@@ -99,10 +102,6 @@ pub struct DispatcherArgs {
     /// Ceiling of the first retry's delay; doubles each retry (full jitter, max 30s).
     #[arg(long, env = "DISPATCHER_RETRY_BACKOFF", default_value = "1s", value_parser = duration)]
     pub retry_backoff: Duration,
-    /// Batches delivered to the service at the same time. More than one lets
-    /// the next batch be written while the previous one is being confirmed.
-    #[arg(long, env = "DISPATCHER_CONCURRENCY", default_value = "4", value_parser = positive)]
-    pub concurrency: usize,
     /// Include debug information in payloads (response headers, secrets redacted).
     #[arg(long, env = "LLM_PROXY_DISPATCHER_VERBOSE")]
     pub verbose: bool,
@@ -163,4 +162,6 @@ pub struct DispatcherArgs {
     pub net: crate::net::NetArgs,
     #[command(flatten)]
     pub transforms: crate::transforms::TransformArgs,
+    #[command(flatten)]
+    pub delivery: crate::delivery_args::DeliveryArgs,
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use switchyard_bus::MemoryBus;
 use switchyard_core::{EventBus, SinkConfig, Transform};
-use switchyard_engine::{intake, Counters, EngineConfig};
+use switchyard_engine::{intake, Counters, DeliveryStats, Dlq, Pipeline};
 use switchyard_sources::http::{router, IngestConfig, IngestCounters};
 use switchyard_transforms::llm::{LlmConfig, LlmTransform, Redactor};
 use switchyard_transforms::Chain;
@@ -55,6 +55,25 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     for (key, value) in &args.sink_options {
         cfg.insert(key.clone(), value.clone());
     }
+    let delivery = args
+        .delivery
+        .delivery(args.retry_attempts, args.retry_backoff)?;
+    let dlq = match args.delivery.dlq()? {
+        Some(config) => {
+            let dir = config.dir.clone();
+            let dlq = Dlq::open(config).with_context(|| {
+                format!(
+                    "cannot open the dead-letter queue in `{}` — check --dlq-dir",
+                    dir.display()
+                )
+            })?;
+            if !dlq.is_empty() {
+                info!(records = dlq.len(), dir = %dir.display(), "dead-letter queue holds records");
+            }
+            Some(Arc::new(dlq))
+        }
+        None => None,
+    };
     let sink = switchyard_sinks::builtin()
         .build(&args.service, &cfg)
         .map_err(anyhow::Error::msg)
@@ -77,13 +96,14 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         bus.subscribe(),
         tx.clone(),
     ));
-    let engine_config = EngineConfig {
+    let pipeline = Pipeline {
         batch_size: args.batch_size,
         flush_interval: args.flush_interval,
-        retry_attempts: args.retry_attempts,
-        retry_backoff: args.retry_backoff,
-        concurrency: args.concurrency,
+        delivery,
+        sink_name: args.service.clone(),
+        dlq: dlq.clone(),
     };
+    let delivery_stats = Arc::new(DeliveryStats::default());
     // The LLM payload transformer for every service, as in the original:
     // exchanges become LLM payloads, log records pass unchanged; then the
     // user's --transforms, if any.
@@ -97,12 +117,13 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         steps.push(Box::new(crate::transforms::load(path)?));
     }
     let transform: Arc<dyn Transform> = Arc::new(Chain::new(steps));
-    let engine = tokio::spawn(switchyard_engine::run(
+    let engine = tokio::spawn(switchyard_engine::run_pipeline(
         rx,
         transform,
-        sink,
-        engine_config,
+        Arc::from(sink),
+        pipeline,
         counters.clone(),
+        delivery_stats.clone(),
     ));
 
     let tail = crate::tail::start(&args.tail, tx.clone())?;
@@ -117,11 +138,14 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         );
         let tail_counters = tail.as_ref().map(|t| t.counters());
         let redis_stats = redis.as_ref().map(RedisSource::stats_handle);
+        let (delivery_stats, dlq) = (delivery_stats.clone(), dlq.clone());
         Arc::new(move || {
             json!({
                 "tail": tail_counters.as_deref().map(crate::tail::stats),
                 "net": net_stats(),
                 "engine": counters.snapshot(),
+                "delivery": delivery_stats.snapshot(),
+                "dlq": dlq.as_ref().map(|d| json!({"records": d.len()})),
                 "bus": bus.stats(),
                 "redis": redis_stats.as_ref().map(|s| s.snapshot()),
                 "ingest": {
@@ -188,11 +212,12 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     let c = counters.snapshot();
     let b = bus.stats();
     println!(
-        "final counters: received={} sent={} filtered={} dropped={} bus_published={} bus_dropped={} ingest_accepted={} ingest_rejected_requests={}{}",
+        "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} bus_published={} bus_dropped={} ingest_accepted={} ingest_rejected_requests={}{}",
         c.received,
         c.sent,
         c.filtered,
         c.dropped,
+        c.dead_lettered,
         b.published,
         b.dropped,
         ingest_counters.accepted.load(Relaxed),

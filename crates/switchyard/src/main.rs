@@ -4,8 +4,10 @@
 mod bench;
 mod bench_redis;
 mod cli;
+mod delivery_args;
 mod detach;
 mod dispatcher;
+mod dlq_cmd;
 mod mesh_call;
 mod net;
 mod node;
@@ -34,6 +36,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Run(args) => pipeline::run::main(args),
         cli::Command::Validate(args) => pipeline::run::validate(args),
         cli::Command::Mesh(cli::MeshCommand::Call(args)) => mesh_call::main(*args),
+        cli::Command::Dlq(command) => dlq_cmd::main(command),
         cli::Command::Plugins => {
             for (name, description) in switchyard_sinks::builtin().describe() {
                 println!("{name:<12} {description}");

@@ -1,0 +1,63 @@
+//! The one place where the delivery layers are put in order.
+
+use super::breaker::{Breaker, BreakerLayer};
+use super::concurrency::ConcurrencyLayer;
+use super::config::DeliveryConfig;
+use super::rate_limit::RateLimitLayer;
+use super::retry::{RetryLayer, RetryPolicy};
+use super::settle::Settle;
+use super::sink_service::SinkService;
+use super::stats::DeliveryStats;
+use super::timeout::TimeoutLayer;
+use crate::backoff::Backoff;
+use std::convert::Infallible;
+use std::sync::Arc;
+use switchyard_core::{Event, Sink};
+use tower::util::BoxCloneSyncService;
+use tower::ServiceBuilder;
+
+/// A sink wrapped in its delivery stack: takes a batch, answers once every
+/// event of it is settled (delivered, dead-lettered or dropped). Never fails.
+pub type DeliveryService = BoxCloneSyncService<Vec<Event>, (), Infallible>;
+
+/// Compose the stack around `sink`, outermost first:
+///
+/// 1. rate limit — how fast batches may start;
+/// 2. concurrency — how many are in flight (a slot is held through retries);
+/// 3. retry — backoff, `Retry-After`, partial failures, settling;
+/// 4. circuit breaker — judges every attempt, refuses them while open;
+/// 5. timeout — a deadline per attempt;
+/// 6. the sink.
+///
+/// `stats` must be the one `settle` was built with.
+pub fn build(
+    sink: Arc<dyn Sink>,
+    config: &DeliveryConfig,
+    settle: Arc<Settle>,
+    stats: Arc<DeliveryStats>,
+) -> DeliveryService {
+    let breaker = Arc::new(Breaker::new(
+        config.circuit_breaker.clone(),
+        settle.sink(),
+        stats.clone(),
+    ));
+    let policy = RetryPolicy {
+        max_retries: config.max_retries,
+        backoff: Backoff {
+            base: config.retry_backoff,
+        },
+        max_elapsed: config.max_elapsed,
+    };
+    let stack = ServiceBuilder::new()
+        .layer(RateLimitLayer::new(config.rate_limit, stats.clone()))
+        .layer(ConcurrencyLayer::new(
+            config.concurrency,
+            &config.flow_control,
+            stats.clone(),
+        ))
+        .layer(RetryLayer::new(policy, settle, stats.clone()))
+        .layer(BreakerLayer::new(breaker))
+        .layer(TimeoutLayer::new(config.timeout, stats))
+        .service(SinkService::new(sink));
+    BoxCloneSyncService::new(stack)
+}

@@ -1,0 +1,97 @@
+//! A rate limit in events or requests per second, with governor's token
+//! bucket (GCRA). The bucket holds one second's worth, so a quiet sink may
+//! take a short burst. With `events`, a batch takes one token per event; a
+//! batch larger than the whole bucket waits for a full bucket, so it is
+//! neither refused nor allowed to overdraw.
+
+use super::config::{RateLimit, RateUnit};
+use super::stats::DeliveryStats;
+use futures_util::future::BoxFuture;
+use governor::{DefaultDirectRateLimiter, Quota};
+use std::convert::Infallible;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use switchyard_core::Event;
+use tower::{Layer, Service};
+
+/// Adds [`RateLimited`]; `None` adds nothing but a pass-through.
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    limiter: Option<(Arc<DefaultDirectRateLimiter>, RateUnit, NonZeroU32)>,
+    stats: Arc<DeliveryStats>,
+}
+
+impl RateLimitLayer {
+    /// One bucket shared by every service this layer makes.
+    pub fn new(limit: Option<RateLimit>, stats: Arc<DeliveryStats>) -> Self {
+        let limiter = limit.and_then(|l| {
+            let rate = NonZeroU32::new(l.per_second)?;
+            Some((
+                Arc::new(DefaultDirectRateLimiter::direct(Quota::per_second(rate))),
+                l.unit,
+                rate,
+            ))
+        });
+        Self { limiter, stats }
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimited<S>;
+    fn layer(&self, inner: S) -> RateLimited<S> {
+        RateLimited {
+            inner,
+            limiter: self.limiter.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+/// The rate-limit service.
+#[derive(Clone)]
+pub struct RateLimited<S> {
+    inner: S,
+    limiter: Option<(Arc<DefaultDirectRateLimiter>, RateUnit, NonZeroU32)>,
+    stats: Arc<DeliveryStats>,
+}
+
+impl<S> Service<Vec<Event>> for RateLimited<S>
+where
+    S: Service<Vec<Event>, Response = (), Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = ();
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<(), Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, batch: Vec<Event>) -> Self::Future {
+        let mut inner = self.inner.clone();
+        let Some((limiter, unit, burst)) = self.limiter.clone() else {
+            return Box::pin(async move { inner.call(batch).await });
+        };
+        let stats = self.stats.clone();
+        Box::pin(async move {
+            let tokens = match unit {
+                RateUnit::Requests => NonZeroU32::MIN,
+                RateUnit::Events => {
+                    let n = u32::try_from(batch.len())
+                        .unwrap_or(u32::MAX)
+                        .min(burst.get());
+                    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+                }
+            };
+            // `tokens` never exceeds the bucket, so neither call can fail
+            // for lack of capacity.
+            if !matches!(limiter.check_n(tokens), Ok(Ok(()))) {
+                DeliveryStats::add(&stats.rate_limited_waits, 1);
+                let _ = limiter.until_n_ready(tokens).await;
+            }
+            inner.call(batch).await
+        })
+    }
+}

@@ -1,0 +1,96 @@
+//! The rate-limit and timeout layers through the whole stack.
+
+use async_trait::async_trait;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_core::{Event, LogRecord, Sink, SinkError};
+use switchyard_engine::delivery::{
+    self, BreakerConfig, DeliveryConfig, RateLimit, RateUnit, Settle,
+};
+use switchyard_engine::{Counters, DeliveryStats};
+use tower::{Service, ServiceExt};
+
+/// Counts calls; hangs forever when `hang` is set.
+#[derive(Default)]
+struct Slow {
+    calls: AtomicUsize,
+    hang: bool,
+}
+
+#[async_trait]
+impl Sink for Slow {
+    async fn send(&self, _events: &[Event]) -> Result<(), SinkError> {
+        self.calls.fetch_add(1, SeqCst);
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+}
+
+fn no_breaker() -> BreakerConfig {
+    BreakerConfig {
+        enabled: false,
+        ..BreakerConfig::default()
+    }
+}
+
+async fn deliver(stack: &mut delivery::DeliveryService, n: usize) {
+    let events = (0..n)
+        .map(|i| LogRecord::new(format!("{i}")).into())
+        .collect();
+    let Ok(svc) = stack.ready().await;
+    let Ok(()) = svc.call(events).await;
+}
+
+#[tokio::test]
+async fn a_second_request_within_the_second_waits_for_the_rate_limiter() {
+    let sink = Arc::new(Slow::default());
+    let counters = Arc::new(Counters::default());
+    let stats = Arc::new(DeliveryStats::default());
+    let settle = Arc::new(Settle::new("slow", counters.clone(), stats.clone(), None));
+    let config = DeliveryConfig {
+        rate_limit: Some(RateLimit {
+            per_second: 1,
+            unit: RateUnit::Requests,
+        }),
+        circuit_breaker: no_breaker(),
+        ..DeliveryConfig::default()
+    };
+    let mut stack = delivery::build(sink.clone(), &config, settle, stats.clone());
+    deliver(&mut stack, 5).await;
+    assert_eq!(
+        stats.snapshot().rate_limited_waits,
+        0,
+        "the bucket starts full"
+    );
+    deliver(&mut stack, 5).await;
+    assert_eq!(stats.snapshot().rate_limited_waits, 1);
+    assert_eq!((sink.calls.load(SeqCst), counters.snapshot().sent), (2, 10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_attempt_gets_its_own_deadline_and_the_last_one_gives_up() {
+    let sink = Arc::new(Slow {
+        hang: true,
+        ..Slow::default()
+    });
+    let counters = Arc::new(Counters::default());
+    let stats = Arc::new(DeliveryStats::default());
+    let settle = Arc::new(Settle::new("slow", counters.clone(), stats.clone(), None));
+    let config = DeliveryConfig {
+        max_retries: 2,
+        retry_backoff: Duration::from_millis(10),
+        timeout: Some(Duration::from_secs(1)),
+        circuit_breaker: no_breaker(),
+        ..DeliveryConfig::default()
+    };
+    let mut stack = delivery::build(sink.clone(), &config, settle, stats.clone());
+    deliver(&mut stack, 3).await;
+    let s = stats.snapshot();
+    assert_eq!((s.timeouts, s.retries), (3, 2));
+    assert_eq!(sink.calls.load(SeqCst), 3);
+    let c = counters.snapshot();
+    assert_eq!((c.sent, c.dropped), (0, 3), "no queue: dropped and counted");
+}

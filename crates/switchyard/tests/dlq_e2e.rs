@@ -1,0 +1,210 @@
+//! End to end: a poison event (permanent 400 from the sink) lands in the
+//! dead-letter queue with its reason while the rest keeps flowing; `switchyard
+//! dlq` lists and shows it, and `dlq replay` to a working sink delivers it and
+//! empties the queue.
+
+mod common;
+
+use common::{dispatcher_command, final_counters, free_port, spawn_listening, stop_with_output};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A loopback HTTP server that answers 400 to a body containing `poison`
+/// and 200 otherwise, and keeps the bodies it accepted.
+fn poison_server() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let seen = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let seen = seen.clone();
+            std::thread::spawn(move || answer(stream, &seen));
+        }
+    });
+    (port, accepted)
+}
+
+fn answer(stream: TcpStream, seen: &Mutex<Vec<String>>) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    let body = String::from_utf8(body).unwrap();
+    let status = if body.contains("poison") {
+        "400 Bad Request"
+    } else {
+        seen.lock().unwrap().push(body);
+        "200 OK"
+    };
+    let reply = "{\"error\":\"no poison here\"}";
+    let mut stream = reader.into_inner();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+        reply.len()
+    );
+}
+
+fn post(port: u16, body: &str) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out[9..12].parse().unwrap()
+}
+
+fn dlq(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("dlq")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dlq {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn a_poison_event_is_dead_lettered_and_replayed_to_a_working_sink() {
+    let (sink_port, accepted) = poison_server();
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("dlq");
+    let queue = queue.to_str().unwrap();
+    let endpoint = format!("http://127.0.0.1:{sink_port}/ingest");
+    let port = free_port();
+    let child = spawn_listening(
+        dispatcher_command(port).args([
+            "--service",
+            "http",
+            "--endpoint",
+            &endpoint,
+            "--batch-size",
+            "1",
+            "--flush-interval",
+            "20ms",
+            "--retry-backoff",
+            "10ms",
+            "--dlq-dir",
+            queue,
+            "--dlq-auto-retry",
+            "false",
+        ]),
+        port,
+    );
+    let body = r#"[{"msg":"ok-1"},{"msg":"poison","level":"error"},{"msg":"ok-2"}]"#;
+    assert_eq!(post(port, body), 202);
+    let (out, _) = stop_with_output(child);
+    let c = final_counters(&out);
+    assert_eq!(
+        (c["received"], c["sent"], c["dead_lettered"], c["dropped"]),
+        (3, 2, 1, 0),
+        "{out}"
+    );
+    let bodies = accepted.lock().unwrap().join("\n");
+    assert!(
+        bodies.contains("ok-1") && bodies.contains("ok-2"),
+        "{bodies}"
+    );
+
+    let list = stdout(&dlq(&["list", "--dir", queue]));
+    let rows: Vec<&str> = list.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{list}");
+    assert!(rows[0].starts_with("1 "), "{list}");
+    assert!(
+        rows[0].contains("http") && rows[0].contains("permanent"),
+        "{list}"
+    );
+    assert!(rows[0].contains("HTTP 400"), "{list}");
+
+    let show: serde_json::Value =
+        serde_json::from_str(&stdout(&dlq(&["show", "1", "--dir", queue]))).unwrap();
+    assert_eq!(show["sink"], "http");
+    assert_eq!(show["error_kind"], "permanent");
+    assert_eq!(show["attempts"], 1, "a permanent error is not retried");
+    assert_eq!(show["event"]["msg"], "poison");
+    assert_eq!(show["event"]["level"], "error");
+
+    let out_file = dir.path().join("replayed.jsonl");
+    let replay = dlq(&[
+        "replay",
+        "--all",
+        "--to",
+        "file",
+        "--endpoint",
+        out_file.to_str().unwrap(),
+        "--dir",
+        queue,
+    ]);
+    assert_eq!(stdout(&replay).trim(), "replayed 1, failed 0");
+    let replayed = std::fs::read_to_string(&out_file).unwrap();
+    let lines: Vec<serde_json::Value> = replayed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{replayed}");
+    assert_eq!(lines[0]["msg"], "poison");
+
+    let list = stdout(&dlq(&["list", "--dir", queue]));
+    assert_eq!(list.lines().count(), 1, "only the header is left: {list}");
+}
+
+#[test]
+fn purge_removes_what_it_is_told_and_replay_of_a_missing_id_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("dlq");
+    let queue = queue.to_str().unwrap();
+    let out = dlq(&["purge", "--all", "--dir", queue]);
+    assert_eq!(stdout(&out).trim(), "purged 0");
+    let missing = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "dlq",
+            "replay",
+            "--id",
+            "7",
+            "--to",
+            "blackhole",
+            "--dir",
+            queue,
+        ])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(err.contains("no record 7"), "{err}");
+}
