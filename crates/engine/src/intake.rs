@@ -1,7 +1,11 @@
 //! The intake queue: bounded in *events*, not messages, so one source sending
 //! 1000-event chunks and another sending single events share one honest bound.
 //! A sender waits for room (backpressure) or gives up after a deadline.
+//!
+//! With a disk buffer the sources' senders append to disk instead
+//! ([`crate::disk_buffer`]); the buffer's reader feeds this queue.
 
+use crate::disk_buffer::{AppendError, Appender};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_core::Event;
@@ -16,7 +20,7 @@ pub fn intake(capacity: usize) -> (IntakeSender, IntakeReceiver) {
     let room = Arc::new(Semaphore::new(capacity));
     (
         IntakeSender {
-            tx,
+            route: Route::Memory(tx),
             room: room.clone(),
             capacity,
         },
@@ -27,9 +31,19 @@ pub fn intake(capacity: usize) -> (IntakeSender, IntakeReceiver) {
 /// The sources' end. Cloneable.
 #[derive(Clone)]
 pub struct IntakeSender {
-    tx: mpsc::UnboundedSender<Chunk>,
+    route: Route,
+    /// The queue's room and bound, also reported by a disk-route sender.
     room: Arc<Semaphore>,
     capacity: usize,
+}
+
+/// Where a sender's chunks go.
+#[derive(Clone)]
+enum Route {
+    /// Straight into the queue.
+    Memory(mpsc::UnboundedSender<Chunk>),
+    /// Onto disk first; the disk buffer's reader feeds the queue.
+    Disk(Appender),
 }
 
 /// Why a chunk was not enqueued; the events are handed back.
@@ -53,10 +67,32 @@ impl IntakeSender {
         self.enqueue(events, Some(wait)).await
     }
 
+    /// A sender for the same queue whose chunks go through a disk buffer.
+    /// `self` is consumed so the queue's only direct sender is the buffer's
+    /// reader.
+    pub(crate) fn with_disk(self, appender: Appender) -> IntakeSender {
+        IntakeSender {
+            route: Route::Disk(appender),
+            room: self.room,
+            capacity: self.capacity,
+        }
+    }
+
     async fn enqueue(&self, events: Vec<Event>, wait: Option<Duration>) -> Result<(), SendError> {
         if events.is_empty() {
             return Ok(());
         }
+        let tx = match &self.route {
+            Route::Memory(tx) => tx,
+            // A disk failure is reported as `Closed`: the source is told
+            // nothing was accepted, and the error is logged with its cause.
+            Route::Disk(disk) => {
+                return disk.append(events, wait).await.map_err(|e| match e {
+                    AppendError::Full(events) => SendError::Full(events),
+                    AppendError::Failed(events) => SendError::Closed(events),
+                })
+            }
+        };
         // A chunk larger than the whole queue waits for an empty queue instead
         // of waiting forever.
         let n = events.len().min(self.capacity) as u32;
@@ -71,8 +107,7 @@ impl IntakeSender {
         let Ok(permit) = permit else {
             return Err(SendError::Closed(events));
         };
-        self.tx
-            .send((events, permit))
+        tx.send((events, permit))
             .map_err(|e| SendError::Closed(e.0 .0))
     }
 

@@ -6,6 +6,8 @@
 //! - [`intake`]: the queue between sources and the engine, bounded in events.
 //! - [`batcher`]: when a batch is full or due.
 //! - [`backoff`]: retry delays (exponential, full jitter, capped).
+//! - [`disk_buffer`]: an on-disk log in front of the intake queue, so an
+//!   accepted event survives a crash.
 //! - [`counters`]: received / sent / filtered / dropped.
 //! - [`dispatch`]: the loop that ties them together.
 #![forbid(unsafe_code)]
@@ -14,6 +16,7 @@
 pub mod backoff;
 pub mod batcher;
 pub mod counters;
+pub mod disk_buffer;
 pub mod dispatch;
 pub mod intake;
 
