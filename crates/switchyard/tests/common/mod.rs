@@ -102,3 +102,11 @@ pub fn final_counters(stdout: &str) -> HashMap<String, u64> {
         .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
         .collect()
 }
+
+/// `kill -9`: no shutdown, no final flush — a crash. Waits for the exit.
+pub fn kill_hard(mut child: Child) {
+    let pid = child.id();
+    child.kill().unwrap(); // SIGKILL on Unix
+    let _ = child.wait();
+    forget(pid);
+}
