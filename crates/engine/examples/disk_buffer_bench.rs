@@ -20,7 +20,7 @@ use switchyard_engine::intake;
 
 /// A log record of about the size the benchmark targets.
 fn template() -> Event {
-    let line = r#"{"ts":"2026-11-30T12:00:00.123Z","level":"info","msg":"GET /api/v1/items 200","duration_ms":12,"user":"u-1842","path":"/api/v1/items?page=3"}"#;
+    let line = r#"{"ts":"2026-11-30T12:00:00.123Z","level":"info","msg":"GET /api/v1/items 200","duration_ms":12,"user":"u-1842","page":3}"#;
     let mut rec: LogRecord = serde_json::from_str(line).expect("valid JSON");
     rec.source_type = Some("http");
     rec.into()
@@ -57,7 +57,9 @@ fn main() {
     let dir = tempfile::tempdir_in(".").expect("temp dir");
     plain_writes(dir.path(), chunks, chunk * record_len);
 
-    let rt = tokio::runtime::Builder::new_current_thread()
+    // As in the dispatcher: a multi-threaded runtime, so sources encode
+    // their chunks in parallel with the writer thread.
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
