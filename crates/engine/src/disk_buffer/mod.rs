@@ -128,7 +128,12 @@ impl DiskBuffer {
             });
             used += len - from;
         }
-        let next_segment = ids.last().map_or(pointer.segment, |n| n + 1);
+        // Past every segment there was and the pointer's: a fresh file, so a
+        // torn tail is never appended to.
+        let next_segment = ids
+            .last()
+            .map_or(pointer.segment, |n| n + 1)
+            .max(pointer.segment);
         let start = start.unwrap_or(Position {
             segment: next_segment,
             offset: 0,
