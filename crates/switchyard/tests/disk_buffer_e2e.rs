@@ -54,6 +54,21 @@ fn post_logs(port: u16, body: &str) -> Option<u16> {
     out.get(9..12)?.parse().ok()
 }
 
+/// `GET /stats` as JSON.
+fn get_stats(port: u16) -> serde_json::Value {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(BOUND)).unwrap();
+    write!(
+        s,
+        "GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
 fn seqs_in(path: &std::path::Path) -> BTreeSet<u64> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
@@ -156,11 +171,32 @@ fn kill_9_mid_stream_then_restart_delivers_every_accepted_event() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let stats = get_stats(port);
+    assert!(
+        stats["disk_buffer"]["read"].as_u64().unwrap() >= accepted.len() as u64,
+        "{stats}"
+    );
+    assert_eq!(stats["disk_buffer"]["max_bytes"], 268_435_456, "{stats}");
     let (stdout, _) = stop_with_output(child);
     let counters = final_counters(&stdout);
     assert!(counters["disk_read"] >= accepted.len() as u64, "{stdout}");
     assert_eq!(
         counters["disk_pending_bytes"], 0,
         "all acknowledged: {stdout}"
+    );
+}
+
+#[test]
+fn an_unknown_buffer_type_is_a_clear_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["dispatcher", "--buffer-type", "tape"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--buffer-type"), "{stderr}");
+    assert!(
+        stderr.contains("disk"),
+        "the valid values are listed: {stderr}"
     );
 }
