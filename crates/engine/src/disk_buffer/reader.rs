@@ -33,14 +33,18 @@ use tracing::{error, warn};
 const WINDOW: u64 = 1 << 20;
 
 pub(crate) struct Reader {
-    pub(crate) dir: PathBuf,
-    pub(crate) durable: watch::Receiver<Position>,
-    pub(crate) ack: Arc<AckLog>,
-    pub(crate) stats: Arc<Stats>,
-    pub(crate) intake: IntakeSender,
-    pub(crate) chunk_events: usize,
-    pub(crate) pos: Position,
+    dir: PathBuf,
+    durable: watch::Receiver<Position>,
+    ack: Arc<AckLog>,
+    stats: Arc<Stats>,
+    intake: IntakeSender,
+    /// Most events per chunk handed to the engine.
+    chunk_events: usize,
+    /// The next byte to read.
+    pos: Position,
+    /// The current segment, opened on first use.
     file: Option<File>,
+    /// Bytes of the current segment read ahead, starting at `win_base`.
     win: Vec<u8>,
     win_base: u64,
 }
