@@ -23,6 +23,12 @@ impl EventId {
         Self(((prefix as u128) << 64) | n as u128)
     }
 
+    /// The id a number from [`EventId::as_u128`] stood for: an event read
+    /// back from a disk buffer keeps the id it was given on entry.
+    pub fn from_u128(n: u128) -> Self {
+        Self(n)
+    }
+
     /// The id as a number.
     pub fn as_u128(self) -> u128 {
         self.0

@@ -42,6 +42,17 @@ impl Fields {
         &self.text
     }
 
+    /// Fields from member text (`"k":v,...`) stored by [`Fields::as_members`],
+    /// checked to be valid JSON members first: the invariant that the text
+    /// always scans must hold for text read back from disk too.
+    pub(crate) fn from_members(text: String) -> Result<Self, serde_json::Error> {
+        if !text.is_empty() {
+            let object = format!("{{{text}}}");
+            serde_json::from_str::<serde::de::IgnoredAny>(&object)?;
+        }
+        Ok(Self { text })
+    }
+
     /// Every field in order, with its value as raw JSON.
     pub fn iter(&self) -> Iter<'_> {
         Iter { rest: &self.text }

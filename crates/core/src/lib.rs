@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`event`]: the [`Event`] envelope and its payloads (HTTP exchange, log
 //!   record, or a JSON document a transform produced).
+//! - [`event_codec`]: a lossless binary form of an event, for storage.
 //! - [`http_exchange`]: the LLM-proxy HTTP exchange, in the original Go JSON form.
 //! - [`log_record`]: a log record; any JSON object round-trips through it.
 //! - [`ack`]: batch-level acknowledgements from sink back to source.
@@ -17,6 +18,7 @@
 pub mod ack;
 pub mod bus;
 pub mod event;
+pub mod event_codec;
 pub mod fanout;
 pub mod fields;
 pub mod http_exchange;

@@ -23,6 +23,7 @@
 //! Written by hand on a mutex and two `Notify`s because no kept channel offers
 //! a byte bound, all-or-nothing chunks and eviction from the receiving end.
 
+use crate::disk_buffer::{AppendError, Appender};
 use prometheus_client::metrics::histogram::Histogram;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -285,27 +286,39 @@ pub fn buffer(config: BufferConfig, wait: Option<Histogram>) -> (IntakeSender, I
     (
         IntakeSender {
             shared: shared.clone(),
+            disk: None,
         },
         IntakeReceiver { shared },
     )
 }
 
 /// The sources' end. Cloneable; the buffer ends once every sender is gone.
+///
+/// With a disk buffer in front ([`crate::disk_buffer`]) the sources' senders
+/// append to disk and the disk buffer's reader is the queue's only direct
+/// sender: a disk sender does not count as a sender of the queue.
 pub struct IntakeSender {
     shared: Arc<Shared>,
+    disk: Option<Appender>,
 }
 
 impl Clone for IntakeSender {
     fn clone(&self) -> Self {
-        self.shared.lock().senders += 1;
+        if self.disk.is_none() {
+            self.shared.lock().senders += 1;
+        }
         Self {
             shared: self.shared.clone(),
+            disk: self.disk.clone(),
         }
     }
 }
 
 impl Drop for IntakeSender {
     fn drop(&mut self) {
+        if self.disk.is_some() {
+            return;
+        }
         let last = {
             let mut st = self.shared.lock();
             st.senders -= 1;
@@ -330,6 +343,16 @@ impl IntakeSender {
         self.enqueue(events, Some(Instant::now() + wait)).await
     }
 
+    /// A sender for the same queue whose chunks go through a disk buffer.
+    /// `self` is consumed so the queue's only direct sender is the buffer's
+    /// reader.
+    pub(crate) fn with_disk(self, appender: Appender) -> IntakeSender {
+        IntakeSender {
+            shared: self.shared.clone(),
+            disk: Some(appender),
+        }
+    }
+
     async fn enqueue(
         &self,
         events: Vec<Event>,
@@ -337,6 +360,15 @@ impl IntakeSender {
     ) -> Result<(), SendError> {
         if events.is_empty() {
             return Ok(());
+        }
+        if let Some(disk) = &self.disk {
+            // A disk failure is reported as `Closed`: the source is told
+            // nothing was accepted, and the error is logged with its cause.
+            let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            return disk.append(events, wait).await.map_err(|e| match e {
+                AppendError::Full(events) => SendError::Full(events),
+                AppendError::Failed(events) => SendError::Closed(events),
+            });
         }
         let shared = &*self.shared;
         let bytes = bytes_of(&events);

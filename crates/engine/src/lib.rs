@@ -8,6 +8,8 @@
 //! - [`intake`]: the queue between sources and the engine (a blocking buffer).
 //! - [`batcher`]: when a batch is full or due.
 //! - [`backoff`]: retry delays (exponential, full jitter, capped).
+//! - [`disk_buffer`]: an on-disk log in front of the intake queue, so an
+//!   accepted event survives a crash.
 //! - [`counters`]: received / sent / filtered / dead-lettered / dropped.
 //! - [`delivery`]: the tower layers between a batch and its sink.
 //! - [`dlq`]: the dead-letter queue on disk, replay and auto-retry.
@@ -22,6 +24,7 @@ pub mod batcher;
 pub mod buffer;
 pub mod counters;
 pub mod delivery;
+pub mod disk_buffer;
 pub mod dispatch;
 pub mod dlq;
 pub mod intake;

@@ -157,6 +157,8 @@ pub struct DispatcherArgs {
     )]
     pub log_file: PathBuf,
     #[command(flatten)]
+    pub disk_buffer: crate::buffer::BufferArgs,
+    #[command(flatten)]
     pub tail: crate::tail::TailArgs,
     #[command(flatten)]
     pub net: crate::net::NetArgs,

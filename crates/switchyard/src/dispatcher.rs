@@ -86,6 +86,10 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
 
     let bus = Arc::new(MemoryBus::new(buffer));
     let (tx, rx) = intake(args.queue_capacity);
+    // With a disk buffer every source below appends to disk; the buffer's
+    // reader is then the queue's only direct sender.
+    let (tx, disk) = crate::buffer::start(&args.disk_buffer, tx)?;
+    let disk_stats = crate::buffer::stats_fn(disk.as_ref());
     let counters = Arc::new(Counters::default());
     let ingest_counters = Arc::new(IngestCounters::default());
 
@@ -153,6 +157,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
                     "rejected_requests": ingest.rejected_requests.load(Relaxed),
                 },
                 "queue": {"capacity": tx.capacity(), "free": tx.room()},
+                "disk_buffer": disk_stats(),
             })
         })
     };
@@ -201,6 +206,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     });
     engine.await.context("engine task failed")?;
     tail_stopped.await.ok();
+    let disk_final = crate::buffer::finish(disk).await;
     let redis_final = match redis {
         Some(r) => crate::redis_source::final_counters(&r.finish().await?),
         None => String::new(),
@@ -212,7 +218,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     let c = counters.snapshot();
     let b = bus.stats();
     println!(
-        "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} bus_published={} bus_dropped={} ingest_accepted={} ingest_rejected_requests={}{}",
+        "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} bus_published={} bus_dropped={} ingest_accepted={} ingest_rejected_requests={}{}{}",
         c.received,
         c.sent,
         c.filtered,
@@ -223,6 +229,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         ingest_counters.accepted.load(Relaxed),
         ingest_counters.rejected_requests.load(Relaxed),
         redis_final,
+        disk_final,
     );
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_redis;
+mod buffer;
 mod cli;
 mod delivery_args;
 mod detach;

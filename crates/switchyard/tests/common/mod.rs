@@ -198,3 +198,11 @@ impl FlakyServer {
         }
     }
 }
+
+/// `kill -9`: no shutdown, no final flush — a crash. Waits for the exit.
+pub fn kill_hard(mut child: Child) {
+    let pid = child.id();
+    child.kill().unwrap(); // SIGKILL on Unix
+    let _ = child.wait();
+    forget(pid);
+}
