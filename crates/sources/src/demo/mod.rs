@@ -101,9 +101,10 @@ pub async fn run(
             // Nanoseconds in u128: `sent * 1e9` overflows u64 after ~18e9 events.
             let due = start
                 + Duration::from_nanos((sent as u128 * 1_000_000_000 / config.rate as u128) as u64);
+            // A change can only be the stop (or its sender gone): either ends.
             tokio::select! {
                 _ = tokio::time::sleep_until(due) => {}
-                _ = stop.changed() => continue,
+                _ = stop.changed() => break,
             }
         }
         let n = chunk.min(left);
@@ -112,7 +113,7 @@ pub async fn run(
             .collect();
         tokio::select! {
             r = intake.send(events) => if r.is_err() { break },
-            _ = stop.changed() => continue,
+            _ = stop.changed() => break,
         }
         sent += n;
         counters.events.fetch_add(n, Relaxed);

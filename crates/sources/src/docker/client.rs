@@ -14,11 +14,25 @@ const MAX_JSON: usize = 4 * 1024 * 1024;
 
 /// Why a request to the Engine API failed.
 #[derive(Debug)]
-pub struct ApiError(pub String);
+pub struct ApiError {
+    /// What failed, on what.
+    pub message: String,
+    /// The answer's status, when the Engine answered with an error.
+    pub status: Option<StatusCode>,
+}
+
+impl ApiError {
+    fn new(message: String) -> Self {
+        Self {
+            message,
+            status: None,
+        }
+    }
+}
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -44,22 +58,25 @@ impl Engine {
         let at = || format!("GET {path} on {}", self.socket.display());
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
-            .map_err(|e| ApiError(format!("{}: cannot connect: {e}", at())))?;
+            .map_err(|e| ApiError::new(format!("{}: cannot connect: {e}", at())))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| ApiError(format!("{}: {e}", at())))?;
+            .map_err(|e| ApiError::new(format!("{}: {e}", at())))?;
         // The connection task ends when the response body is done or dropped.
         tokio::spawn(conn);
         let request = Request::get(path)
             .header(hyper::header::HOST, "docker")
             .body(Empty::<Bytes>::new())
-            .map_err(|e| ApiError(format!("{}: {e}", at())))?;
+            .map_err(|e| ApiError::new(format!("{}: {e}", at())))?;
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| ApiError(format!("{}: {e}", at())))?;
+            .map_err(|e| ApiError::new(format!("{}: {e}", at())))?;
         if response.status() != StatusCode::OK {
-            return Err(ApiError(format!("{}: status {}", at(), response.status())));
+            return Err(ApiError {
+                message: format!("{}: status {}", at(), response.status()),
+                status: Some(response.status()),
+            });
         }
         Ok(response)
     }
@@ -73,9 +90,9 @@ impl Engine {
         let bytes = Limited::new(body, MAX_JSON)
             .collect()
             .await
-            .map_err(|e| ApiError(format!("GET {path}: body: {e}")))?
+            .map_err(|e| ApiError::new(format!("GET {path}: body: {e}")))?
             .to_bytes();
         serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError(format!("GET {path}: not the expected JSON: {e}")))
+            .map_err(|e| ApiError::new(format!("GET {path}: not the expected JSON: {e}")))
     }
 }

@@ -36,7 +36,8 @@ pub struct Container {
 enum End {
     /// The source is stopping.
     Stopped,
-    /// The Engine closed the stream: the container stopped.
+    /// The Engine closed the stream (the container stopped) or no longer
+    /// knows the container (it was removed).
     Finished,
 }
 
@@ -100,10 +101,12 @@ impl Follower {
     ) -> Result<End, String> {
         let engine = &self.shared.engine;
         let id = &self.container.id;
-        let inspect: Inspect = engine
-            .get_json(&format!("/containers/{id}/json"))
-            .await
-            .map_err(|e| e.to_string())?;
+        let inspect: Inspect = match engine.get_json(&format!("/containers/{id}/json")).await {
+            Ok(i) => i,
+            // Removed: nothing more will come; the listing decides if it is back.
+            Err(e) if e.status == Some(hyper::StatusCode::NOT_FOUND) => return Ok(End::Finished),
+            Err(e) => return Err(e.to_string()),
+        };
         let since = match self.sent_until {
             // `since` keeps lines at that very time: start one nanosecond on.
             Some(t) => {
