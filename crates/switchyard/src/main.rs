@@ -4,8 +4,10 @@
 mod bench;
 mod bench_redis;
 mod cli;
+mod demo;
 mod detach;
 mod dispatcher;
+mod docker;
 mod mesh_call;
 mod net;
 mod node;
