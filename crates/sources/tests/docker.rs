@@ -36,6 +36,8 @@ struct Engine {
     containers: Vec<Fake>,
     /// Every `since` asked for, per container id.
     since: BTreeMap<String, Vec<String>>,
+    /// End each log stream after its lines, as for a container that stopped.
+    end_streams: bool,
 }
 
 type Shared = Arc<Mutex<Engine>>;
@@ -113,7 +115,11 @@ async fn logs(State(e): State<Shared>, UrlPath(id): UrlPath<String>, uri: Uri) -
         .chunks(5)
         .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
         .collect();
-    Body::from_stream(futures_util::stream::iter(chunks).chain(futures_util::stream::pending()))
+    let lines = futures_util::stream::iter(chunks);
+    if e.end_streams {
+        return Body::from_stream(lines);
+    }
+    Body::from_stream(lines.chain(futures_util::stream::pending()))
 }
 
 /// Serve the fake Engine at `socket` until the test ends.
@@ -322,6 +328,42 @@ async fn lines_never_confirmed_are_asked_for_again_after_a_restart() {
     assert_eq!(again, ["GET / 200", "warning: slow disk", "GET /about 200"]);
     source.stop().await;
     assert_eq!(engine.lock().unwrap().since["aaaa1111"], ["0", "0"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_ends_is_followed_again_without_repeating_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let engine: Shared = Arc::new(Mutex::new(Engine {
+        containers: vec![web()],
+        end_streams: true,
+        ..Engine::default()
+    }));
+    let _server = serve(&socket, engine.clone());
+    let (tx, mut rx) = intake(100);
+    let source = DockerSource::start(config(dir.path(), socket), tx).unwrap();
+    drop(take(&mut rx, 3).await);
+    // Wait until the container was followed again after its stream ended.
+    let counters = source.counters();
+    while counters
+        .containers_followed
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < 3
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    engine.lock().unwrap().containers[0]
+        .lines
+        .push((ts(6, 0), 2, "late line".into()));
+    let got = take(&mut rx, 1).await;
+    assert_eq!(describe(&got[0]).3, "late line");
+    drop(got);
+    source.stop().await;
+    let mut rest = 0;
+    while let Some(chunk) = rx.recv().await {
+        rest += chunk.len();
+    }
+    assert_eq!(rest, 0, "no line was sent twice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
