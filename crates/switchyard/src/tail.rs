@@ -69,7 +69,7 @@ pub fn start(args: &TailArgs, intake: IntakeSender) -> anyhow::Result<Option<Tai
         });
     TailSource::spawn(config, intake, tokio::runtime::Handle::current())
         .map_err(anyhow::Error::msg)
-        .context("cannot start --tail")
+        .context("cannot start --tail (check --tail and the --tail-multiline-* flags)")
         .map(Some)
 }
 

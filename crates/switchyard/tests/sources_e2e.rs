@@ -121,6 +121,19 @@ fn bad_source_flags_name_the_flag() {
 
     let dir = tempfile::tempdir().unwrap();
     let out = dispatcher_command(port)
+        .args(["--tail", dir.path().join("*.log").to_str().unwrap()])
+        .args(["--tail-multiline-start", "(unclosed"])
+        .args(["--state-dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--tail-multiline-") && err.contains("multiline.start"),
+        "{err}"
+    );
+
+    let out = dispatcher_command(port)
         .args(["--docker", dir.path().join("d.sock").to_str().unwrap()])
         .args(["--docker-include", "["])
         .args(["--state-dir", dir.path().to_str().unwrap()])
