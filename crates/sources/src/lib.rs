@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`bus`]: forwards a bus subscription into the intake queue.
+//! - [`demo`]: made-up log records or LLM exchanges at a chosen rate.
+//! - [`docker`]: container logs through the Docker Engine API's unix socket.
 //! - [`file_tail`]: follows files by glob, checkpointing delivered positions.
 //! - [`http`]: the HTTP ingest API (`/v1/events`, `/v1/logs`, `/health`, `/stats`).
 //! - [`net`]: TCP and UDP lines, syslog (RFC 5424 / RFC 3164).
@@ -11,6 +13,8 @@
 #![warn(missing_docs)]
 
 pub mod bus;
+pub mod demo;
+pub mod docker;
 pub mod file_tail;
 pub mod http;
 pub mod net;

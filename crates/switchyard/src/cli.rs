@@ -163,6 +163,10 @@ pub struct DispatcherArgs {
     #[command(flatten)]
     pub net: crate::net::NetArgs,
     #[command(flatten)]
+    pub demo: crate::demo::DemoArgs,
+    #[command(flatten)]
+    pub docker: crate::docker::DockerArgs,
+    #[command(flatten)]
     pub transforms: crate::transforms::TransformArgs,
     #[command(flatten)]
     pub delivery: crate::delivery_args::DeliveryArgs,

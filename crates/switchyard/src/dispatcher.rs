@@ -133,6 +133,10 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     let tail = crate::tail::start(&args.tail, tx.clone())?;
     let net = crate::net::NetSources::start(&args.net, &tx).await?;
     let net_stats = net.stats_fn();
+    let demo = crate::demo::DemoSource::start(&args.demo, &tx);
+    let docker = crate::docker::start(&args.docker, &args.tail.state_dir, tx.clone())?;
+    let docker_counters = docker.as_ref().map(|d| d.counters());
+    let demo_stats = demo.as_ref().map(|d| d.stats_fn());
     let stats = {
         let (counters, ingest, bus, tx) = (
             counters.clone(),
@@ -147,6 +151,8 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
             json!({
                 "tail": tail_counters.as_deref().map(crate::tail::stats),
                 "net": net_stats(),
+                "demo": demo_stats.as_ref().map(|s| s()),
+                "docker": docker_counters.as_deref().map(crate::docker::stats),
                 "engine": counters.snapshot(),
                 "delivery": delivery_stats.snapshot(),
                 "dlq": dlq.as_ref().map(|d| json!({"records": d.len()})),
@@ -195,6 +201,18 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     }
     bus_task.await.ok();
     net.stop().await;
+    if let Some(d) = demo {
+        d.stop().await;
+    }
+    // Like the tail, the docker source waits (bounded) for its lines in
+    // flight, so the engine must keep running meanwhile: stop it beside.
+    let docker_stopped = tokio::spawn(async move {
+        if let Some(d) = docker {
+            let counters = d.counters();
+            d.stop().await;
+            info!(docker = %crate::docker::stats(&counters), "docker source stopped");
+        }
+    });
     // The tail source waits for its lines in flight to be confirmed while the
     // engine drains, then records their positions.
     let tail_stopped = tokio::task::spawn_blocking(move || {
@@ -206,6 +224,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     });
     engine.await.context("engine task failed")?;
     tail_stopped.await.ok();
+    docker_stopped.await.ok();
     let disk_final = crate::buffer::finish(disk).await;
     let redis_final = match redis {
         Some(r) => crate::redis_source::final_counters(&r.finish().await?),

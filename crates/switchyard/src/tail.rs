@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use switchyard_engine::IntakeSender;
-use switchyard_sources::file_tail::{ReadFrom, TailConfig, TailCounters, TailSource};
+use switchyard_sources::file_tail::{
+    MultilineConfig, ReadFrom, TailConfig, TailCounters, TailSource,
+};
 
 /// File tail options of `switchyard dispatcher`.
 #[derive(Args, Debug, Clone)]
@@ -32,6 +34,17 @@ pub struct TailArgs {
     /// How long a tailed line without its newline waits before it is sent as is.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub tail_partial_timeout: Duration,
+    /// Join tailed lines into multiline events: a line matching this regular
+    /// expression starts an event, the lines after it that do not match are
+    /// appended (stack traces, tracebacks).
+    #[arg(long, value_name = "REGEX", env = "DISPATCHER_TAIL_MULTILINE_START")]
+    pub tail_multiline_start: Option<String>,
+    /// Most lines in one multiline event; longer events are cut and counted.
+    #[arg(long, default_value = "500")]
+    pub tail_multiline_max_lines: usize,
+    /// Most bytes in one multiline event; longer events are cut and counted.
+    #[arg(long, default_value = "262144")]
+    pub tail_multiline_max_bytes: usize,
 }
 
 /// Start following, if `--tail` was given.
@@ -46,9 +59,17 @@ pub fn start(args: &TailArgs, intake: IntakeSender) -> anyhow::Result<Option<Tai
     };
     config.parse_json = args.tail_json;
     config.partial_line_timeout = args.tail_partial_timeout;
+    config.multiline = args
+        .tail_multiline_start
+        .as_ref()
+        .map(|start| MultilineConfig {
+            max_lines: args.tail_multiline_max_lines,
+            max_bytes: args.tail_multiline_max_bytes,
+            ..MultilineConfig::new(start.clone())
+        });
     TailSource::spawn(config, intake, tokio::runtime::Handle::current())
         .map_err(anyhow::Error::msg)
-        .context("cannot start --tail")
+        .context("cannot start --tail (check --tail and the --tail-multiline-* flags)")
         .map(Some)
 }
 
@@ -60,5 +81,6 @@ pub fn stats(c: &TailCounters) -> Value {
         "truncations": c.truncations.load(Relaxed),
         "json_errors": c.json_errors.load(Relaxed),
         "io_errors": c.io_errors.load(Relaxed),
+        "multiline_cut": c.multiline_cut.load(Relaxed),
     })
 }

@@ -15,6 +15,10 @@
 //! - **Partial lines** wait for their newline, and are sent as they are once
 //!   they have waited `partial_line_timeout`. Lines longer than
 //!   `max_line_bytes` are split. Blank lines are skipped.
+//! - **Multiline events** (optional): with a start pattern, a matching line
+//!   begins an event and the lines after it that do not match are joined to
+//!   it with `\n`; the last event waits like a partial line. See
+//!   [`multiline`](MultilineConfig).
 //! - Files present at start without a checkpoint are read from their start
 //!   (`ReadFrom::Head`) or only for new lines (`ReadFrom::Tail`); files that
 //!   appear later are always read from their start.
@@ -23,10 +27,13 @@
 //! backpressure: a full pipeline slows reading, it never drops lines.
 
 mod checkpoint;
+mod multiline;
 mod reader;
 
 pub use checkpoint::{Checkpoints, FileId};
+pub use multiline::MultilineConfig;
 
+use multiline::Multiline;
 use reader::TailedFile;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -64,6 +71,8 @@ pub struct TailConfig {
     pub max_line_bytes: usize,
     /// Read lines that are JSON objects as structured records.
     pub parse_json: bool,
+    /// Join continuation lines to the line that starts their event.
+    pub multiline: Option<MultilineConfig>,
     /// Lines per chunk handed to the intake queue.
     pub chunk_lines: usize,
     /// Bytes read from one file per round, so one busy file does not starve
@@ -89,6 +98,7 @@ impl TailConfig {
             partial_line_timeout: Duration::from_secs(1),
             max_line_bytes: 64 * 1024,
             parse_json: false,
+            multiline: None,
             chunk_lines: 1000,
             read_budget: 512 * 1024,
             rotate_wait: Duration::from_secs(5),
@@ -97,7 +107,7 @@ impl TailConfig {
         }
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<Option<Multiline>, String> {
         if self.include.is_empty() {
             return Err("file tail: `include` needs at least one glob pattern".into());
         }
@@ -115,7 +125,10 @@ impl TailConfig {
                 return Err(format!("file tail: `{key}` must be greater than 0"));
             }
         }
-        Ok(())
+        self.multiline
+            .as_ref()
+            .map(MultilineConfig::build)
+            .transpose()
     }
 }
 
@@ -133,6 +146,8 @@ pub struct TailCounters {
     pub json_errors: AtomicU64,
     /// Errors reading files or writing checkpoints.
     pub io_errors: AtomicU64,
+    /// Multiline events cut at `max_lines` or `max_bytes`.
+    pub multiline_cut: AtomicU64,
 }
 
 /// A running tail source.
@@ -150,16 +165,18 @@ impl TailSource {
         intake: IntakeSender,
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, String> {
-        config.validate()?;
+        let multiline = config.validate()?;
         let checkpoints = Checkpoints::load(&config.state_dir)?;
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(TailCounters::default());
         let parser = LineParser {
             parse_json: config.parse_json,
+            multiline: multiline.is_some(),
             counters: counters.clone(),
         };
         let mut tail = Tail {
             parser,
+            multiline,
             config,
             intake: Some(intake),
             runtime,
@@ -209,6 +226,7 @@ struct Tail {
     files: HashMap<FileId, TailedFile>,
     counters: Arc<TailCounters>,
     parser: LineParser,
+    multiline: Option<Multiline>,
     stop: Arc<AtomicBool>,
 }
 
@@ -328,6 +346,7 @@ impl Tail {
                 self.config.read_budget,
                 self.config.max_line_bytes,
                 self.config.partial_line_timeout,
+                self.multiline.as_ref(),
                 buf,
             ) {
                 Ok(lines) => lines,
@@ -337,6 +356,7 @@ impl Tail {
                     continue;
                 }
             };
+            self.counters.multiline_cut.fetch_add(lines.cut, Relaxed);
             let read = f.read_at() > before;
             busy |= read;
             if f.present {
@@ -424,16 +444,21 @@ impl Tail {
 #[derive(Clone)]
 struct LineParser {
     parse_json: bool,
+    /// Ranges are joined events: their inner line ends become `\n`.
+    multiline: bool,
     counters: Arc<TailCounters>,
 }
 
 impl LineParser {
     fn record(&self, line: &[u8], source_id: &str) -> LogRecord {
         // Checked first: the lossy conversion is far slower on valid text.
-        let text = match std::str::from_utf8(line) {
+        let mut text = match std::str::from_utf8(line) {
             Ok(text) => std::borrow::Cow::Borrowed(text),
             Err(_) => String::from_utf8_lossy(line),
         };
+        if self.multiline && text.contains('\r') {
+            text = text.replace("\r\n", "\n").into();
+        }
         let mut rec = if self.parse_json && text.starts_with('{') {
             match serde_json::from_str::<LogRecord>(&text) {
                 Ok(rec) => rec,

@@ -2,6 +2,7 @@
 //! last line, and the acknowledgements of what was sent but not yet final.
 
 use super::checkpoint::FileId;
+use super::multiline::Multiline;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -18,6 +19,8 @@ pub struct Lines {
     pub ranges: Vec<Range<usize>>,
     /// File offset after the last line.
     pub end: u64,
+    /// Joined events cut at a multiline bound.
+    pub cut: u64,
 }
 
 /// A sent chunk waiting for its outcome.
@@ -96,11 +99,14 @@ impl TailedFile {
     /// Read up to `budget` bytes and return the complete lines in them. A
     /// partial last line is kept until its newline arrives, or returned as a
     /// line once it has waited `partial_timeout` (or reached `max_line`).
+    /// With `multiline`, the ranges are joined events instead of lines, and
+    /// the open last event is kept like a partial line.
     pub fn read_lines(
         &mut self,
         budget: usize,
         max_line: usize,
         partial_timeout: std::time::Duration,
+        multiline: Option<&Multiline>,
         buf: &mut Vec<u8>,
     ) -> std::io::Result<Lines> {
         buf.clear();
@@ -114,6 +120,9 @@ impl TailedFile {
         while let Some(nl) = memchr::memchr(b'\n', &buf[start..]) {
             push_line(&mut lines, buf, start..start + nl, max_line);
             start += nl + 1;
+        }
+        if let Some(ml) = multiline {
+            return Ok(self.join(ml, lines, start, got, max_line, partial_timeout, buf));
         }
         let rest = &buf[start..];
         let mut end = self.read_at - rest.len() as u64;
@@ -136,7 +145,62 @@ impl TailedFile {
         } else {
             self.partial_since = None;
         }
-        Ok(Lines { ranges: lines, end })
+        Ok(Lines {
+            ranges: lines,
+            end,
+            cut: 0,
+        })
+    }
+
+    /// Join `lines` into events. What is held back — the open last event and
+    /// the partial line after it — waits `partial_timeout` after the last
+    /// byte that reached it, then goes out as it is. `rest` is where the
+    /// partial line starts in `buf`.
+    #[allow(clippy::too_many_arguments)] // the read's own state, passed on once
+    fn join(
+        &mut self,
+        ml: &Multiline,
+        mut lines: Vec<Range<usize>>,
+        mut rest: usize,
+        got: usize,
+        max_line: usize,
+        partial_timeout: std::time::Duration,
+        buf: &[u8],
+    ) -> Lines {
+        let now = Instant::now();
+        let flush = got == 0
+            && self
+                .partial_since
+                .is_some_and(|t| now.duration_since(t) >= partial_timeout);
+        if rest < buf.len() && (flush || buf.len() - rest >= max_line) {
+            push_line(&mut lines, buf, rest..buf.len(), max_line);
+            rest = buf.len();
+        }
+        let mut events = Vec::with_capacity(lines.len());
+        let mut cut = 0;
+        let open = ml.group(buf, &lines, &mut events, &mut cut);
+        let hold_from = match open {
+            Some(o) if flush => {
+                events.push(o);
+                rest
+            }
+            Some(o) => o.start,
+            None => rest,
+        };
+        let held = buf.len() - hold_from;
+        if held > 0 {
+            self.partial.extend_from_slice(&buf[hold_from..]);
+            if got > 0 || self.partial_since.is_none() {
+                self.partial_since = Some(now);
+            }
+        } else {
+            self.partial_since = None;
+        }
+        Lines {
+            ranges: events,
+            end: self.read_at - held as u64,
+            cut,
+        }
     }
 
     /// Remember a sent chunk that ends at `end`.

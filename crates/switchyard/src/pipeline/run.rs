@@ -290,6 +290,7 @@ async fn start_source(
             state_dir,
             json,
             partial_line_timeout,
+            multiline,
             ..
         }) => {
             let args = crate::tail::TailArgs {
@@ -301,6 +302,9 @@ async fn start_source(
                 },
                 tail_json: json,
                 tail_partial_timeout: partial_line_timeout,
+                tail_multiline_start: multiline.as_ref().map(|m| m.start.clone()),
+                tail_multiline_max_lines: multiline.as_ref().map_or(500, |m| m.max_lines),
+                tail_multiline_max_bytes: multiline.as_ref().map_or(262_144, |m| m.max_bytes),
             };
             match crate::tail::start(&args, tx)? {
                 Some(t) => Running::Tail(t),

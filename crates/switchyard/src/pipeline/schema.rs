@@ -87,9 +87,32 @@ pub struct FileSource {
     /// Wait of a line without its newline.
     #[serde(default = "default_partial", deserialize_with = "duration")]
     pub partial_line_timeout: Duration,
+    /// Join continuation lines into one event.
+    pub multiline: Option<Multiline>,
     /// Bound of the source's queue, events.
     #[serde(default = "default_source_queue")]
     pub queue_size: usize,
+}
+
+/// Multiline joining of a file source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Multiline {
+    /// Regular expression of a line that starts an event.
+    pub start: String,
+    /// Most lines in one event.
+    #[serde(default = "default_multiline_lines")]
+    pub max_lines: usize,
+    /// Most bytes in one event.
+    #[serde(default = "default_multiline_bytes")]
+    pub max_bytes: usize,
+}
+
+fn default_multiline_lines() -> usize {
+    500
+}
+fn default_multiline_bytes() -> usize {
+    262_144
 }
 
 /// A network source's settings.

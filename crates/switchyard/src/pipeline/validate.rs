@@ -465,7 +465,7 @@ sinks:
         let table: &[(&str, &[&str])] = &[
             (
                 "sources:\n  a:\n    type: file\n    include: [x]\n    colour: red\nsinks:\n  o:\n    type: stdout\n    inputs: [a]\n",
-                &["line 5: sources.a.colour: unknown key; expected one of `include`, `read_from`, `state_dir`, `json`, `partial_line_timeout`, `queue_size`"],
+                &["line 5: sources.a.colour: unknown key; expected one of `include`, `read_from`, `state_dir`, `json`, `partial_line_timeout`, `multiline`, `queue_size`"],
             ),
             (
                 "sources:\n  a:\n    type: carrier_pigeon\nsinks:\n  o:\n    type: stdout\n    inputs: [a]\n",
