@@ -169,6 +169,7 @@ impl Writer {
         for path in dirty {
             self.sync_file(&path);
         }
+        self.open_count.store(self.open.len(), Relaxed);
         for (parts, results, done) in written {
             let outcome = parts
                 .iter()
