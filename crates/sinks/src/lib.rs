@@ -1,7 +1,7 @@
 //! Built-in sinks.
 //!
 //! # Layout
-//! - [`file`]: JSON lines appended to a file, synced once per batch.
+//! - [`file`]: lines appended to one file or to templated files (rotation, retention, compression), synced once per round.
 //! - [`stdout`]: JSON lines on standard output.
 //! - [`blackhole`]: counts and discards (for benchmarks).
 //! - [`lunary`]: LLM calls to Lunary (start + end events, per-event results).

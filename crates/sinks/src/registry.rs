@@ -11,7 +11,7 @@ pub fn builtin() -> SinkRegistry {
     let mut r = SinkRegistry::new();
     r.register(
         "file",
-        "append JSON lines to a file (endpoint = path)",
+        "append JSON or text lines to a file (endpoint = path) or to templated paths (path=…), with rotation",
         FileSink::from_config,
     );
     r.register(

@@ -49,8 +49,10 @@ pub enum MeshCommand {
 pub enum BenchCommand {
     /// Post log records to a dispatcher with the file sink; print events/s, MiB/s, peak RSS.
     Ingest(crate::bench::ingest::IngestArgs),
-    /// Tail a file of NDJSON log records into the file sink; print events/s, MiB/s, peak RSS, CPU.
+    /// Tail a file of NDJSON log records into the file (or blackhole) sink; print events/s, MiB/s, peak RSS, CPU.
     Tail(crate::bench::tail::TailArgs),
+    /// Send RFC 5424 syslog over UDP to a dispatcher with the blackhole sink; print events/s and drops.
+    SyslogUdp(crate::bench::syslog_udp::SyslogUdpArgs),
     /// Publish HTTP exchanges to a Redis stream through the library publisher; print events/s.
     RedisPublish(crate::bench_redis::RedisPublishArgs),
     /// Fill a Redis stream, then time a dispatcher (`--event-bus redis`, file sink) draining it.

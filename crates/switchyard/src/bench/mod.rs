@@ -1,10 +1,12 @@
 //! `switchyard bench ...`: load tools that measure a real dispatcher (this
-//! same binary, started as a child process with the file sink).
+//! same binary, started as a child process with the file or blackhole sink).
 //!
 //! - [`ingest`]: HTTP ingest → file.
-//! - [`tail`]: file tail → file.
+//! - [`tail`]: file tail → file or blackhole.
+//! - [`syslog_udp`]: syslog over UDP → blackhole, with drops counted.
 
 pub mod ingest;
+pub mod syslog_udp;
 pub mod tail;
 
 use anyhow::{bail, Context};
@@ -26,6 +28,15 @@ pub fn record(seq: usize, out: &mut String) {
     );
 }
 
+/// The sink of the dispatcher under test.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchSink {
+    /// JSON lines in a file of the scratch directory (checked after the run).
+    File,
+    /// Accept and discard: measures everything but the sink.
+    Blackhole,
+}
+
 /// A dispatcher under test and its scratch directory.
 pub struct Server {
     child: Child,
@@ -33,8 +44,8 @@ pub struct Server {
     pub port: u16,
     /// Scratch directory (removed when done).
     pub dir: PathBuf,
-    /// The JSONL file it writes.
-    pub out: PathBuf,
+    /// The JSONL file it writes (with the file sink).
+    pub out: Option<PathBuf>,
     cpu_at_start: f64,
 }
 
@@ -49,20 +60,26 @@ impl Server {
     /// Start `switchyard dispatcher` with the file sink into `dir` plus `extra`
     /// arguments, and wait until it listens.
     pub fn start(dir: PathBuf, extra: &[String]) -> anyhow::Result<Self> {
-        let out = dir.join("bench.jsonl");
+        Self::start_with(dir, BenchSink::File, extra)
+    }
+
+    /// Start `switchyard dispatcher` with `sink` (the file sink writes into
+    /// `dir`) plus `extra` arguments, and wait until it listens.
+    pub fn start_with(dir: PathBuf, sink: BenchSink, extra: &[String]) -> anyhow::Result<Self> {
+        let out = (sink == BenchSink::File).then(|| dir.join("bench.jsonl"));
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut child = Command::new(std::env::current_exe()?)
-            .args([
-                "dispatcher",
+        let mut command = Command::new(std::env::current_exe()?);
+        command.args(["dispatcher", "--flush-interval", "200ms"]);
+        match &out {
+            Some(out) => command.args([
                 "--service",
                 "file",
-                "--flush-interval",
-                "200ms",
-            ])
-            .args([
                 "--endpoint",
                 out.to_str().context("temp path is not UTF-8")?,
-            ])
+            ]),
+            None => command.args(["--service", "blackhole"]),
+        };
+        let mut child = command
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
             .env("RUST_LOG", "warn")
@@ -100,6 +117,13 @@ impl Server {
         }
     }
 
+    /// The server's `/stats` document.
+    pub fn stats(&self) -> anyhow::Result<serde_json::Value> {
+        let (mut s, mut r) = connect(self.port)?;
+        let (_, body) = http(&mut s, &mut r, "GET", "/stats", b"")?;
+        Ok(serde_json::from_slice(&body)?)
+    }
+
     /// Peak RSS and CPU seconds used since start.
     pub fn usage(&self) -> (Option<f64>, Option<f64>) {
         let rss = peak_rss_kib(self.child.id()).map(|k| k as f64 / 1024.0);
@@ -107,21 +131,24 @@ impl Server {
         (rss, cpu)
     }
 
-    /// SIGTERM it, check the JSONL holds `expected` lines, print its final
-    /// counters, remove the scratch directory.
+    /// SIGTERM it, check the JSONL (if any) holds `expected` lines, print
+    /// its final counters, remove the scratch directory.
     pub fn finish(self, expected: usize) -> anyhow::Result<()> {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()?;
         let output = self.child.wait_with_output()?;
-        let lines = BufReader::new(std::fs::File::open(&self.out)?)
-            .lines()
-            .count();
+        let lines = match &self.out {
+            Some(out) => Some(BufReader::new(std::fs::File::open(out)?).lines().count()),
+            None => None,
+        };
         let _ = std::fs::remove_dir_all(&self.dir);
-        println!("lines on disk: {lines}");
         print!("{}", String::from_utf8_lossy(&output.stdout));
-        if lines != expected {
-            bail!("expected {expected} lines on disk, found {lines}");
+        if let Some(lines) = lines {
+            println!("lines on disk: {lines}");
+            if lines != expected {
+                bail!("expected {expected} lines on disk, found {lines}");
+            }
         }
         Ok(())
     }

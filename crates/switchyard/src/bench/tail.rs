@@ -1,8 +1,9 @@
 //! `switchyard bench tail`: writes N NDJSON log records (~170 bytes) to a
 //! file, starts a dispatcher that tails it (`--tail-json`) into the file
-//! sink, and measures until the engine reports all of them written.
+//! sink (or, with `--sink blackhole`, into nothing, to measure the tail and
+//! the engine alone), and measures until the engine reports all of them sent.
 
-use super::{file_len, record, report, Server};
+use super::{file_len, record, report, BenchSink, Server};
 use anyhow::bail;
 use clap::Args;
 use std::io::Write;
@@ -19,6 +20,9 @@ pub struct TailArgs {
     /// fdatasync once per engine batch (the dispatcher's default).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub sync: bool,
+    /// Sink of the dispatcher under test.
+    #[arg(long, value_enum, default_value = "file")]
+    pub sink: BenchSink,
 }
 
 pub fn tail(args: TailArgs) -> anyhow::Result<()> {
@@ -42,8 +46,9 @@ pub fn tail(args: TailArgs) -> anyhow::Result<()> {
     // The dispatcher starts reading as soon as it runs: the clock starts
     // just before, and includes its start-up.
     let start = Instant::now();
-    let server = Server::start(
+    let server = Server::start_with(
         dir.clone(),
+        args.sink,
         &[
             "--tail".into(),
             input.display().to_string(),
@@ -59,7 +64,7 @@ pub fn tail(args: TailArgs) -> anyhow::Result<()> {
     server.wait_sent(args.lines as u64)?;
     let elapsed = start.elapsed();
     let (rss, cpu) = server.usage();
-    println!("lines:        {}", args.lines);
+    println!("lines:        {} (sink: {:?})", args.lines, args.sink);
     report(args.lines, bytes, elapsed, rss, cpu);
     server.finish(args.lines)
 }

@@ -1,0 +1,239 @@
+//! Path templates: `{service}/{date}/app.log` under a base directory.
+//!
+//! A template is checked once at start-up (literal parts cannot climb out of
+//! the base directory or be absolute) and every rendered path is checked
+//! again before it is used, so no event can name a file outside the base
+//! directory. Label values are sanitized first: a value can never add a path
+//! separator or be `.`/`..`, so it stays one ordinary path component.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path};
+
+/// What a label placeholder becomes when the event has no such label (or is
+/// not a log record): a fixed, visible name rather than a lost event.
+pub const MISSING_LABEL: &str = "_missing";
+
+/// Longest label value kept in a path component, in bytes (file names are
+/// limited to 255 bytes on common file systems).
+const MAX_VALUE_BYTES: usize = 128;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Literal(String),
+    Date,
+    Hour,
+    Label(String),
+}
+
+/// A parsed path template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathTemplate {
+    text: String,
+    parts: Vec<Part>,
+}
+
+/// The time placeholders of one batch, formatted once.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    /// `{date}`: `YYYY-MM-DD`.
+    pub date: String,
+    /// `{hour}`: `HH`.
+    pub hour: String,
+}
+
+impl PathTemplate {
+    /// Parse `text`. Placeholders are `{date}`, `{hour}` and `{LABEL}` with
+    /// a label name of letters, digits, `_`, `-` or `.`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while let Some(open) = rest.find(['{', '}']) {
+            if rest[open..].starts_with('}') {
+                return Err(format!(
+                    "`}}` without `{{` at byte {}",
+                    text.len() - rest.len() + open
+                ));
+            }
+            if open > 0 {
+                parts.push(Part::Literal(rest[..open].to_owned()));
+            }
+            let after = &rest[open + 1..];
+            let close = after
+                .find('}')
+                .ok_or_else(|| format!("`{{` without `}}` in `{text}`"))?;
+            let name = &after[..close];
+            let valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !valid {
+                return Err(format!(
+                    "`{{{name}}}` is not a placeholder: use {{date}}, {{hour}} or {{LABEL}} (letters, digits, `_`, `-`, `.`)"
+                ));
+            }
+            parts.push(match name {
+                "date" => Part::Date,
+                "hour" => Part::Hour,
+                label => Part::Label(label.to_owned()),
+            });
+            rest = &after[close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Literal(rest.to_owned()));
+        }
+        let template = Self {
+            text: text.to_owned(),
+            parts,
+        };
+        // Every placeholder renders to at least one safe character, so a
+        // sample rendering shows whether the literal parts alone escape.
+        let mut sample = String::new();
+        let stamp = Stamp {
+            date: "2000-01-01".into(),
+            hour: "00".into(),
+        };
+        template.render(None, &stamp, &mut sample);
+        check_relative(&sample).map_err(|reason| format!("`{text}` {reason}"))?;
+        Ok(template)
+    }
+
+    /// The template as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Append the path for an event with `labels` to `out`.
+    pub fn render(
+        &self,
+        labels: Option<&BTreeMap<String, String>>,
+        stamp: &Stamp,
+        out: &mut String,
+    ) {
+        for part in &self.parts {
+            match part {
+                Part::Literal(s) => out.push_str(s),
+                Part::Date => out.push_str(&stamp.date),
+                Part::Hour => out.push_str(&stamp.hour),
+                Part::Label(name) => match labels.and_then(|l| l.get(name)) {
+                    Some(value) => sanitize(value, out),
+                    None => out.push_str(MISSING_LABEL),
+                },
+            }
+        }
+    }
+}
+
+/// Append `value` as one safe path component: separators, NUL and control
+/// characters become `_`; an empty value, `.` and `..` become underscores;
+/// long values are cut at a character boundary.
+pub fn sanitize(value: &str, out: &mut String) {
+    match value {
+        "" | "." => return out.push('_'),
+        ".." => return out.push_str("__"),
+        _ => {}
+    }
+    let mut end = value.len().min(MAX_VALUE_BYTES);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.extend(value[..end].chars().map(|c| {
+        if c == '/' || c == '\\' || c.is_control() {
+            '_'
+        } else {
+            c
+        }
+    }));
+}
+
+/// Check that a rendered path stays below its base directory: relative, no
+/// NUL, no `..` component, and naming a file.
+pub fn check_relative(rendered: &str) -> Result<(), &'static str> {
+    if rendered.contains('\0') {
+        return Err("contains a NUL byte");
+    }
+    if rendered.is_empty() || rendered.ends_with('/') {
+        return Err("does not name a file");
+    }
+    let mut depth = 0usize;
+    for component in Path::new(rendered).components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => {
+                return Err("contains `..`, which would leave the base directory")
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("is absolute; paths are relative to the base directory")
+            }
+        }
+    }
+    if depth == 0 {
+        return Err("does not name a file");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(t: &str, labels: &[(&str, &str)]) -> String {
+        let labels: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let stamp = Stamp {
+            date: "2026-11-30".into(),
+            hour: "14".into(),
+        };
+        let mut out = String::new();
+        PathTemplate::parse(t)
+            .unwrap()
+            .render(Some(&labels), &stamp, &mut out);
+        out
+    }
+
+    #[test]
+    fn placeholders_take_time_and_labels() {
+        assert_eq!(
+            render("{service}/{date}/{hour}-app.log", &[("service", "api")]),
+            "api/2026-11-30/14-app.log"
+        );
+        assert_eq!(render("{nope}.log", &[]), "_missing.log");
+    }
+
+    #[test]
+    fn label_values_cannot_add_components() {
+        assert_eq!(
+            render("{a}/x.log", &[("a", "../../etc")]),
+            ".._.._etc/x.log"
+        );
+        assert_eq!(render("{a}/x.log", &[("a", "..")]), "__/x.log");
+        assert_eq!(
+            render("{a}{b}/x.log", &[("a", "."), ("b", ".")]),
+            "__/x.log"
+        );
+        assert_eq!(render("{a}.log", &[("a", "/abs\0x")]), "_abs_x.log");
+        let long = "é".repeat(100);
+        assert!(render("{a}", &[("a", &long)]).len() <= MAX_VALUE_BYTES);
+    }
+
+    #[test]
+    fn templates_that_escape_are_refused() {
+        for bad in [
+            "../x.log",
+            "/var/log/x.log",
+            "a/../../x.log",
+            "{a}/..",
+            "a/",
+            "",
+            "{a",
+            "a}",
+            "{a b}",
+            "x\0.log",
+        ] {
+            assert!(PathTemplate::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(PathTemplate::parse("./a/b.log").is_ok());
+    }
+}

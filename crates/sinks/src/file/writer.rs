@@ -1,0 +1,381 @@
+//! The writer thread: appends batches in the order they arrive, keeps a
+//! bounded set of files open, rotates them, and ends each round with one
+//! `fdatasync` per file written in it (group commit). A batch is reported
+//! written only after the sync that covers it.
+
+use super::clock::Clock;
+use super::housekeeping::Housekeeper;
+use super::options::{FileOptions, Rotation, Target};
+use super::rotation::{due, rotate, slot};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+/// Why one part of a batch was not written.
+#[derive(Debug, Clone)]
+pub struct PartError {
+    /// Writing it again cannot succeed (the path is refused).
+    pub permanent: bool,
+    /// What failed, on which file.
+    pub message: String,
+}
+
+/// The bytes of one batch bound for one file.
+pub struct Part {
+    /// The file: relative to the base directory with a template, else the
+    /// configured path.
+    pub path: PathBuf,
+    /// Encoded lines.
+    pub bytes: Vec<u8>,
+}
+
+/// What the writer thread is asked to do.
+pub enum Command {
+    /// Write a batch and report one result per part.
+    Write {
+        /// The batch, by file.
+        parts: Vec<Part>,
+        /// Where the outcome goes.
+        done: oneshot::Sender<Vec<Result<(), PartError>>>,
+    },
+    /// Time passed: close idle files, rotate files whose interval ended.
+    Sweep,
+}
+
+/// One open file.
+struct OpenFile {
+    file: File,
+    size: u64,
+    slot: i64,
+    last_write: OffsetDateTime,
+    dirty: bool,
+}
+
+/// The writer's state; lives on its thread.
+pub struct Writer {
+    base: Option<PathBuf>,
+    sync: bool,
+    rotation: Rotation,
+    idle_timeout: Option<Duration>,
+    max_open: usize,
+    clock: Arc<dyn Clock>,
+    open: HashMap<PathBuf, OpenFile>,
+    open_count: Arc<AtomicUsize>,
+    /// Files whose sync failed in the current round.
+    failed_syncs: HashMap<PathBuf, String>,
+    housekeeper: Option<Housekeeper>,
+}
+
+impl Writer {
+    /// Prepare a writer; with a single file, open it now so a bad path fails
+    /// at start-up.
+    pub fn new(
+        options: &FileOptions,
+        clock: Arc<dyn Clock>,
+        open_count: Arc<AtomicUsize>,
+    ) -> Result<Self, String> {
+        let base = match &options.target {
+            Target::Single(_) => None,
+            Target::Templated { base, .. } => {
+                std::fs::create_dir_all(base).map_err(|e| {
+                    format!(
+                        "cannot create base directory `{}`: {e} — check `base_dir`",
+                        base.display()
+                    )
+                })?;
+                Some(base.canonicalize().map_err(|e| {
+                    format!(
+                        "cannot resolve base directory `{}`: {e} — check `base_dir`",
+                        base.display()
+                    )
+                })?)
+            }
+        };
+        let needs_housekeeping = options.compress.suffix().is_some()
+            || options.retention.max_files.is_some()
+            || options.retention.max_age.is_some();
+        let housekeeper = needs_housekeeping
+            .then(|| Housekeeper::start(options.compress, options.retention))
+            .transpose()
+            .map_err(|e| format!("cannot start the file sink housekeeping thread: {e}"))?;
+        let mut writer = Self {
+            base,
+            sync: options.sync,
+            rotation: options.rotation,
+            idle_timeout: options.idle_timeout,
+            max_open: options.max_open_files,
+            clock,
+            open: HashMap::new(),
+            open_count,
+            failed_syncs: HashMap::new(),
+            housekeeper,
+        };
+        if let Target::Single(path) = &options.target {
+            let now = writer.clock.now();
+            writer
+                .open_file(path, now)
+                .map_err(|e| format!("{} — check --endpoint", e.message))?;
+        }
+        Ok(writer)
+    }
+
+    /// Serve commands until every sender is gone, then close every file.
+    pub fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        while let Some(first) = commands.blocking_recv() {
+            let mut round = vec![first];
+            while let Ok(more) = commands.try_recv() {
+                round.push(more);
+            }
+            self.round(round);
+        }
+        let paths: Vec<PathBuf> = self.open.keys().cloned().collect();
+        for path in paths {
+            self.close(&path);
+        }
+        if let Some(mut h) = self.housekeeper.take() {
+            h.finish();
+        }
+    }
+
+    fn round(&mut self, round: Vec<Command>) {
+        let mut written = Vec::new();
+        let mut sweep = false;
+        for command in round {
+            match command {
+                Command::Write { parts, done } => {
+                    let results: Vec<_> = parts
+                        .iter()
+                        .map(|p| self.write(&p.path, &p.bytes))
+                        .collect();
+                    written.push((parts, results, done));
+                }
+                Command::Sweep => sweep = true,
+            }
+        }
+        // Group commit: one sync per file written in this round.
+        let dirty: Vec<PathBuf> = self
+            .open
+            .iter()
+            .filter(|(_, f)| f.dirty)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in dirty {
+            self.sync_file(&path);
+        }
+        self.open_count.store(self.open.len(), Relaxed);
+        for (parts, results, done) in written {
+            let outcome = parts
+                .iter()
+                .zip(results)
+                .map(|(part, result)| {
+                    result?;
+                    match self.failed_syncs.get(&part.path) {
+                        Some(message) => Err(PartError {
+                            permanent: false,
+                            message: message.clone(),
+                        }),
+                        None => Ok(()),
+                    }
+                })
+                .collect();
+            let _ = done.send(outcome);
+        }
+        if sweep {
+            self.sweep();
+        }
+        self.failed_syncs.clear();
+        self.open_count.store(self.open.len(), Relaxed);
+    }
+
+    fn full_path(&self, path: &Path) -> PathBuf {
+        match &self.base {
+            Some(base) => base.join(path),
+            None => path.to_owned(),
+        }
+    }
+
+    fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), PartError> {
+        let now = self.clock.now();
+        if !self.open.contains_key(path) {
+            self.open_file(path, now)?;
+        }
+        let rotation = self.rotation;
+        let needs_rotation = self
+            .open
+            .get(path)
+            .is_some_and(|f| due(&rotation, f.size, f.slot, bytes.len() as u64, now));
+        if needs_rotation {
+            self.rotate(path, now);
+            self.open_file(path, now)?;
+        }
+        let sync = self.sync;
+        let Some(f) = self.open.get_mut(path) else {
+            return Err(PartError {
+                permanent: false,
+                message: format!("cannot write `{}`: it is not open", path.display()),
+            });
+        };
+        let result = f.file.write_all(bytes);
+        f.last_write = now;
+        f.dirty |= sync;
+        match result {
+            Ok(()) => {
+                f.size += bytes.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // The file may hold part of the batch; start afresh next time.
+                self.close(path);
+                Err(PartError {
+                    permanent: false,
+                    message: format!("cannot write `{}`: {e}", self.full_path(path).display()),
+                })
+            }
+        }
+    }
+
+    fn open_file(&mut self, path: &Path, now: OffsetDateTime) -> Result<(), PartError> {
+        while self.open.len() >= self.max_open {
+            let Some(oldest) = self
+                .open
+                .iter()
+                .min_by_key(|(_, f)| f.last_write)
+                .map(|(p, _)| p.clone())
+            else {
+                break;
+            };
+            self.close(&oldest);
+        }
+        let full = self.full_path(path);
+        let transient = |what: &str, e: io::Error| PartError {
+            permanent: false,
+            message: format!("cannot {what} `{}`: {e}", full.display()),
+        };
+        if let Some(dir) = full.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| transient("create the directory of", e))?;
+            if let Some(base) = &self.base {
+                self.check_inside(base, dir, &full)?;
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&full)
+            .map_err(|e| transient("open for append", e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| transient("read the size of", e))?;
+        let interval = self.rotation.interval.unwrap_or(Duration::from_secs(1));
+        // A file kept from an earlier run belongs to the interval it was
+        // last written in, so a restart rotates it if that interval is over.
+        let started = match meta.modified() {
+            Ok(t) if meta.len() > 0 => OffsetDateTime::from(t),
+            _ => now,
+        };
+        self.open.insert(
+            path.to_owned(),
+            OpenFile {
+                file,
+                size: meta.len(),
+                slot: slot(started, interval),
+                last_write: now,
+                dirty: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Refuse a file whose directory resolves (through a symbolic link)
+    /// outside the base directory, or which is itself a symbolic link.
+    fn check_inside(&self, base: &Path, dir: &Path, full: &Path) -> Result<(), PartError> {
+        let refuse = |why: &str| PartError {
+            permanent: true,
+            message: format!("refused to write `{}`: {why}", full.display()),
+        };
+        let real = dir
+            .canonicalize()
+            .map_err(|e| refuse(&format!("cannot resolve its directory: {e}")))?;
+        if !real.starts_with(base) {
+            return Err(refuse(
+                "its directory leaves the base directory through a symbolic link",
+            ));
+        }
+        if std::fs::symlink_metadata(full).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(refuse("it is a symbolic link"));
+        }
+        Ok(())
+    }
+
+    fn sync_file(&mut self, path: &Path) {
+        let Some(f) = self.open.get_mut(path) else {
+            return;
+        };
+        f.dirty = false;
+        if let Err(e) = f.file.sync_data() {
+            let message = format!("cannot sync `{}`: {e}", self.full_path(path).display());
+            self.failed_syncs.insert(path.to_owned(), message);
+        }
+    }
+
+    /// Close a file, syncing what this round wrote to it first.
+    fn close(&mut self, path: &Path) {
+        if self.open.get(path).is_some_and(|f| f.dirty) {
+            self.sync_file(path);
+        }
+        if self.open.remove(path).is_some() {
+            debug!(file = %path.display(), "file sink closed a file");
+        }
+    }
+
+    fn rotate(&mut self, path: &Path, now: OffsetDateTime) {
+        self.close(path);
+        let live = self.full_path(path);
+        match rotate(&live, now) {
+            Ok(rotated) => {
+                debug!(file = %rotated.display(), "file sink rotated a file");
+                if let Some(h) = &self.housekeeper {
+                    h.rotated(rotated, live, now);
+                }
+            }
+            // Keep appending to the live file rather than lose events.
+            Err(e) => {
+                warn!(file = %live.display(), error = %e, "cannot rotate file; still appending to it")
+            }
+        }
+    }
+
+    /// Close files idle for `idle_timeout`; rotate files whose interval is
+    /// over even if nothing new arrives for them.
+    fn sweep(&mut self) {
+        let now = self.clock.now();
+        let mut to_rotate = Vec::new();
+        let mut to_close = Vec::new();
+        for (path, f) in &self.open {
+            if self
+                .rotation
+                .interval
+                .is_some_and(|i| f.size > 0 && slot(now, i) != f.slot)
+            {
+                to_rotate.push(path.clone());
+            } else if self
+                .idle_timeout
+                .is_some_and(|idle| now - f.last_write >= idle)
+            {
+                to_close.push(path.clone());
+            }
+        }
+        for path in to_rotate {
+            self.rotate(&path, now);
+        }
+        for path in to_close {
+            self.close(&path);
+        }
+    }
+}
