@@ -23,6 +23,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Dispatcher(args) => dispatcher::main(*args),
         cli::Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest::ingest(args),
         cli::Command::Bench(cli::BenchCommand::Tail(args)) => bench::tail::tail(args),
+        cli::Command::Bench(cli::BenchCommand::Loki(args)) => bench::loki::loki(args),
         cli::Command::Bench(cli::BenchCommand::RedisPublish(args)) => {
             bench_redis::redis_publish(args)
         }

@@ -3,8 +3,10 @@
 //!
 //! - [`ingest`]: HTTP ingest → file.
 //! - [`tail`]: file tail → file.
+//! - [`loki`]: the Loki sink against an instant in-process server.
 
 pub mod ingest;
+pub mod loki;
 pub mod tail;
 
 use anyhow::{bail, Context};
@@ -190,7 +192,7 @@ pub fn connect(port: u16) -> anyhow::Result<(TcpStream, BufReader<TcpStream>)> {
     Ok((s, r))
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
