@@ -2,7 +2,7 @@
 
 use crate::{
     blackhole::Blackhole, file::FileSink, helicone::HeliconeSink, http_sink::HttpSink,
-    lunary::LunarySink, stdout::Stdout,
+    loki::LokiSink, lunary::LunarySink, stdout::Stdout,
 };
 use switchyard_core::SinkRegistry;
 
@@ -33,6 +33,11 @@ pub fn builtin() -> SinkRegistry {
         "helicone",
         "LLM calls to Helicone's manual logger (api-key required)",
         HeliconeSink::from_config,
+    );
+    r.register(
+        "loki",
+        "log entries to Grafana Loki (endpoint = base URL; labels from templates)",
+        LokiSink::from_config,
     );
     r.register(
         "http",

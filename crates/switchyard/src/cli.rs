@@ -57,6 +57,8 @@ pub enum BenchCommand {
     RedisPublish(crate::bench_redis::RedisPublishArgs),
     /// Fill a Redis stream, then time a dispatcher (`--event-bus redis`, file sink) draining it.
     RedisDispatch(crate::bench_redis::RedisDispatchArgs),
+    /// Push log records through the Loki sink to an instant in-process server; print events/s, bytes on the wire per event, peak RSS.
+    Loki(crate::bench::loki::LokiArgs),
 }
 
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {

@@ -32,6 +32,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Bench(cli::BenchCommand::SyslogUdp(args)) => {
             bench::syslog_udp::syslog_udp(args)
         }
+        cli::Command::Bench(cli::BenchCommand::Loki(args)) => bench::loki::loki(args),
         cli::Command::Bench(cli::BenchCommand::RedisPublish(args)) => {
             bench_redis::redis_publish(args)
         }

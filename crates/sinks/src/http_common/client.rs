@@ -21,6 +21,17 @@ pub struct Client {
     headers: HeaderMap,
 }
 
+/// Any reply: status, `Retry-After`, and at most [`MAX_REPLY`] bytes of body.
+#[derive(Debug)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// What `Retry-After` asked for, if anything.
+    pub retry_after: Option<Duration>,
+    /// Body (at most [`MAX_REPLY`] bytes).
+    pub body: Bytes,
+}
+
 /// A 2xx reply.
 #[derive(Debug)]
 pub struct Reply {
@@ -58,6 +69,30 @@ impl Client {
         body: Vec<u8>,
         extra: &[(HeaderName, HeaderValue)],
     ) -> Result<Reply, SinkError> {
+        let answer = self.exchange(body, extra).await?;
+        if (200..300).contains(&answer.status) {
+            Ok(Reply {
+                status: answer.status,
+                body: answer.body,
+            })
+        } else {
+            Err(classify_status(
+                self.service,
+                answer.status,
+                answer.retry_after,
+                &answer.body,
+            ))
+        }
+    }
+
+    /// POST `body` and return whatever status came back, for sinks that
+    /// refine the shared classification with what their service says in the
+    /// body. Only a request that got no reply is an error here.
+    pub async fn exchange(
+        &self,
+        body: Vec<u8>,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Result<Answer, SinkError> {
         let mut req = self
             .inner
             .post(&self.endpoint)
@@ -84,14 +119,11 @@ impl Client {
             }
         }
         body.truncate(MAX_REPLY);
-        if (200..300).contains(&status) {
-            Ok(Reply {
-                status,
-                body: body.into(),
-            })
-        } else {
-            Err(classify_status(self.service, status, wait, &body))
-        }
+        Ok(Answer {
+            status,
+            retry_after: wait,
+            body: body.into(),
+        })
     }
 
     /// The service name used in messages.

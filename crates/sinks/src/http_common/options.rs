@@ -63,6 +63,11 @@ fn check_url(service: &str, url: &str) -> Result<(), String> {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wrap a credential.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
     /// The credential itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
         &self.0

@@ -4,8 +4,10 @@
 //! - [`ingest`]: HTTP ingest → file.
 //! - [`tail`]: file tail → file or blackhole.
 //! - [`syslog_udp`]: syslog over UDP → blackhole, with drops counted.
+//! - [`loki`]: the Loki sink against an instant in-process server.
 
 pub mod ingest;
+pub mod loki;
 pub mod syslog_udp;
 pub mod tail;
 
@@ -217,7 +219,7 @@ pub fn connect(port: u16) -> anyhow::Result<(TcpStream, BufReader<TcpStream>)> {
     Ok((s, r))
 }
 
-fn peak_rss_kib(pid: u32) -> Option<u64> {
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()

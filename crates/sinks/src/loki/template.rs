@@ -1,0 +1,334 @@
+//! Label templates: `labels=app={app},level={level},env=prod`.
+//!
+//! Each comma-separated item is `name=template`; a template is literal text
+//! with `{reference}` parts (`{{` and `}}` stand for literal braces). A
+//! reference names a value of the event:
+//!
+//! - log records: `level`, `source_type`, `labels.NAME`, a dotted path into
+//!   the record's fields (`user.country`), or a bare `NAME`, which is the
+//!   record's label `NAME` if it has one and its field `NAME` otherwise;
+//! - LLM payloads and HTTP exchanges: a dotted path into their JSON
+//!   (`name` is the model, `metadata.status` the HTTP status).
+//!
+//! A reference that finds nothing renders empty, and a label whose value is
+//! empty is left out (Loki does the same); strings render without quotes,
+//! other JSON as its text. Everything is checked when the sink is built:
+//! names are sanitized, duplicates, reserved `__` names and high-cardinality
+//! or credential keys are refused, with the item at fault in the message.
+
+use super::labels::{self, refusal};
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::borrow::Cow;
+use switchyard_core::{Event, LogRecord, Payload};
+
+/// The label set of the events, as configured.
+#[derive(Debug, Clone)]
+pub struct LabelTemplate {
+    /// Sorted by name, names unique and valid.
+    labels: Vec<(String, Vec<Part>)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Text(String),
+    Ref(Vec<String>),
+}
+
+/// The default label set when `labels` is not given: Loki needs at least one.
+pub const DEFAULT_LABELS: &str = "job=switchyard";
+
+impl LabelTemplate {
+    /// Parse the `labels` option.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut out: Vec<(String, Vec<Part>)> = Vec::new();
+        for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let fail = |why: String| format!("`labels`: item `{item}`: {why}");
+            let (raw_name, template) = item
+                .split_once('=')
+                .ok_or_else(|| fail("expected NAME=TEMPLATE, e.g. app={app}".into()))?;
+            let name =
+                labels::sanitize(raw_name).ok_or_else(|| fail("the name is empty".into()))?;
+            if name.starts_with("__") {
+                return Err(fail(format!(
+                    "`{name}`: names starting with __ are reserved by Loki"
+                )));
+            }
+            if let Some(why) = refusal(&name) {
+                return Err(fail(format!("`{name}` may not be a label: {why}")));
+            }
+            if out.iter().any(|(n, _)| *n == name) {
+                return Err(fail(format!(
+                    "label `{name}` is given twice (names are compared after sanitizing)"
+                )));
+            }
+            let parts = parse_template(template).map_err(fail)?;
+            out.push((name, parts));
+        }
+        if out.is_empty() {
+            return Err(
+                "`labels`: Loki needs at least one label, e.g. labels=job=switchyard".into(),
+            );
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Self { labels: out })
+    }
+
+    /// The label names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.labels.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// The labels of `event`, sorted by name, empty values left out. Values
+    /// longer than [`labels::MAX_VALUE_BYTES`] are cut.
+    pub fn render(&self, event: &Event) -> Vec<(&str, String)> {
+        let mut view = View::new(event);
+        let mut out = Vec::with_capacity(self.labels.len());
+        for (name, parts) in &self.labels {
+            let mut value = String::new();
+            for part in parts {
+                match part {
+                    Part::Text(t) => value.push_str(t),
+                    Part::Ref(path) => {
+                        if let Some(v) = view.lookup(path) {
+                            value.push_str(&v);
+                        }
+                    }
+                }
+            }
+            if !value.is_empty() {
+                out.push((name.as_str(), labels::bound_value(value)));
+            }
+        }
+        out
+    }
+}
+
+/// Literal text and `{reference}` parts.
+fn parse_template(t: &str) -> Result<Vec<Part>, String> {
+    let mut parts = Vec::new();
+    let mut text = String::new();
+    let mut chars = t.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                text.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                text.push('}');
+            }
+            '{' => {
+                let mut reference = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => reference.push(c),
+                        None => return Err(format!("`{{{reference}` is not closed with `}}`")),
+                    }
+                }
+                let path: Vec<String> = reference
+                    .trim()
+                    .split('.')
+                    .map(|s| s.trim().to_string())
+                    .collect();
+                if path.iter().any(String::is_empty) {
+                    return Err(format!(
+                        "`{{{reference}}}` is not a field name or dotted path"
+                    ));
+                }
+                for segment in &path {
+                    if let Some(why) = refusal(segment) {
+                        return Err(format!("`{{{reference}}}` may not feed a label: {why}"));
+                    }
+                }
+                if !text.is_empty() {
+                    parts.push(Part::Text(std::mem::take(&mut text)));
+                }
+                parts.push(Part::Ref(path));
+            }
+            '}' => return Err("a lone `}` (write `}}` for a literal brace)".into()),
+            c => text.push(c),
+        }
+    }
+    if !text.is_empty() {
+        parts.push(Part::Text(text));
+    }
+    Ok(parts)
+}
+
+/// Read access to one event's values. JSON payloads are parsed at most once
+/// per event, and only when a reference needs them.
+enum View<'a> {
+    Log(&'a LogRecord),
+    Json {
+        event: &'a Event,
+        parsed: Option<Value>,
+    },
+}
+
+impl<'a> View<'a> {
+    fn new(event: &'a Event) -> Self {
+        match &event.payload {
+            Payload::Log(r) => View::Log(r),
+            _ => View::Json {
+                event,
+                parsed: None,
+            },
+        }
+    }
+
+    fn lookup(&mut self, path: &[String]) -> Option<Cow<'a, str>> {
+        match self {
+            View::Log(r) => log_lookup(r, path),
+            View::Json { event, parsed } => {
+                let root = parsed.get_or_insert_with(|| match &event.payload {
+                    Payload::Json(doc) => serde_json::from_str(doc.get()).unwrap_or(Value::Null),
+                    Payload::Http(x) => serde_json::to_value(x).unwrap_or(Value::Null),
+                    Payload::Log(_) => Value::Null,
+                });
+                let mut v = &*root;
+                for key in path {
+                    v = v.get(key)?;
+                }
+                value_text(v).map(|s| Cow::Owned(s.into_owned()))
+            }
+        }
+    }
+}
+
+fn log_lookup<'a>(r: &'a LogRecord, path: &[String]) -> Option<Cow<'a, str>> {
+    match path {
+        [one] if one == "level" => r.level.as_deref().map(Cow::Borrowed),
+        [one] if one == "source_type" => r.source_type.map(Cow::Borrowed),
+        [l, name] if l == "labels" => r.labels.get(name).map(|s| Cow::Borrowed(s.as_str())),
+        [one] if r.labels.contains_key(one) => r.labels.get(one).map(|s| Cow::Borrowed(s.as_str())),
+        [first, rest @ ..] => {
+            let raw = r.fields.get(first)?;
+            if rest.is_empty() {
+                return raw_text(raw);
+            }
+            let mut v: Value = serde_json::from_str(raw.get()).ok()?;
+            for key in rest {
+                v = v.get_mut(key)?.take();
+            }
+            value_text(&v).map(|s| Cow::Owned(s.into_owned()))
+        }
+        [] => None,
+    }
+}
+
+/// A raw JSON value as label text: a string without quotes (borrowed when it
+/// has no escapes), null as nothing, anything else as its JSON text.
+fn raw_text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let t = raw.get();
+    if t == "null" {
+        None
+    } else if t.starts_with('"') {
+        let inner = &t[1..t.len() - 1];
+        if inner.contains('\\') {
+            serde_json::from_str::<String>(t).ok().map(Cow::Owned)
+        } else {
+            Some(Cow::Borrowed(inner))
+        }
+    } else {
+        Some(Cow::Borrowed(t))
+    }
+}
+
+fn value_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        other => Some(Cow::Owned(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(json: &str) -> Event {
+        Event::from(serde_json::from_str::<LogRecord>(json).unwrap())
+    }
+
+    #[test]
+    fn templates_read_the_record_and_sort_the_names() {
+        let t = LabelTemplate::parse(
+            "level={level}, app={app},env=prod,region={geo.region}-x,job=svc-{service}",
+        )
+        .unwrap();
+        assert_eq!(
+            t.names().collect::<Vec<_>>(),
+            ["app", "env", "job", "level", "region"]
+        );
+        let e = record(
+            r#"{"msg":"m","level":"warn","labels":{"app":"api"},"service":"gw","geo":{"region":"eu"}}"#,
+        );
+        let got = t.render(&e);
+        let want: Vec<(&str, String)> = vec![
+            ("app", "api".into()),
+            ("env", "prod".into()),
+            ("job", "svc-gw".into()),
+            ("level", "warn".into()),
+            ("region", "eu-x".into()),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn missing_values_leave_the_label_out_and_scalars_render_as_text() {
+        let t = LabelTemplate::parse("level={level},code={code},ok={ok},app={labels.app}").unwrap();
+        let got = t.render(&record(r#"{"code":503,"ok":true}"#));
+        assert_eq!(
+            got,
+            vec![("code", "503".to_string()), ("ok", "true".to_string())]
+        );
+    }
+
+    #[test]
+    fn llm_payloads_are_read_as_json() {
+        let t = LabelTemplate::parse("model={name},status={metadata.status}").unwrap();
+        let doc = serde_json::value::to_raw_value(&serde_json::json!({
+            "name": "gpt-4o-mini", "metadata": {"status": 200, "request_id": "r1"}
+        }))
+        .unwrap();
+        let e = Event::new(Payload::Json(switchyard_core::JsonDocument::new(doc)));
+        assert_eq!(
+            t.render(&e),
+            vec![
+                ("model", "gpt-4o-mini".to_string()),
+                ("status", "200".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_templates_name_the_item_and_the_reason() {
+        let cases = [
+            ("", "at least one label"),
+            ("app", "NAME=TEMPLATE"),
+            ("app={app", "not closed"),
+            ("app={}", "dotted path"),
+            ("a=x,a={b}", "given twice"),
+            ("a.b=x,a_b=y", "given twice"),
+            ("__name__=x", "reserved"),
+            ("request_id={rid}", "high cardinality"),
+            ("rid={request_id}", "high cardinality"),
+            ("rid={metadata.request_id}", "high cardinality"),
+            ("t={ts}", "high cardinality"),
+            ("key={api_key}", "credential"),
+            ("auth={headers.Authorization}", "credential"),
+            ("x=a}b", "lone"),
+        ];
+        for (spec, why) in cases {
+            let e = LabelTemplate::parse(spec).unwrap_err();
+            assert!(e.starts_with("`labels`"), "{spec}: {e}");
+            assert!(e.contains(why), "{spec}: {e}");
+        }
+        let t = LabelTemplate::parse("service.name=x,1st={{y}}").unwrap();
+        assert_eq!(t.names().collect::<Vec<_>>(), ["_1st", "service_name"]);
+        assert_eq!(t.render(&record("{}"))[0].1, "{y}");
+    }
+}
