@@ -78,6 +78,7 @@ struct SinkState {
     name: String,
     buffer: Arc<BufferStats>,
     counters: Arc<Counters>,
+    delivery: Arc<crate::DeliveryStats>,
     rate: f64,
     last: (Instant, u64),
 }
@@ -162,6 +163,7 @@ impl Metrics {
             name: sink.name.clone(),
             buffer: sink.buffer.clone(),
             counters: sink.counters.clone(),
+            delivery: sink.delivery.clone(),
             rate: 0.0,
             last: (Instant::now(), sink.counters.snapshot().sent),
         });
@@ -242,7 +244,68 @@ impl PipelineCollector {
             push(
                 "entries_failed",
                 "Events a sink failed to take for good (dead-lettered or dropped)",
-                C(c.dropped),
+                C(c.dropped + c.dead_lettered),
+                l(),
+            );
+            let d = s.delivery.snapshot();
+            push(
+                "entries_dead_lettered",
+                "Events written to the dead-letter queue",
+                C(c.dead_lettered),
+                l(),
+            );
+            push(
+                "dlq_full_dropped",
+                "Events dropped because the dead-letter queue was full",
+                C(d.dlq_full_dropped),
+                l(),
+            );
+            push(
+                "circuit_breaker_state",
+                "Circuit breaker of a sink: 0 closed, 1 open, 2 half-open",
+                G(match d.breaker_state {
+                    crate::delivery::BreakerState::Closed => 0.0,
+                    crate::delivery::BreakerState::Open => 1.0,
+                    crate::delivery::BreakerState::HalfOpen => 2.0,
+                }),
+                l(),
+            );
+            for (to, n) in [
+                ("open", d.breaker_opened),
+                ("half_open", d.breaker_half_opened),
+                ("closed", d.breaker_closed),
+            ] {
+                let mut labels = l();
+                labels.push(("to", to.to_string()));
+                push(
+                    "circuit_breaker_transitions",
+                    "Circuit breaker transitions, by the state entered",
+                    C(n),
+                    labels,
+                );
+            }
+            push(
+                "circuit_breaker_rejected",
+                "Calls an open breaker failed fast",
+                C(d.breaker_rejected),
+                l(),
+            );
+            push(
+                "retries",
+                "Delivery attempts that were retries",
+                C(d.retries),
+                l(),
+            );
+            push(
+                "delivery_timeouts",
+                "Delivery attempts that timed out",
+                C(d.timeouts),
+                l(),
+            );
+            push(
+                "rate_limited_waits",
+                "Times a delivery waited for the rate limit",
+                C(d.rate_limited_waits),
                 l(),
             );
             for (reason, n) in [

@@ -21,7 +21,8 @@
 
 use crate::buffer::{buffer, BufferConfig, BufferStats, IntakeReceiver, IntakeSender};
 use crate::counters::Counters;
-use crate::dispatch::{run as dispatch, EngineConfig};
+use crate::delivery::DeliveryStats;
+use crate::dispatch::{run_pipeline, Pipeline as SinkPolicy};
 use prometheus_client::metrics::histogram::Histogram;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -50,8 +51,8 @@ pub struct SinkNode {
     pub sink: Box<dyn Sink>,
     /// Its buffer.
     pub buffer: BufferConfig,
-    /// Its batching, retries and concurrency.
-    pub engine: EngineConfig,
+    /// Its batching, delivery stack and dead-letter queue.
+    pub policy: SinkPolicy,
 }
 
 /// The graph's shape, checked: every name unique, every input known, no
@@ -205,6 +206,8 @@ pub struct SinkHandle {
     pub buffer: Arc<BufferStats>,
     /// Its engine's ledger.
     pub counters: Arc<Counters>,
+    /// Its delivery stack's figures (breaker, retries, dead letters).
+    pub delivery: Arc<DeliveryStats>,
 }
 
 /// What a running source exposes.
@@ -315,18 +318,21 @@ impl Pipeline {
                 }),
                 None => node.sink,
             };
+            let delivery = Arc::new(DeliveryStats::default());
             sink_handles.push(SinkHandle {
                 name: node.name,
                 buffer: tx.stats(),
                 counters: counters.clone(),
+                delivery: delivery.clone(),
             });
             sink_senders.push(tx);
-            engines.push(tokio::spawn(dispatch(
+            engines.push(tokio::spawn(run_pipeline(
                 rx,
                 Arc::new(Identity),
-                sink,
-                node.engine,
+                Arc::from(sink),
+                node.policy,
                 counters,
+                delivery,
             )));
         }
 

@@ -92,7 +92,7 @@ fn sink(name: &str, inputs: &[&str], sink: Collect, buffer: BufferConfig) -> Sin
         inputs: inputs.iter().map(|s| s.to_string()).collect(),
         sink: Box::new(sink),
         buffer,
-        engine: engine(),
+        policy: engine().into(),
     }
 }
 

@@ -163,6 +163,7 @@ fn a_sink_that_cannot_deliver_fills_its_buffer_drops_by_policy_and_is_not_ready(
         &config,
         format!(
             "admin: {{address: '127.0.0.1:{admin}'}}
+dlq: {{dir: '{}'}}
 sources:
   ingest: {{type: http, address: '127.0.0.1:{ingest}'}}
 sinks:
@@ -179,6 +180,7 @@ sinks:
     options: {{endpoint: '{}'}}
     batch: {{max_events: 10, timeout: 10ms}}
 ",
+            dir.path().join("dlq").display(),
             dir.path().join("kept.jsonl").display()
         ),
     )

@@ -33,6 +33,8 @@ pub struct SinkView {
     pub buffer: Arc<BufferStats>,
     /// Ledger.
     pub counters: Arc<switchyard_engine::Counters>,
+    /// Delivery stack figures.
+    pub delivery: Arc<switchyard_engine::DeliveryStats>,
 }
 
 impl From<&SinkHandle> for SinkView {
@@ -41,6 +43,7 @@ impl From<&SinkHandle> for SinkView {
             name: h.name.clone(),
             buffer: h.buffer.clone(),
             counters: h.counters.clone(),
+            delivery: h.delivery.clone(),
         }
     }
 }
@@ -66,6 +69,7 @@ async fn metrics(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
 
 fn components(s: &AdminState) -> (Value, Vec<String>) {
     let mut reasons = Vec::new();
+    let mut open = 0;
     let sinks: serde_json::Map<String, Value> = s
         .sinks
         .iter()
@@ -81,10 +85,22 @@ fn components(s: &AdminState) -> (Value, Vec<String>) {
             }
             let c = v.counters.snapshot();
             let (busy, slots) = v.counters.workers();
+            let d = v.delivery.snapshot();
+            let breaker = match d.breaker_state {
+                switchyard_engine::delivery::BreakerState::Closed => "closed",
+                switchyard_engine::delivery::BreakerState::Open => {
+                    open += 1;
+                    "open"
+                }
+                switchyard_engine::delivery::BreakerState::HalfOpen => "half_open",
+            };
             (
                 v.name.clone(),
                 json!({
-                    "state": if pressure { "backpressure" } else { "ok" },
+                    "state": if breaker == "open" { "down" } else if pressure { "backpressure" } else { "ok" },
+                    "circuit_breaker": breaker,
+                    "retries": d.retries,
+                    "dead_lettered": c.dead_lettered,
                     "buffer": {
                         "events": b.events.load(Relaxed),
                         "bytes": b.bytes.load(Relaxed),
@@ -112,6 +128,9 @@ fn components(s: &AdminState) -> (Value, Vec<String>) {
             )
         })
         .collect();
+    if open > 0 && open == s.sinks.len() {
+        reasons.push("no sink can deliver: every circuit breaker is open".to_string());
+    }
     (json!({"sources": sources, "sinks": sinks}), reasons)
 }
 

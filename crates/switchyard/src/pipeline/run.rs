@@ -11,7 +11,7 @@ use std::time::Duration;
 use switchyard_core::SinkConfig;
 use switchyard_engine::metrics::Metrics;
 use switchyard_engine::topology::{Observers, Pipeline, SinkNode, TransformNode};
-use switchyard_engine::{BufferConfig, EngineConfig, IntakeSender};
+use switchyard_engine::{BufferConfig, IntakeSender, Pipeline as SinkPolicy};
 use switchyard_sources::http::{IngestConfig, IngestCounters};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -64,6 +64,18 @@ pub fn main(args: ConfigArgs) -> anyhow::Result<()> {
 async fn run(c: Checked) -> anyhow::Result<()> {
     let registry = switchyard_sinks::builtin();
     let metrics = Arc::new(Metrics::new());
+    // On by default, as for `switchyard dispatcher`; its directory is made
+    // only with the first record.
+    let dlq = match Some(c.dlq.unwrap_or_default()).filter(|d| d.enabled) {
+        Some(config) => {
+            let dir = config.dir.display().to_string();
+            Some(Arc::new(
+                switchyard_engine::Dlq::open(config)
+                    .with_context(|| format!("dlq: cannot open `{dir}`"))?,
+            ))
+        }
+        None => None,
+    };
     let mut observers = Observers::default();
     for (name, _) in &c.sources {
         observers
@@ -92,6 +104,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
         match s.buffer.kind {
             super::schema::BufferKind::Memory => {}
         }
+        let sink_name = name.clone();
         sinks.push(SinkNode {
             name,
             inputs: s.inputs,
@@ -103,12 +116,12 @@ async fn run(c: Checked) -> anyhow::Result<()> {
                 high_watermark: s.buffer.high_watermark,
                 low_watermark: s.buffer.low_watermark,
             },
-            engine: EngineConfig {
+            policy: SinkPolicy {
                 batch_size: s.batch.max_events,
                 flush_interval: s.batch.timeout,
-                retry_attempts: s.delivery.max_retries,
-                retry_backoff: s.delivery.retry_backoff,
-                concurrency: s.delivery.worker_count,
+                delivery: s.delivery,
+                sink_name: sink_name.clone(),
+                dlq: dlq.clone(),
             },
         });
     }
@@ -208,10 +221,11 @@ async fn run(c: Checked) -> anyhow::Result<()> {
     for s in &sinks {
         let c = s.counters.snapshot();
         println!(
-            "final counters: sink={} received={} delivered={} failed={} dropped_newest={} dropped_oldest={}",
+            "final counters: sink={} received={} delivered={} dead_lettered={} failed={} dropped_newest={} dropped_oldest={}",
             s.name,
             c.received,
             c.sent,
+            c.dead_lettered,
             c.dropped,
             s.buffer.dropped_newest.load(std::sync::atomic::Ordering::Relaxed),
             s.buffer.dropped_oldest.load(std::sync::atomic::Ordering::Relaxed),

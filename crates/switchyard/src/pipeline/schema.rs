@@ -274,41 +274,6 @@ fn default_low() -> f64 {
     0.6
 }
 
-/// A sink's delivery policy.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Delivery {
-    /// Batches delivered at the same time.
-    #[serde(default = "default_workers")]
-    pub worker_count: usize,
-    /// Retries after the first attempt.
-    #[serde(default = "default_retries")]
-    pub max_retries: u32,
-    /// Ceiling of the first retry's delay (doubles, full jitter).
-    #[serde(default = "default_backoff", deserialize_with = "duration")]
-    pub retry_backoff: Duration,
-}
-
-impl Default for Delivery {
-    fn default() -> Self {
-        Self {
-            worker_count: default_workers(),
-            max_retries: default_retries(),
-            retry_backoff: default_backoff(),
-        }
-    }
-}
-
-fn default_workers() -> usize {
-    4
-}
-fn default_retries() -> u32 {
-    3
-}
-fn default_backoff() -> Duration {
-    Duration::from_secs(1)
-}
-
 /// One sink.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -327,9 +292,10 @@ pub struct SinkEntry {
     /// Buffer.
     #[serde(default)]
     pub buffer: Buffer,
-    /// Delivery policy.
+    /// Delivery stack: rate limit, concurrency, retries, circuit breaker,
+    /// timeout (the engine's `DeliveryConfig`).
     #[serde(default)]
-    pub delivery: Delivery,
+    pub delivery: switchyard_engine::DeliveryConfig,
 }
 
 /// A scalar option value, kept as text for the plugin.

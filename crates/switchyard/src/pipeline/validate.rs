@@ -51,6 +51,8 @@ pub struct TransformSpec {
 pub struct Checked {
     /// Admin server, if any.
     pub admin: Option<Admin>,
+    /// The pipeline's dead-letter queue, if any.
+    pub dlq: Option<switchyard_engine::DlqConfig>,
     /// Sources in file order.
     pub sources: Vec<(String, SourceConfig)>,
     /// Transforms in file order.
@@ -59,7 +61,7 @@ pub struct Checked {
     pub sinks: Vec<(String, SinkEntry)>,
 }
 
-const TOP: [&str; 4] = ["admin", "sources", "transforms", "sinks"];
+const TOP: [&str; 5] = ["admin", "dlq", "sources", "transforms", "sinks"];
 
 /// Check `text`; `env` reads environment variables; `sink_types` are the
 /// registered sink plugins.
@@ -111,6 +113,13 @@ pub fn check(
     let admin = root
         .get("admin")
         .and_then(|v| c.typed::<Admin>(&["admin"], v.clone()));
+    let dlq = root
+        .get("dlq")
+        .and_then(|v| c.typed::<switchyard_engine::DlqConfig>(&["dlq"], v.clone()));
+    if let Some(Err(e)) = dlq.as_ref().map(|d| d.validate()) {
+        let e = c.error(&["dlq"], e);
+        c.errors.push(e);
+    }
 
     // Names of components that have errors of their own: the wiring still
     // knows them, so what reads them is not reported a second time.
@@ -171,6 +180,7 @@ pub fn check(
                 c.errors.push(e);
             }
         }
+        let v = concurrency_shorthand(v);
         let Some(s) = c.typed::<SinkEntry>(&["sinks", &name], v) else {
             broken_sinks.push((name, inputs));
             continue;
@@ -200,6 +210,7 @@ pub fn check(
     if c.errors.is_empty() {
         Ok(Checked {
             admin,
+            dlq,
             sources,
             transforms,
             sinks,
@@ -392,11 +403,8 @@ impl Checker<'_> {
                 "must be greater than 0".into(),
             ));
         }
-        if s.delivery.worker_count == 0 {
-            problems.push((
-                at(&["delivery", "worker_count"]),
-                "must be greater than 0".into(),
-            ));
+        if let Err(e) = s.delivery.validate() {
+            problems.push((at(&["delivery"]), e));
         }
         for (path, message) in problems {
             let keys: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -404,6 +412,29 @@ impl Checker<'_> {
             self.errors.push(e);
         }
     }
+}
+
+/// `delivery.concurrency: 4` (or the seed document's `worker_count: 4`)
+/// means a fixed number of batches in flight; `concurrency: adaptive` is
+/// AIMD. The engine's type spells the fixed form as a tagged value, which
+/// nobody should have to write in YAML.
+fn concurrency_shorthand(mut v: Value) -> Value {
+    let Some(Value::Mapping(d)) = v.get_mut("delivery") else {
+        return v;
+    };
+    if let Some(n) = d.remove("worker_count") {
+        d.entry("concurrency".into()).or_insert(n);
+    }
+    if let Some(c) = d.get_mut("concurrency") {
+        if c.is_number() {
+            let n = c.clone();
+            *c = Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
+                tag: serde_yaml::value::Tag::new("fixed"),
+                value: n,
+            }));
+        }
+    }
+    v
 }
 
 /// A component's `inputs`, read leniently (its own errors are reported by
@@ -504,7 +535,7 @@ sinks:
             (
                 "source:\n  a: {}\nsinks: {}\n",
                 &[
-                    "line 1: source: unknown key; expected one of admin, sources, transforms, sinks",
+                    "line 1: source: unknown key; expected one of admin, dlq, sources, transforms, sinks",
                     "line 3: sinks: at least one sink is required",
                     "sources: at least one source is required",
                 ],
