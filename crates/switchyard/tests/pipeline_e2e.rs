@@ -297,3 +297,127 @@ fn validate_reports_every_error_and_starts_nothing() {
     assert!(String::from_utf8_lossy(&out.stdout)
         .contains("ok (1 source(s), 0 transform(s), 1 sink(s))"));
 }
+
+#[test]
+fn a_503_window_loses_nothing_and_the_breaker_cycle_shows_in_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ingest, admin) = (free_port(), free_port());
+    let server = FlakyServer::start(true);
+    let config = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "admin: {{address: '127.0.0.1:{admin}'}}
+dlq: {{dir: '{}'}}
+sources:
+  ingest: {{type: http, address: '127.0.0.1:{ingest}'}}
+sinks:
+  flaky:
+    type: http
+    inputs: [ingest]
+    options: {{endpoint: 'http://127.0.0.1:{}/'}}
+    batch: {{max_events: 10, timeout: 10ms}}
+    delivery:
+      concurrency: 2
+      max_retries: 1000
+      retry_backoff: 10ms
+      circuit_breaker: {{failure_threshold: 3, success_threshold: 1, timeout: 200ms}}
+  healthy:
+    type: file
+    inputs: [ingest]
+    options: {{endpoint: '{}'}}
+    batch: {{max_events: 10, timeout: 10ms}}
+",
+            dir.path().join("dlq").display(),
+            server.port,
+            dir.path().join("healthy.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let child = spawn_listening(run_command(&config).env("RUST_LOG", "error"), ingest);
+    assert_eq!(
+        http(ingest, "POST", "/v1/logs", records(100).as_bytes()).0,
+        202
+    );
+    // The healthy sink keeps receiving while the other one's breaker opens.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let page = loop {
+        let (_, page) = http(admin, "GET", "/metrics", b"");
+        let opened = series(
+            &page,
+            "dispatcher_circuit_breaker_transitions_total{component=\"flaky\",to=\"open\"}",
+        );
+        let healthy = series(
+            &page,
+            "dispatcher_entries_processed_total{component=\"healthy\"}",
+        );
+        if (opened >= 1.0 && healthy == 100.0) || Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        series(
+            &page,
+            "dispatcher_entries_processed_total{component=\"healthy\"}"
+        ),
+        100.0
+    );
+    assert!(
+        series(
+            &page,
+            "dispatcher_circuit_breaker_transitions_total{component=\"flaky\",to=\"open\"}"
+        ) >= 1.0
+    );
+    server
+        .down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let page = loop {
+        let (_, page) = http(admin, "GET", "/metrics", b"");
+        if series(
+            &page,
+            "dispatcher_entries_processed_total{component=\"flaky\"}",
+        ) == 100.0
+            || Instant::now() > deadline
+        {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        series(
+            &page,
+            "dispatcher_entries_processed_total{component=\"flaky\"}"
+        ),
+        100.0
+    );
+    for to in ["half_open", "closed"] {
+        let name = format!(
+            "dispatcher_circuit_breaker_transitions_total{{component=\"flaky\",to=\"{to}\"}}"
+        );
+        assert!(series(&page, &name) >= 1.0, "{to}: {page}");
+    }
+    assert_eq!(
+        series(
+            &page,
+            "dispatcher_circuit_breaker_state{component=\"flaky\"}"
+        ),
+        0.0
+    );
+    let (stdout, _) = stop_with_output(child);
+    let seqs: std::collections::BTreeSet<u64> = server
+        .accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|body| serde_json::from_str::<Vec<serde_json::Value>>(body).unwrap())
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), 100, "every event arrived after the window");
+    let flaky = final_line(&stdout, "final counters: sink=flaky ");
+    assert_eq!(
+        (value(flaky, "delivered"), value(flaky, "failed")),
+        (100, 0)
+    );
+}
