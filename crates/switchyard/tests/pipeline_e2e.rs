@@ -421,3 +421,28 @@ sinks:
         (100, 0)
     );
 }
+
+#[test]
+fn every_example_pipeline_validates() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+                .args(["validate", "--config"])
+                .arg(&path)
+                .env("LUNARY_API_KEY", "example")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3);
+}

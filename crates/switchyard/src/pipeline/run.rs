@@ -85,7 +85,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
     let mut sinks = Vec::new();
     for (name, s) in c.sinks {
         let mut options = SinkConfig::new();
-        for (k, v) in s.options {
+        for (k, v) in s.options.into_iter().filter(|(_, v)| !v.0.is_empty()) {
             options.insert(k, v.0);
         }
         let sink = registry

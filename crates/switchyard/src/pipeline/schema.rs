@@ -283,7 +283,8 @@ pub struct SinkEntry {
     pub kind: String,
     /// Sources or transforms it reads.
     pub inputs: Vec<String>,
-    /// The plugin's own options (`endpoint`, `api-key`, `timeout`, ...).
+    /// The plugin's own options (`endpoint`, `api-key`, `timeout`, ...); an
+    /// empty value leaves the option unset.
     #[serde(default)]
     pub options: BTreeMap<String, Scalar>,
     /// Batching.
@@ -308,6 +309,8 @@ impl<'de> Deserialize<'de> for Scalar {
             serde_yaml::Value::String(s) => Ok(Scalar(s)),
             serde_yaml::Value::Bool(b) => Ok(Scalar(b.to_string())),
             serde_yaml::Value::Number(n) => Ok(Scalar(n.to_string())),
+            // `key: ${UNSET:-}` leaves nothing: the option is not set.
+            serde_yaml::Value::Null => Ok(Scalar(String::new())),
             _ => Err(serde::de::Error::custom(
                 "expected a string, number or boolean",
             )),
