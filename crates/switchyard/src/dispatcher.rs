@@ -2,6 +2,7 @@
 //! runs until SIGINT/SIGTERM, then drains and prints the final counters.
 
 use crate::cli::DispatcherArgs;
+use crate::pipeline::admin::{AdminState, SinkView};
 use crate::redis_source::RedisSource;
 use anyhow::Context;
 use serde_json::json;
@@ -9,7 +10,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use switchyard_bus::MemoryBus;
 use switchyard_core::{EventBus, SinkConfig, Transform};
-use switchyard_engine::{intake, Counters, DeliveryStats, Dlq, Pipeline};
+use switchyard_engine::metrics::{Metrics, Series, SeriesKind};
+use switchyard_engine::topology::SinkHandle;
+use switchyard_engine::{BufferConfig, Counters, DeliveryStats, Dlq, Pipeline};
 use switchyard_sources::http::{router, IngestConfig, IngestCounters};
 use switchyard_transforms::llm::{LlmConfig, LlmTransform, Redactor};
 use switchyard_transforms::Chain;
@@ -85,12 +88,19 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
 
     let bus = Arc::new(MemoryBus::new(buffer));
-    let (tx, rx) = intake(args.queue_capacity);
+    let metrics = Arc::new(Metrics::new());
+    let (tx, rx) = switchyard_engine::buffer(
+        BufferConfig::events(args.queue_capacity),
+        Some(metrics.queue_wait(&args.service)),
+    );
+    let queue_stats = tx.stats();
     // With a disk buffer every source below appends to disk; the buffer's
     // reader is then the queue's only direct sender.
     let (tx, disk) = crate::buffer::start(&args.disk_buffer, tx)?;
     let disk_stats = crate::buffer::stats_fn(disk.as_ref());
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters::with_worker_histogram(
+        metrics.worker_task(&args.service),
+    ));
     let ingest_counters = Arc::new(IngestCounters::default());
 
     let redis = redis_kind
@@ -167,6 +177,39 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
             })
         })
     };
+    let sink = SinkHandle {
+        name: args.service.clone(),
+        buffer: queue_stats,
+        counters: counters.clone(),
+        delivery: delivery_stats.clone(),
+    };
+    metrics.add_sink(&sink);
+    {
+        let counters = counters.clone();
+        metrics.add_extra(Arc::new(move |out: &mut Vec<Series>| {
+            out.push(Series {
+                name: "entries_received",
+                help: "Events taken from a source",
+                kind: SeriesKind::Counter(counters.snapshot().received),
+                labels: vec![("component", "intake".to_string())],
+            })
+        }));
+    }
+    let sampler = {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                metrics.sample_rates();
+            }
+        })
+    };
+    let admin = crate::pipeline::admin::metrics_and_ready(Arc::new(AdminState {
+        metrics: metrics.clone(),
+        sources: Vec::new(),
+        sinks: vec![SinkView::from(&sink)],
+    }));
     // `stats` holds an intake sender: it must live only inside the router, so
     // the engine sees the queue close once the server is gone.
     let app = router(
@@ -178,7 +221,8 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         },
         ingest_counters.clone(),
         stats,
-    );
+    )
+    .merge(admin);
 
     if let Some(pid_file) = &args.pid_file {
         let tmp = pid_file.with_extension("pid.tmp");
@@ -223,6 +267,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         }
     });
     engine.await.context("engine task failed")?;
+    sampler.abort();
     tail_stopped.await.ok();
     docker_stopped.await.ok();
     let disk_final = crate::buffer::finish(disk).await;

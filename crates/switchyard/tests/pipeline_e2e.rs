@@ -446,3 +446,49 @@ fn every_example_pipeline_validates() {
     }
     assert!(checked >= 3);
 }
+
+#[test]
+fn the_dispatcher_serves_metrics_and_readiness_beside_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = common::dispatcher_command(port);
+    cmd.args(["--flush-interval", "20ms", "--endpoint"])
+        .arg(dir.path().join("out.jsonl"));
+    let child = spawn_listening(&mut cmd, port);
+    assert_eq!(
+        http(port, "POST", "/v1/logs", records(10).as_bytes()).0,
+        202
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let page = loop {
+        let (status, page) = http(port, "GET", "/metrics", b"");
+        assert_eq!(status, 200);
+        if series(
+            &page,
+            "dispatcher_entries_processed_total{component=\"file\"}",
+        ) == 10.0
+            || Instant::now() > deadline
+        {
+            break page;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        series(
+            &page,
+            "dispatcher_entries_received_total{component=\"intake\"}"
+        ),
+        10.0
+    );
+    assert_eq!(
+        series(
+            &page,
+            "dispatcher_entries_processed_total{component=\"file\"}"
+        ),
+        10.0
+    );
+    assert!(page.contains("dispatcher_worker_task_duration_seconds_count{component=\"file\"}"));
+    assert_eq!(http(port, "GET", "/ready", b"").0, 200);
+    assert_eq!(http(port, "GET", "/health", b"").0, 200);
+    stop_with_output(child);
+}

@@ -57,6 +57,15 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
+/// `/metrics` and `/ready` only, for a server that has its own `/health`
+/// (`switchyard dispatcher`).
+pub fn metrics_and_ready(state: Arc<AdminState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/ready", get(ready))
+        .with_state(state)
+}
+
 async fn metrics(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
     (
         [(
