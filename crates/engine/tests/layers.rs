@@ -94,3 +94,44 @@ async fn every_attempt_gets_its_own_deadline_and_the_last_one_gives_up() {
     let c = counters.snapshot();
     assert_eq!((c.sent, c.dropped), (0, 3), "no queue: dropped and counted");
 }
+
+/// Measured, not tightly timed: over about two seconds of real time, events
+/// beyond the initial bucket go through at no more than the configured rate
+/// (+10 %). A slow machine can only make the measured rate lower, so only the
+/// upper bound is asserted; the figure is printed for the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_holds_within_ten_percent_over_seconds() {
+    const RATE: u32 = 1000;
+    const BATCH: usize = 50;
+    const EVENTS: usize = 3000;
+    let sink = Arc::new(Slow::default());
+    let counters = Arc::new(Counters::default());
+    let stats = Arc::new(DeliveryStats::default());
+    let settle = Arc::new(Settle::new("slow", counters.clone(), stats.clone(), None));
+    let config = DeliveryConfig {
+        rate_limit: Some(RateLimit {
+            per_second: RATE,
+            unit: RateUnit::Events,
+        }),
+        circuit_breaker: no_breaker(),
+        ..DeliveryConfig::default()
+    };
+    let mut stack = delivery::build(sink.clone(), &config, settle, stats.clone());
+    // Empty the bucket (it starts with one second's worth), then measure.
+    for _ in 0..(RATE as usize / BATCH) {
+        deliver(&mut stack, BATCH).await;
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..(EVENTS / BATCH) {
+        deliver(&mut stack, BATCH).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // The first measured batch may still find up to one batch of tokens.
+    let rate = (EVENTS - BATCH) as f64 / elapsed;
+    eprintln!("rate limit {RATE}/s: measured {rate:.0} events/s over {elapsed:.2} s");
+    assert!(
+        rate <= RATE as f64 * 1.10,
+        "measured {rate:.0} events/s against a limit of {RATE}"
+    );
+    assert_eq!(counters.snapshot().sent as usize, EVENTS + RATE as usize);
+}
