@@ -303,6 +303,32 @@ async fn text_encoding_writes_the_message_alone() {
     assert_eq!(text, "hello\ntwo\\nlines\n");
 }
 
+#[tokio::test]
+async fn rotated_files_age_out_even_when_nothing_rotates_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Duration::ZERO);
+    let s = sink(
+        dir.path(),
+        &[
+            ("path", "app.log"),
+            ("rotate.max_bytes", "100"),
+            ("retention.max_age", "4s"),
+            ("idle_timeout", "1000h"),
+        ],
+        clock.clone(),
+    );
+    for i in 0..5 {
+        s.send(&batch(i, 2)).await.unwrap();
+    }
+    assert!(!rotated(dir.path()).is_empty());
+    // No more writes; the sink's clock moves past max_age and the sweep
+    // (every second here) removes the rotated files.
+    clock.advance(Duration::from_secs(60));
+    let path = dir.path().to_path_buf();
+    eventually("the rotated files aged out", || rotated(&path).is_empty()).await;
+    s.close().await.unwrap();
+}
+
 /// Wait (bounded) until `cond` holds.
 async fn eventually(what: &str, cond: impl Fn() -> bool) {
     for _ in 0..1000 {

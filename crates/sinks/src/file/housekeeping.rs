@@ -1,20 +1,31 @@
 //! Work on rotated files, off the write path: compress them, then apply
 //! retention. One background thread does both in order, so retention never
-//! deletes a file while it is being compressed.
+//! deletes a file while it is being compressed. With `retention.max_age` the
+//! thread also sweeps every live file it has seen rotate, every quarter of
+//! `max_age` (between 1 s and 60 s), so rotated files age out even when their
+//! live file is never rotated again.
 
+use super::clock::Clock;
 use super::options::{Compression, Retention};
 use super::rotation::apply_retention;
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 use time::OffsetDateTime;
 use tracing::{debug, warn};
 
 /// Rotations waiting for the thread. When it falls this far behind, a
 /// rotated file is left uncompressed (it is still counted by retention).
 const QUEUE: usize = 1024;
+
+/// Most live files the age sweep remembers (the oldest-named are forgotten
+/// first; they are swept again after their next rotation).
+const SWEPT_FILES: usize = 10_000;
 
 /// A file that was just rotated.
 struct Job {
@@ -31,11 +42,15 @@ pub struct Housekeeper {
 
 impl Housekeeper {
     /// Start the thread.
-    pub fn start(compress: Compression, retention: Retention) -> io::Result<Self> {
+    pub fn start(
+        compress: Compression,
+        retention: Retention,
+        clock: Arc<dyn Clock>,
+    ) -> io::Result<Self> {
         let (tx, rx) = sync_channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("file-sink-housekeeping".into())
-            .spawn(move || run(rx, compress, retention))?;
+            .spawn(move || run(rx, compress, retention, clock))?;
         Ok(Self {
             jobs: Some(tx),
             thread: Some(thread),
@@ -67,8 +82,33 @@ impl Drop for Housekeeper {
     }
 }
 
-fn run(jobs: Receiver<Job>, compress: Compression, retention: Retention) {
-    for job in jobs {
+fn run(jobs: Receiver<Job>, compress: Compression, retention: Retention, clock: Arc<dyn Clock>) {
+    let sweep = retention
+        .max_age
+        .map(|age| (age / 4).clamp(Duration::from_secs(1), Duration::from_secs(60)));
+    let mut live_files: BTreeSet<PathBuf> = BTreeSet::new();
+    loop {
+        let job = match sweep {
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+            Some(every) => match jobs.recv_timeout(every) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = clock.now();
+                    for live in &live_files {
+                        retain(live, &retention, now);
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+        };
+        if sweep.is_some() && live_files.insert(job.live.clone()) && live_files.len() > SWEPT_FILES
+        {
+            live_files.pop_first();
+        }
         if let Some(suffix) = compress.suffix() {
             match compress_file(&job.rotated, compress, suffix) {
                 Ok(to) => debug!(file = %to.display(), "rotated file compressed"),
@@ -79,13 +119,17 @@ fn run(jobs: Receiver<Job>, compress: Compression, retention: Retention) {
                 }
             }
         }
-        match apply_retention(&job.live, &retention, job.at) {
-            Ok(deleted) if !deleted.is_empty() => {
-                debug!(count = deleted.len(), live = %job.live.display(), "retention deleted rotated files")
-            }
-            Ok(_) => {}
-            Err(e) => warn!(live = %job.live.display(), error = %e, "retention failed"),
+        retain(&job.live, &retention, job.at);
+    }
+}
+
+fn retain(live: &Path, retention: &Retention, now: OffsetDateTime) {
+    match apply_retention(live, retention, now) {
+        Ok(deleted) if !deleted.is_empty() => {
+            debug!(count = deleted.len(), live = %live.display(), "retention deleted rotated files")
         }
+        Ok(_) => {}
+        Err(e) => warn!(live = %live.display(), error = %e, "retention failed"),
     }
 }
 

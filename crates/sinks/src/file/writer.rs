@@ -102,7 +102,7 @@ impl Writer {
             || options.retention.max_files.is_some()
             || options.retention.max_age.is_some();
         let housekeeper = needs_housekeeping
-            .then(|| Housekeeper::start(options.compress, options.retention))
+            .then(|| Housekeeper::start(options.compress, options.retention, clock.clone()))
             .transpose()
             .map_err(|e| format!("cannot start the file sink housekeeping thread: {e}"))?;
         let mut writer = Self {
