@@ -22,6 +22,7 @@
 use crate::buffer::{buffer, BufferConfig, BufferStats, IntakeReceiver, IntakeSender};
 use crate::counters::Counters;
 use crate::delivery::DeliveryStats;
+use crate::disk_buffer::{DiskBuffer, DiskBufferConfig, DiskBufferHandle};
 use crate::dispatch::{run_pipeline, Pipeline as SinkPolicy};
 use prometheus_client::metrics::histogram::Histogram;
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,6 +54,9 @@ pub struct SinkNode {
     pub buffer: BufferConfig,
     /// Its batching, delivery stack and dead-letter queue.
     pub policy: SinkPolicy,
+    /// A disk buffer in front of its memory buffer: an event is accepted
+    /// for this sink only once it is on disk.
+    pub disk: Option<DiskBufferConfig>,
 }
 
 /// The graph's shape, checked: every name unique, every input known, no
@@ -261,6 +265,7 @@ pub struct Pipeline {
     pub sinks: Vec<SinkHandle>,
     routers: Vec<JoinHandle<()>>,
     engines: Vec<JoinHandle<()>>,
+    disks: Vec<DiskBufferHandle>,
 }
 
 impl Pipeline {
@@ -304,9 +309,27 @@ impl Pipeline {
         let mut sink_handles = Vec::new();
         let mut sink_senders = Vec::new();
         let mut engines = Vec::new();
+        let mut disks = Vec::new();
         for node in sinks {
             let wait = observers.queue_wait.get(&node.name).cloned();
             let (tx, rx) = buffer(node.buffer, wait);
+            let stats = tx.stats();
+            let tx = match node.disk {
+                None => tx,
+                Some(config) => {
+                    let dir = config.dir.display().to_string();
+                    let opened = DiskBuffer::open(config)
+                        .map_err(|e| vec![format!("sinks.{}.buffer: {e}", node.name)])?;
+                    let (disk_tx, handle) = opened.start(tx).map_err(|e| {
+                        vec![format!(
+                            "sinks.{}.buffer: cannot start the disk buffer in `{dir}`: {e}",
+                            node.name
+                        )]
+                    })?;
+                    disks.push(handle);
+                    disk_tx
+                }
+            };
             let counters = Arc::new(match observers.worker_task.get(&node.name) {
                 Some(h) => Counters::with_worker_histogram(h.clone()),
                 None => Counters::default(),
@@ -321,7 +344,7 @@ impl Pipeline {
             let delivery = Arc::new(DeliveryStats::default());
             sink_handles.push(SinkHandle {
                 name: node.name,
-                buffer: tx.stats(),
+                buffer: stats,
                 counters: counters.clone(),
                 delivery: delivery.clone(),
             });
@@ -363,6 +386,7 @@ impl Pipeline {
             sinks: sink_handles,
             routers,
             engines,
+            disks,
         })
     }
 
@@ -381,6 +405,7 @@ impl Pipeline {
             sources,
             routers,
             engines,
+            disks,
             ..
         } = self;
         drop(sources);
@@ -389,6 +414,11 @@ impl Pipeline {
         }
         for e in engines {
             let _ = e.await;
+        }
+        // Wait for the last acknowledgements and persist each disk buffer's
+        // pointer; what is still unacknowledged is delivered at the next start.
+        for d in disks {
+            d.finish(std::time::Duration::from_secs(10)).await;
         }
     }
 }

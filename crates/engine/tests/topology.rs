@@ -93,6 +93,7 @@ fn sink(name: &str, inputs: &[&str], sink: Collect, buffer: BufferConfig) -> Sin
         sink: Box::new(sink),
         buffer,
         policy: engine().into(),
+        disk: None,
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_core::SinkConfig;
+use switchyard_engine::disk_buffer::DiskBufferConfig;
 use switchyard_engine::metrics::Metrics;
 use switchyard_engine::topology::{Observers, Pipeline, SinkNode, TransformNode};
 use switchyard_engine::{BufferConfig, IntakeSender, Pipeline as SinkPolicy};
@@ -101,9 +102,17 @@ async fn run(c: Checked) -> anyhow::Result<()> {
         observers
             .worker_task
             .insert(name.clone(), metrics.worker_task(&name));
-        match s.buffer.kind {
-            super::schema::BufferKind::Memory => {}
-        }
+        let disk = match s.buffer.kind {
+            super::schema::BufferKind::Memory => None,
+            super::schema::BufferKind::Disk => {
+                let dir = s
+                    .buffer
+                    .dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("switchyard-buffer").join(&name));
+                Some(DiskBufferConfig::new(dir, s.buffer.max_bytes as u64))
+            }
+        };
         let sink_name = name.clone();
         sinks.push(SinkNode {
             name,
@@ -123,6 +132,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
                 sink_name: sink_name.clone(),
                 dlq: dlq.clone(),
             },
+            disk,
         });
     }
     let transforms = c

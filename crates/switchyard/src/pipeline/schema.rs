@@ -219,13 +219,16 @@ fn default_batch_timeout() -> Duration {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Buffer {
-    /// `memory` (the only kind a pipeline file offers so far).
+    /// `memory`, or `disk`: events are accepted for this sink only once they
+    /// are on disk, and survive a crash.
     #[serde(default, rename = "type")]
     pub kind: BufferKind,
+    /// Disk buffer directory (default `switchyard-buffer/<sink name>`).
+    pub dir: Option<PathBuf>,
     /// Most events held.
     #[serde(default = "default_buffer_events")]
     pub max_events: usize,
-    /// Most bytes held.
+    /// Most bytes held (in memory; on disk for `type: disk`).
     #[serde(default = "default_buffer_bytes")]
     pub max_bytes: usize,
     /// `block`, `drop_newest` or `drop_oldest`.
@@ -243,6 +246,7 @@ impl Default for Buffer {
     fn default() -> Self {
         Self {
             kind: BufferKind::Memory,
+            dir: None,
             max_events: default_buffer_events(),
             max_bytes: default_buffer_bytes(),
             when_full: WhenFull::Block,
@@ -259,6 +263,8 @@ pub enum BufferKind {
     /// In memory.
     #[default]
     Memory,
+    /// On disk (segment files, checksummed records), then in memory.
+    Disk,
 }
 
 fn default_buffer_events() -> usize {

@@ -397,6 +397,20 @@ impl Checker<'_> {
             p.push(key.to_string());
             problems.push((p, message.to_string()));
         }
+        if s.buffer.kind == super::schema::BufferKind::Disk
+            && s.buffer.when_full != switchyard_engine::WhenFull::Block
+        {
+            problems.push((
+                at(&["buffer", "when_full"]),
+                "a disk buffer only blocks when full; drop policies need `type: memory`".into(),
+            ));
+        }
+        if s.buffer.kind == super::schema::BufferKind::Memory && s.buffer.dir.is_some() {
+            problems.push((
+                at(&["buffer", "dir"]),
+                "only a `type: disk` buffer has a directory".into(),
+            ));
+        }
         if s.batch.max_events == 0 {
             problems.push((
                 at(&["batch", "max_events"]),
