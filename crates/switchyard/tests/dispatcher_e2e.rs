@@ -4,7 +4,7 @@ mod common;
 
 use common::{dispatcher_command, free_port, spawn_listening, stop_with_output};
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -15,19 +15,7 @@ fn start(args: &[&str], port: u16) -> Child {
 
 /// Minimal HTTP/1.1 POST; returns (status, body).
 fn post(port: u16, path: &str, body: &[u8], extra: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out[9..12].parse().unwrap();
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
+    common::http_with(port, "POST", path, body, extra)
 }
 
 fn stop(child: Child) -> String {

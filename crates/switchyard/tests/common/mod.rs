@@ -105,11 +105,16 @@ pub fn final_counters(stdout: &str) -> HashMap<String, u64> {
 
 /// A minimal HTTP/1.1 request on loopback; returns (status, body).
 pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    http_with(port, method, path, body, "")
+}
+
+/// [`http`] with extra header lines (each ending in `\r\n`).
+pub fn http_with(port: u16, method: &str, path: &str, body: &[u8], extra: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
         body.len()
     )
     .unwrap();
