@@ -171,15 +171,8 @@ async fn run(c: Checked) -> anyhow::Result<()> {
     });
 
     let (stop, stop_rx) = watch::channel(false);
-    let mut running = Vec::new();
-    for (name, config) in c.sources {
-        let tx = pipeline.sender(&name).expect("every source has a queue");
-        running.push(
-            start_source(&name, config, tx, stop_rx.clone())
-                .await
-                .with_context(|| format!("sources.{name}: cannot start"))?,
-        );
-    }
+    // The admin server listens before any source: once a source accepts
+    // events, /metrics and /ready answer.
     if let Some(a) = &c.admin {
         let listener = tokio::net::TcpListener::bind(a.address)
             .await
@@ -194,6 +187,15 @@ async fn run(c: Checked) -> anyhow::Result<()> {
                 })
                 .await;
         });
+    }
+    let mut running = Vec::new();
+    for (name, config) in c.sources {
+        let tx = pipeline.sender(&name).expect("every source has a queue");
+        running.push(
+            start_source(&name, config, tx, stop_rx.clone())
+                .await
+                .with_context(|| format!("sources.{name}: cannot start"))?,
+        );
     }
     let sampler = {
         let metrics = metrics.clone();
