@@ -195,16 +195,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
             })
         }));
     }
-    let sampler = {
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                metrics.sample_rates();
-            }
-        })
-    };
+    let sampler = crate::pipeline::run::sample_rates_every_second(metrics.clone());
     let admin = crate::pipeline::admin::metrics_and_ready(Arc::new(AdminState {
         metrics: metrics.clone(),
         sources: Vec::new(),

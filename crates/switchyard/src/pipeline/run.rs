@@ -12,7 +12,7 @@ use switchyard_core::SinkConfig;
 use switchyard_engine::disk_buffer::DiskBufferConfig;
 use switchyard_engine::metrics::Metrics;
 use switchyard_engine::topology::{Observers, Pipeline, SinkNode, TransformNode};
-use switchyard_engine::{BufferConfig, IntakeSender, Pipeline as SinkPolicy};
+use switchyard_engine::{IntakeSender, Pipeline as SinkPolicy};
 use switchyard_sources::http::{IngestConfig, IngestCounters};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -118,13 +118,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
             name,
             inputs: s.inputs,
             sink,
-            buffer: BufferConfig {
-                max_events: s.buffer.max_events,
-                max_bytes: s.buffer.max_bytes,
-                when_full: s.buffer.when_full,
-                high_watermark: s.buffer.high_watermark,
-                low_watermark: s.buffer.low_watermark,
-            },
+            buffer: s.buffer.config(),
             policy: SinkPolicy {
                 batch_size: s.batch.max_events,
                 flush_interval: s.batch.timeout,
@@ -197,16 +191,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
                 .with_context(|| format!("sources.{name}: cannot start"))?,
         );
     }
-    let sampler = {
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                metrics.sample_rates();
-            }
-        })
-    };
+    let sampler = sample_rates_every_second(metrics.clone());
     info!(
         sources = pipeline.sources.len(),
         sinks = pipeline.sinks.len(),
@@ -244,6 +229,18 @@ async fn run(c: Checked) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Refresh the metrics' events-per-second gauges once a second, until the
+/// returned task is aborted.
+pub fn sample_rates_every_second(metrics: Arc<Metrics>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            metrics.sample_rates();
+        }
+    })
 }
 
 /// A started source, stopped on shutdown.

@@ -256,6 +256,19 @@ impl Default for Buffer {
     }
 }
 
+impl Buffer {
+    /// The engine's settings for this buffer's memory part.
+    pub fn config(&self) -> switchyard_engine::BufferConfig {
+        switchyard_engine::BufferConfig {
+            max_events: self.max_events,
+            max_bytes: self.max_bytes,
+            when_full: self.when_full,
+            high_watermark: self.high_watermark,
+            low_watermark: self.low_watermark,
+        }
+    }
+}
+
 /// Where a buffer keeps its events.
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

@@ -384,14 +384,7 @@ impl Checker<'_> {
             p
         };
         let mut problems: Vec<(Vec<String>, String)> = Vec::new();
-        let buffer = switchyard_engine::BufferConfig {
-            max_events: s.buffer.max_events,
-            max_bytes: s.buffer.max_bytes,
-            when_full: s.buffer.when_full,
-            high_watermark: s.buffer.high_watermark,
-            low_watermark: s.buffer.low_watermark,
-        };
-        if let Err(e) = buffer.validate() {
+        if let Err(e) = s.buffer.config().validate() {
             let (key, message) = e.split_once(": ").unwrap_or(("", &e));
             let mut p = at(&["buffer"]);
             p.push(key.to_string());
