@@ -174,6 +174,33 @@ impl Shape {
         None
     }
 
+    /// The sinks that events of node `from` can reach, in sink order. For a
+    /// checked shape (no cycle).
+    pub fn sinks_fed_by(&self, from: &str) -> Vec<&str> {
+        let consumers = self.consumers();
+        let mut reached = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from.to_string()];
+        while let Some(node) = todo.pop() {
+            for target in consumers.get(&node).into_iter().flatten() {
+                match *target {
+                    Target::Sink(i) => {
+                        reached.insert(i);
+                    }
+                    Target::Transform(i) => {
+                        if seen.insert(i) {
+                            todo.push(self.transforms[i].0.clone());
+                        }
+                    }
+                }
+            }
+        }
+        reached
+            .into_iter()
+            .map(|i| self.sinks[i].0.as_str())
+            .collect()
+    }
+
     /// Consumers of each node, by name.
     fn consumers(&self) -> BTreeMap<String, Vec<Target>> {
         let mut out: BTreeMap<String, Vec<Target>> = BTreeMap::new();

@@ -22,6 +22,7 @@ async fn full_queue_is_503_with_retry_after_and_nothing_accepted() {
             max_body: 1 << 20,
             token: None,
             queue_wait: Duration::from_millis(100),
+            acknowledge: None,
         },
         counters.clone(),
         Arc::new(|| json!({})),

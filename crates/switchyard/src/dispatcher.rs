@@ -209,6 +209,9 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
             max_body: args.max_body,
             token: args.ingest_token.clone(),
             queue_wait: args.ingest_wait,
+            // With --buffer-type disk the intake itself appends to disk
+            // before it returns, so the 202 is durable without waiting.
+            acknowledge: None,
         },
         ingest_counters.clone(),
         stats,

@@ -1,6 +1,14 @@
 //! HTTP ingest. Events answered with `202` are in the engine's queue: ingest
 //! waits (bounded) for room instead of dropping, and answers `503` with
 //! `Retry-After` — accepting nothing — when the queue stays full.
+//!
+//! With acknowledgements on ([`IngestConfig::acknowledge`]) a `202` means
+//! more: every event of the request is settled — written to a sink's disk
+//! buffer, delivered, filtered or dead-lettered — so a crash after the answer
+//! loses nothing. The request carries one [`AckBatch`] and waits (bounded)
+//! for its outcome; an event dropped by a buffer's policy or not settled in
+//! time turns the answer into a `503`, and a client that retries may then
+//! send some events twice (at-least-once, never at-most-once).
 
 mod parse;
 
@@ -14,7 +22,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_core::{Event, HttpExchange, LogRecord, Payload};
+use switchyard_core::{AckBatch, BatchOutcome, Event, HttpExchange, LogRecord, Payload};
 use switchyard_engine::intake::SendError;
 use switchyard_engine::IntakeSender;
 
@@ -29,6 +37,10 @@ pub struct IngestConfig {
     pub token: Option<String>,
     /// How long a request may wait for queue room before `503`.
     pub queue_wait: Duration,
+    /// Answer `202` only once every event is settled by the pipeline,
+    /// waiting at most this long (then `503`). `None`: answer as soon as the
+    /// events are queued.
+    pub acknowledge: Option<Duration>,
 }
 
 /// What ingest has done, for `/stats`.
@@ -38,6 +50,10 @@ pub struct IngestCounters {
     pub accepted: AtomicU64,
     /// Requests refused (400/401/413/503).
     pub rejected_requests: AtomicU64,
+    /// With acknowledgements: events queued but answered `503` because they
+    /// were dropped, lost, or not settled in time (a retry may duplicate
+    /// those of them that were kept).
+    pub unconfirmed: AtomicU64,
 }
 
 /// Produces the JSON for `/health` and `/stats`.
@@ -154,10 +170,30 @@ where
         Ok(items) => items,
         Err(e) => return reject(StatusCode::BAD_REQUEST, e.to_json()),
     };
-    let events: Vec<Event> = items.into_iter().map(|x| Event::new(wrap(x))).collect();
-    let n = events.len();
+    let n = items.len();
+    let (events, outcome): (Vec<Event>, _) = match s.config.acknowledge {
+        None => (
+            items.into_iter().map(|x| Event::new(wrap(x))).collect(),
+            None,
+        ),
+        Some(wait) => {
+            let (batch, outcome) = AckBatch::new();
+            let events = items
+                .into_iter()
+                .map(|x| Event::new(wrap(x)).with_ack(batch.token()))
+                .collect();
+            (events, Some((outcome, wait)))
+        }
+    };
     match s.intake.send_timeout(events, s.config.queue_wait).await {
         Ok(()) => {
+            if let Some((outcome, wait)) = outcome {
+                if let Err(r) = confirmed(outcome, wait, n).await {
+                    s.counters.unconfirmed.fetch_add(n as u64, Relaxed);
+                    s.counters.rejected_requests.fetch_add(1, Relaxed);
+                    return r;
+                }
+            }
             s.counters.accepted.fetch_add(n as u64, Relaxed);
             (StatusCode::ACCEPTED, Json(json!({"accepted": n}))).into_response()
         }
@@ -175,4 +211,46 @@ where
             json!({"error": "shutting down; nothing from this request was accepted", "accepted": 0}),
         ),
     }
+}
+
+/// Wait for a request's acknowledgement outcome; `Err` is the `503` to send
+/// when some event is not settled for good.
+async fn confirmed(
+    outcome: tokio::sync::oneshot::Receiver<BatchOutcome>,
+    wait: Duration,
+    n: usize,
+) -> Result<(), Response> {
+    let unavailable = |body: Value| {
+        let mut r = error(StatusCode::SERVICE_UNAVAILABLE, body);
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        r
+    };
+    let outcome = match tokio::time::timeout(wait, outcome).await {
+        Ok(Ok(outcome)) => outcome,
+        // The sender is only dropped after sending; treat a lost one as lost.
+        Ok(Err(_)) => BatchOutcome {
+            unresolved: n as u64,
+            ..BatchOutcome::default()
+        },
+        Err(_) => {
+            return Err(unavailable(json!({
+                "error": format!("the events were queued but not confirmed within {wait:?}; they may still be delivered, so a retry may duplicate some"),
+                "accepted": 0,
+            })))
+        }
+    };
+    if outcome.dropped == 0 && outcome.unresolved == 0 {
+        return Ok(());
+    }
+    let kept = outcome.delivered + outcome.filtered + outcome.dead_lettered;
+    Err(unavailable(json!({
+        "error": format!(
+            "{} of {n} events were dropped by the pipeline (a full buffer's policy or a failed sink); a retry resends the {kept} that were kept",
+            outcome.dropped + outcome.unresolved
+        ),
+        "accepted": 0,
+        "kept": kept,
+        "dropped": outcome.dropped + outcome.unresolved,
+    })))
 }

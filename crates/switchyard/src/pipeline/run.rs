@@ -5,13 +5,14 @@ use super::schema::{FileSource, HttpSource, NetSource, ReadFrom, SourceConfig};
 use super::validate::{check, Checked};
 use anyhow::Context;
 use clap::Args;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_core::SinkConfig;
 use switchyard_engine::disk_buffer::DiskBufferConfig;
 use switchyard_engine::metrics::Metrics;
-use switchyard_engine::topology::{Observers, Pipeline, SinkNode, TransformNode};
+use switchyard_engine::topology::{Observers, Pipeline, Shape, SinkNode, TransformNode};
 use switchyard_engine::{IntakeSender, Pipeline as SinkPolicy};
 use switchyard_sources::http::{IngestConfig, IngestCounters};
 use tokio::sync::watch;
@@ -67,6 +68,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     // On by default, as for `switchyard dispatcher`; its directory is made
     // only with the first record.
+    let on_disk = disk_backed_sources(&c);
     let dlq = match Some(c.dlq.unwrap_or_default()).filter(|d| d.enabled) {
         Some(config) => {
             let dir = config.dir.display().to_string();
@@ -186,7 +188,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
     for (name, config) in c.sources {
         let tx = pipeline.sender(&name).expect("every source has a queue");
         running.push(
-            start_source(&name, config, tx, stop_rx.clone())
+            start_source(&name, config, tx, on_disk(&name), stop_rx.clone())
                 .await
                 .with_context(|| format!("sources.{name}: cannot start"))?,
         );
@@ -265,10 +267,45 @@ impl Running {
     }
 }
 
+/// For each source: whether every sink it feeds has a disk buffer. Such an
+/// HTTP source acknowledges by default, so its `202` means "on disk".
+fn disk_backed_sources(c: &Checked) -> impl Fn(&str) -> bool {
+    let shape = Shape {
+        sources: c.sources.iter().map(|(n, _)| n.clone()).collect(),
+        transforms: c
+            .transforms
+            .iter()
+            .map(|t| (t.name.clone(), t.inputs.clone()))
+            .collect(),
+        sinks: c
+            .sinks
+            .iter()
+            .map(|(n, s)| (n.clone(), s.inputs.clone()))
+            .collect(),
+    };
+    let disk: BTreeSet<&str> = c
+        .sinks
+        .iter()
+        .filter(|(_, s)| matches!(s.buffer.kind, super::schema::BufferKind::Disk))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let backed: BTreeSet<String> = shape
+        .sources
+        .iter()
+        .filter(|src| {
+            let fed = shape.sinks_fed_by(src);
+            !fed.is_empty() && fed.iter().all(|s| disk.contains(s))
+        })
+        .cloned()
+        .collect();
+    move |name: &str| backed.contains(name)
+}
+
 async fn start_source(
     name: &str,
     config: SourceConfig,
     tx: IntakeSender,
+    disk_backed: bool,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
     Ok(match config {
@@ -277,12 +314,17 @@ async fn start_source(
             max_body,
             token,
             queue_wait,
+            acknowledgements,
+            ack_timeout,
             ..
         }) => {
+            let acknowledge = acknowledgements
+                .unwrap_or(disk_backed)
+                .then_some(ack_timeout);
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .with_context(|| format!("address: cannot listen on {address}"))?;
-            info!(source = name, address = %listener.local_addr()?, "HTTP ingest listening");
+            info!(source = name, address = %listener.local_addr()?, acknowledgements = acknowledge.is_some(), "HTTP ingest listening");
             let counters = Arc::new(IngestCounters::default());
             let stats_counters = counters.clone();
             let app = switchyard_sources::http::router(
@@ -291,6 +333,7 @@ async fn start_source(
                     max_body,
                     token,
                     queue_wait,
+                    acknowledge,
                 },
                 counters,
                 Arc::new(move || {

@@ -67,6 +67,17 @@ pub struct HttpSource {
     /// Bound of the source's queue, events.
     #[serde(default = "default_source_queue")]
     pub queue_size: usize,
+    /// Answer `202` only once every event is settled (on a sink's disk
+    /// buffer, delivered, filtered or dead-lettered). Default: on when every
+    /// sink this source feeds has a disk buffer.
+    pub acknowledgements: Option<bool>,
+    /// Longest wait for the acknowledgement before `503`.
+    #[serde(default = "default_ack_timeout", deserialize_with = "duration")]
+    pub ack_timeout: Duration,
+}
+
+fn default_ack_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// `type: file`.
