@@ -200,3 +200,106 @@ fn an_unknown_buffer_type_is_a_clear_error() {
         "the valid values are listed: {stderr}"
     );
 }
+
+/// A pipeline file whose HTTP source feeds one sink with a disk buffer.
+fn pipeline_file(
+    dir: &std::path::Path,
+    port: u16,
+    buffer_dir: &str,
+    sink: &str,
+) -> std::path::PathBuf {
+    let path = dir.join(format!("pipeline-{port}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "dlq: {{enabled: false}}\n\
+             sources:\n  in: {{type: http, address: \"127.0.0.1:{port}\"}}\n\
+             sinks:\n  out:\n    inputs: [in]\n    {sink}\n\
+             \x20   batch: {{max_events: 10, timeout: 20ms}}\n\
+             \x20   buffer: {{type: disk, dir: \"{buffer_dir}\"}}\n\
+             \x20   delivery: {{max_retries: 1000, max_elapsed: 1h}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn pipeline_kill_9_mid_stream_then_restart_delivers_every_accepted_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer_dir = dir.path().join("buffer");
+    let buffer_dir = buffer_dir.to_str().unwrap();
+    let (sink_port, sink_stop) = blocked_server();
+
+    // Run 1: the sink never answers; the source acknowledges (its only sink
+    // has a disk buffer), so a 202 means "on disk".
+    let port = free_port();
+    let config = pipeline_file(
+        dir.path(),
+        port,
+        buffer_dir,
+        &format!(
+            "type: http\n    options: {{endpoint: \"http://127.0.0.1:{sink_port}/ingest\", timeout: 1h}}"
+        ),
+    );
+    let child = spawn_listening(common::run_command(&config).env("RUST_LOG", "error"), port);
+    let accepted = Arc::new(Mutex::new(BTreeSet::new()));
+    let poster = std::thread::spawn({
+        let accepted = accepted.clone();
+        move || {
+            let mut seq = 0u64;
+            loop {
+                let batch: Vec<u64> = (seq..seq + 20).collect();
+                seq += 20;
+                let body: String = batch
+                    .iter()
+                    .map(|n| format!("{{\"message\":\"event {n}\",\"seq\":{n}}}\n"))
+                    .collect();
+                match post_logs(port, &body) {
+                    Some(202) => accepted.lock().unwrap().extend(batch),
+                    Some(other) => panic!("unexpected status {other}"),
+                    None => return, // the pipeline is gone
+                }
+            }
+        }
+    });
+    let deadline = Instant::now() + BOUND;
+    while accepted.lock().unwrap().len() < 2000 {
+        assert!(Instant::now() < deadline, "events are accepted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    kill_hard(child);
+    poster.join().unwrap();
+    sink_stop.store(true, Ordering::Relaxed);
+    let accepted = accepted.lock().unwrap().clone();
+
+    // Run 2: same buffer directory, the sink now a file.
+    let out = dir.path().join("events.jsonl");
+    let port = free_port();
+    let config = pipeline_file(
+        dir.path(),
+        port,
+        buffer_dir,
+        &format!(
+            "type: file\n    options: {{endpoint: \"{}\"}}",
+            out.display()
+        ),
+    );
+    let child = spawn_listening(common::run_command(&config).env("RUST_LOG", "error"), port);
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let delivered = seqs_in(&out);
+        let missing: Vec<_> = accepted.difference(&delivered).take(5).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "accepted events never delivered, e.g. {missing:?} ({} of {})",
+            delivered.len(),
+            accepted.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop_with_output(child);
+}
