@@ -229,3 +229,17 @@ async fn the_pointer_crosses_segments_only_over_settled_events_and_deletes_them(
     // Only the segment the last run was writing to is left (empty).
     assert_eq!(segment_files(dir.path()), 1);
 }
+
+#[tokio::test]
+async fn a_directory_in_use_is_refused_until_its_owner_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx, handle) = start(config(dir.path(), 1 << 20, 1 << 16));
+    let second = DiskBuffer::open(config(dir.path(), 1 << 20, 1 << 16));
+    let message = second
+        .err()
+        .expect("a second opener is refused")
+        .to_string();
+    assert!(message.contains("another process"), "{message}");
+    stop(tx, rx, handle).await;
+    DiskBuffer::open(config(dir.path(), 1 << 20, 1 << 16)).expect("free again once stopped");
+}

@@ -80,8 +80,29 @@ pub struct OpenError {
     source: io::Error,
 }
 
+/// Take the directory's lock file. Two processes appending to and
+/// acknowledging one log would corrupt each other's pointer, so the second
+/// one is refused (the lock goes with the process, even on `kill -9`).
+fn lock_dir(dir: &std::path::Path) -> io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::other(
+            "another process is using this directory (its `lock` file is held); give each dispatcher or sink its own directory",
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
 /// An opened disk buffer, not yet connected to the engine.
 pub struct DiskBuffer {
+    /// Held (locked) for as long as the buffer runs: one process per
+    /// directory.
+    lock: std::fs::File,
     config: DiskBufferConfig,
     start: Position,
     next_segment: u64,
@@ -100,6 +121,7 @@ impl DiskBuffer {
             source,
         };
         std::fs::create_dir_all(&config.dir).map_err(err)?;
+        let lock = lock_dir(&config.dir).map_err(err)?;
         let pointer = match segment::read_ack(&config.dir) {
             Ok(p) => p.unwrap_or_default(),
             Err(e) => {
@@ -142,6 +164,7 @@ impl DiskBuffer {
             info!(dir = %config.dir.display(), bytes = used, "disk buffer: delivering what an earlier run left");
         }
         Ok(Self {
+            lock,
             budget: Arc::new(Budget::new(config.max_bytes, used)),
             stats: Arc::default(),
             config,
@@ -189,6 +212,7 @@ impl DiskBuffer {
         Ok((
             sources,
             DiskBufferHandle {
+                _lock: self.lock,
                 reader,
                 persister,
                 ack,
@@ -201,6 +225,7 @@ impl DiskBuffer {
 
 /// A running disk buffer's stats and shutdown.
 pub struct DiskBufferHandle {
+    _lock: std::fs::File,
     reader: std::thread::JoinHandle<()>,
     persister: tokio::task::JoinHandle<()>,
     ack: Arc<AckLog>,
