@@ -22,7 +22,7 @@
 use crate::buffer::{buffer, BufferConfig, BufferStats, IntakeReceiver, IntakeSender};
 use crate::counters::Counters;
 use crate::delivery::DeliveryStats;
-use crate::disk_buffer::{DiskBuffer, DiskBufferConfig, DiskBufferHandle};
+use crate::disk_buffer::{DiskBuffer, DiskBufferConfig, DiskBufferHandle, StatsSnapshot};
 use crate::dispatch::{run_pipeline, Pipeline as SinkPolicy};
 use prometheus_client::metrics::histogram::Histogram;
 use std::collections::{BTreeMap, BTreeSet};
@@ -239,7 +239,12 @@ pub struct SinkHandle {
     pub counters: Arc<Counters>,
     /// Its delivery stack's figures (breaker, retries, dead letters).
     pub delivery: Arc<DeliveryStats>,
+    /// Its disk buffer's figures, if it has one.
+    pub disk: Option<DiskStatsFn>,
 }
+
+/// Reads a disk buffer's figures at any time.
+pub type DiskStatsFn = Arc<dyn Fn() -> StatsSnapshot + Send + Sync>;
 
 /// What a running source exposes.
 pub struct SourceHandle {
@@ -292,7 +297,7 @@ pub struct Pipeline {
     pub sinks: Vec<SinkHandle>,
     routers: Vec<JoinHandle<()>>,
     engines: Vec<JoinHandle<()>>,
-    disks: Vec<DiskBufferHandle>,
+    disks: Vec<(String, DiskBufferHandle)>,
 }
 
 impl Pipeline {
@@ -338,6 +343,7 @@ impl Pipeline {
         let mut engines = Vec::new();
         let mut disks = Vec::new();
         for node in sinks {
+            let mut disk_stats: Option<DiskStatsFn> = None;
             let wait = observers.queue_wait.get(&node.name).cloned();
             let (tx, rx) = buffer(node.buffer, wait);
             let stats = tx.stats();
@@ -353,7 +359,8 @@ impl Pipeline {
                             node.name
                         )]
                     })?;
-                    disks.push(handle);
+                    disk_stats = Some(Arc::new(handle.stats_fn()));
+                    disks.push((node.name.clone(), handle));
                     disk_tx
                 }
             };
@@ -374,6 +381,7 @@ impl Pipeline {
                 buffer: stats,
                 counters: counters.clone(),
                 delivery: delivery.clone(),
+                disk: disk_stats,
             });
             sink_senders.push(tx);
             engines.push(tokio::spawn(run_pipeline(
@@ -427,7 +435,8 @@ impl Pipeline {
 
     /// Wait until every source sender is gone, then every sink has drained
     /// and closed. The pipeline's own copies of the senders are dropped here.
-    pub async fn finish(self) {
+    /// Returns the final figures of each sink's disk buffer, by sink name.
+    pub async fn finish(self) -> Vec<(String, StatsSnapshot)> {
         let Pipeline {
             sources,
             routers,
@@ -444,9 +453,11 @@ impl Pipeline {
         }
         // Wait for the last acknowledgements and persist each disk buffer's
         // pointer; what is still unacknowledged is delivered at the next start.
-        for d in disks {
-            d.finish(std::time::Duration::from_secs(10)).await;
+        let mut finals = Vec::new();
+        for (name, d) in disks {
+            finals.push((name, d.finish(std::time::Duration::from_secs(10)).await));
         }
+        finals
     }
 }
 

@@ -1,6 +1,14 @@
 //! `switchyard dispatcher`: wires bus source + HTTP ingest → engine → sink and
 //! runs until SIGINT/SIGTERM, then drains and prints the final counters.
+//!
+//! The engine is the same pipeline graph as `switchyard run` builds from a
+//! file ([`switchyard_engine::topology`]), made from the flags: one source
+//! called `intake` that every input writes to, one transform node (the LLM
+//! payload transformer, then `--transforms`), and one sink named after
+//! `--service`, with its buffer (`--queue-capacity`, `--buffer-type`),
+//! batching and delivery stack.
 
+use crate::buffer::BufferType;
 use crate::cli::DispatcherArgs;
 use crate::pipeline::admin::{AdminState, SinkView};
 use crate::redis_source::RedisSource;
@@ -8,11 +16,13 @@ use anyhow::Context;
 use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Duration;
 use switchyard_bus::MemoryBus;
 use switchyard_core::{EventBus, SinkConfig, Transform};
-use switchyard_engine::metrics::{Metrics, Series, SeriesKind};
-use switchyard_engine::topology::SinkHandle;
-use switchyard_engine::{BufferConfig, Counters, DeliveryStats, Dlq, Pipeline};
+use switchyard_engine::disk_buffer::DiskBufferConfig;
+use switchyard_engine::metrics::Metrics;
+use switchyard_engine::topology::{Observers, Pipeline, SinkNode, SourceStats, TransformNode};
+use switchyard_engine::{BufferConfig, Counters, CountersSnapshot, Dlq, Pipeline as SinkPolicy};
 use switchyard_sources::http::{router, IngestConfig, IngestCounters};
 use switchyard_transforms::llm::{LlmConfig, LlmTransform, Redactor};
 use switchyard_transforms::Chain;
@@ -89,35 +99,13 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
 
     let bus = Arc::new(MemoryBus::new(buffer));
     let metrics = Arc::new(Metrics::new());
-    let (tx, rx) = switchyard_engine::buffer(
-        BufferConfig::events(args.queue_capacity),
-        Some(metrics.queue_wait(&args.service)),
-    );
-    let queue_stats = tx.stats();
-    // With a disk buffer every source below appends to disk; the buffer's
-    // reader is then the queue's only direct sender.
-    let (tx, disk) = crate::buffer::start(&args.disk_buffer, tx)?;
-    let disk_stats = crate::buffer::stats_fn(disk.as_ref());
-    let counters = Arc::new(Counters::with_worker_histogram(
-        metrics.worker_task(&args.service),
-    ));
-    let ingest_counters = Arc::new(IngestCounters::default());
-
-    let redis = redis_kind
-        .map(|kind| RedisSource::start(kind, &args.redis, &args.service, tx.clone()))
-        .transpose()?;
-    let bus_task = tokio::spawn(switchyard_sources::bus::forward(
-        bus.subscribe(),
-        tx.clone(),
-    ));
-    let pipeline = Pipeline {
+    let policy = SinkPolicy {
         batch_size: args.batch_size,
         flush_interval: args.flush_interval,
         delivery,
         sink_name: args.service.clone(),
         dlq: dlq.clone(),
     };
-    let delivery_stats = Arc::new(DeliveryStats::default());
     // The LLM payload transformer for every service, as in the original:
     // exchanges become LLM payloads, log records pass unchanged; then the
     // user's --transforms, if any.
@@ -131,13 +119,21 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         steps.push(Box::new(crate::transforms::load(path)?));
     }
     let transform: Arc<dyn Transform> = Arc::new(Chain::new(steps));
-    let engine = tokio::spawn(switchyard_engine::run_pipeline(
-        rx,
-        transform,
-        Arc::from(sink),
-        pipeline,
-        counters.clone(),
-        delivery_stats.clone(),
+    let pipeline = start_pipeline(&args, &metrics, transform, sink, policy)?;
+    let source_stats = pipeline.sources[0].stats.clone();
+    let tx = pipeline.sources[0].sender.clone();
+    let sink = &pipeline.sinks[0];
+    let counters = sink.counters.clone();
+    let delivery_stats = sink.delivery.clone();
+    let disk_stats = sink.disk.clone();
+    let ingest_counters = Arc::new(IngestCounters::default());
+
+    let redis = redis_kind
+        .map(|kind| RedisSource::start(kind, &args.redis, &args.service, tx.clone()))
+        .transpose()?;
+    let bus_task = tokio::spawn(switchyard_sources::bus::forward(
+        bus.subscribe(),
+        tx.clone(),
     ));
 
     let tail = crate::tail::start(&args.tail, tx.clone())?;
@@ -148,11 +144,12 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     let docker_counters = docker.as_ref().map(|d| d.counters());
     let demo_stats = demo.as_ref().map(|d| d.stats_fn());
     let stats = {
-        let (counters, ingest, bus, tx) = (
+        let (counters, ingest, bus, tx, source_stats) = (
             counters.clone(),
             ingest_counters.clone(),
             bus.clone(),
             tx.clone(),
+            source_stats.clone(),
         );
         let tail_counters = tail.as_ref().map(|t| t.counters());
         let redis_stats = redis.as_ref().map(RedisSource::stats_handle);
@@ -163,7 +160,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
                 "net": net_stats(),
                 "demo": demo_stats.as_ref().map(|s| s()),
                 "docker": docker_counters.as_deref().map(crate::docker::stats),
-                "engine": counters.snapshot(),
+                "engine": engine_counters(&source_stats, &counters),
                 "delivery": delivery_stats.snapshot(),
                 "dlq": dlq.as_ref().map(|d| json!({"records": d.len()})),
                 "bus": bus.stats(),
@@ -173,34 +170,19 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
                     "rejected_requests": ingest.rejected_requests.load(Relaxed),
                 },
                 "queue": {"capacity": tx.capacity(), "free": tx.room()},
-                "disk_buffer": disk_stats(),
+                "disk_buffer": disk_stats.as_ref().map(|f| f()),
             })
         })
     };
-    let sink = SinkHandle {
-        name: args.service.clone(),
-        buffer: queue_stats,
-        counters: counters.clone(),
-        delivery: delivery_stats.clone(),
-    };
-    metrics.add_sink(&sink);
-    {
-        let counters = counters.clone();
-        metrics.add_extra(Arc::new(move |out: &mut Vec<Series>| {
-            out.push(Series {
-                name: "entries_received",
-                help: "Events taken from a source",
-                kind: SeriesKind::Counter(counters.snapshot().received),
-                labels: vec![("component", "intake".to_string())],
-            })
-        }));
-    }
+    metrics.add_source(&pipeline.sources[0]);
+    metrics.add_sink(sink);
     let sampler = crate::pipeline::run::sample_rates_every_second(metrics.clone());
     let admin = crate::pipeline::admin::metrics_and_ready(Arc::new(AdminState {
         metrics: metrics.clone(),
-        sources: Vec::new(),
-        sinks: vec![SinkView::from(&sink)],
+        sources: vec![(SOURCE.to_string(), source_stats.clone())],
+        sinks: vec![SinkView::from(sink)],
     }));
+    let disk_backed = sink.disk.is_some();
     // `stats` holds an intake sender: it must live only inside the router, so
     // the engine sees the queue close once the server is gone.
     let app = router(
@@ -209,9 +191,9 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
             max_body: args.max_body,
             token: args.ingest_token.clone(),
             queue_wait: args.ingest_wait,
-            // With --buffer-type disk the intake itself appends to disk
-            // before it returns, so the 202 is durable without waiting.
-            acknowledge: None,
+            // With --buffer-type disk a 202 waits until the request's events
+            // are synced to the sink's disk buffer.
+            acknowledge: disk_backed.then_some(args.ingest_wait.max(ACK_WAIT)),
         },
         ingest_counters.clone(),
         stats,
@@ -260,11 +242,22 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
             info!(tail = %crate::tail::stats(&counters), "file tail stopped");
         }
     });
-    engine.await.context("engine task failed")?;
-    sampler.abort();
+    // Every sender is gone once the sources above have stopped; the
+    // pipeline then drains its queues and the sink.
+    let finished = tokio::spawn(pipeline.finish());
     tail_stopped.await.ok();
     docker_stopped.await.ok();
-    let disk_final = crate::buffer::finish(disk).await;
+    let disk_finals = finished.await.context("engine task failed")?;
+    sampler.abort();
+    let disk_final = disk_finals
+        .first()
+        .map(|(_, s)| {
+            format!(
+                " disk_written={} disk_read={} disk_corrupt_records={} disk_pending_bytes={}",
+                s.written, s.read, s.corrupt_records, s.used_bytes
+            )
+        })
+        .unwrap_or_default();
     let redis_final = match redis {
         Some(r) => crate::redis_source::final_counters(&r.finish().await?),
         None => String::new(),
@@ -273,7 +266,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     if let Some(pid_file) = &args.pid_file {
         let _ = std::fs::remove_file(pid_file);
     }
-    let c = counters.snapshot();
+    let c = engine_counters(&source_stats, &counters);
     let b = bus.stats();
     println!(
         "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} bus_published={} bus_dropped={} ingest_accepted={} ingest_rejected_requests={}{}{}",
@@ -305,5 +298,85 @@ pub(crate) async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// The name of the dispatcher's one source, as in metrics and `/ready`.
+const SOURCE: &str = "intake";
+/// The shortest wait for a disk-buffered request's acknowledgement.
+const ACK_WAIT: Duration = Duration::from_secs(10);
+
+/// The flags' pipeline: `intake` → transforms → the service's sink.
+fn start_pipeline(
+    args: &DispatcherArgs,
+    metrics: &Metrics,
+    transform: Arc<dyn Transform>,
+    sink: Box<dyn switchyard_core::Sink>,
+    policy: SinkPolicy,
+) -> anyhow::Result<Pipeline> {
+    let service = &args.service;
+    let mut observers = Observers::default();
+    observers
+        .processing
+        .insert(SOURCE.into(), metrics.processing(SOURCE));
+    observers
+        .queue_wait
+        .insert(service.clone(), metrics.queue_wait(service));
+    observers
+        .delivery
+        .insert(service.clone(), metrics.delivery(service));
+    observers
+        .worker_task
+        .insert(service.clone(), metrics.worker_task(service));
+    let disk = (args.disk_buffer.buffer_type == BufferType::Disk).then(|| {
+        DiskBufferConfig::new(
+            &args.disk_buffer.buffer_dir,
+            args.disk_buffer.buffer_max_bytes,
+        )
+    });
+    if disk.is_some() {
+        info!(dir = %args.disk_buffer.buffer_dir.display(), max_bytes = args.disk_buffer.buffer_max_bytes, "disk buffer open");
+    }
+    // `--queue-capacity` bounds the sink's buffer; the source's own queue in
+    // front of the transforms holds an eighth more, enough to keep the
+    // transforms busy while the sink's buffer is the one that fills.
+    let source_queue = (args.queue_capacity / 8).max(1);
+    let transforms = vec![TransformNode {
+        name: "transforms".into(),
+        inputs: vec![SOURCE.into()],
+        transform,
+    }];
+    let sinks = vec![SinkNode {
+        name: service.clone(),
+        inputs: vec!["transforms".into()],
+        sink,
+        buffer: BufferConfig::events(args.queue_capacity),
+        policy,
+        disk,
+    }];
+    Pipeline::start(
+        vec![SOURCE.into()],
+        source_queue,
+        transforms,
+        sinks,
+        observers,
+    )
+    .map_err(|errors| {
+        anyhow::anyhow!(
+            "{} — check --buffer-dir",
+            errors.join("; ").replace("sinks.", "service ")
+        )
+    })
+}
+
+/// The engine's ledger as the dispatcher has always reported it: events
+/// taken in, and what became of them (filtered by the transforms or by the
+/// sink's loop, sent, dropped, dead-lettered).
+fn engine_counters(source: &SourceStats, sink: &Counters) -> CountersSnapshot {
+    let s = sink.snapshot();
+    CountersSnapshot {
+        received: source.received.load(Relaxed),
+        filtered: source.filtered.load(Relaxed) + s.filtered,
+        ..s
     }
 }
