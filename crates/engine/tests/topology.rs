@@ -315,3 +315,24 @@ fn wiring_errors_name_the_component_and_key() {
         ["transforms.t1.inputs: the transforms form a cycle through `t1`"]
     );
 }
+
+#[test]
+fn sinks_fed_by_follows_transforms_and_fan_out() {
+    let shape = Shape {
+        sources: vec!["a".into(), "b".into()],
+        transforms: vec![
+            ("f".into(), vec!["a".into()]),
+            ("g".into(), vec!["f".into(), "b".into()]),
+        ],
+        sinks: vec![
+            ("direct".into(), vec!["a".into()]),
+            ("after_f".into(), vec!["f".into()]),
+            ("after_g".into(), vec!["g".into()]),
+            ("only_b".into(), vec!["b".into()]),
+        ],
+    };
+    assert!(shape.check().is_empty());
+    assert_eq!(shape.sinks_fed_by("a"), ["direct", "after_f", "after_g"]);
+    assert_eq!(shape.sinks_fed_by("b"), ["after_g", "only_b"]);
+    assert!(shape.sinks_fed_by("nobody").is_empty());
+}
