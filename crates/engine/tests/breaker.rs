@@ -162,7 +162,7 @@ async fn a_503_window_loses_nothing_and_the_breaker_cycles_while_a_healthy_sink_
     assert!(s.breaker_closed >= 1, "{s:?}");
     assert!(
         s.breaker_rejected >= 1,
-        "calls failed fast while open: {s:?}"
+        "calls waited at the gate while open: {s:?}"
     );
     assert!(s.retries >= 3, "{s:?}");
     assert_eq!(healthy_counters.snapshot().sent, 50);

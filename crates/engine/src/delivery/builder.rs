@@ -23,9 +23,12 @@ pub type DeliveryService = BoxCloneSyncService<Vec<Event>, (), Infallible>;
 /// Compose the stack around `sink`, outermost first:
 ///
 /// 1. rate limit — how fast batches may start;
-/// 2. concurrency — how many are in flight (a slot is held through retries);
-/// 3. retry — backoff, `Retry-After`, partial failures, settling;
-/// 4. circuit breaker — judges every attempt, refuses them while open;
+/// 2. concurrency — how many are in flight (a slot is held through retries
+///    and through waits at the breaker's gate);
+/// 3. circuit breaker — a gate: while open, batches wait here, never fail;
+/// 4. retry — backoff, `Retry-After`, partial failures, settling; reports
+///    each attempt to the breaker and hands a batch back to the gate when
+///    the breaker opens meanwhile;
 /// 5. timeout — a deadline per attempt;
 /// 6. the sink.
 ///
@@ -36,11 +39,13 @@ pub fn build(
     settle: Arc<Settle>,
     stats: Arc<DeliveryStats>,
 ) -> DeliveryService {
-    let breaker = Arc::new(Breaker::new(
-        config.circuit_breaker.clone(),
-        settle.sink(),
-        stats.clone(),
-    ));
+    let breaker = config.circuit_breaker.enabled.then(|| {
+        Arc::new(Breaker::new(
+            config.circuit_breaker.clone(),
+            settle.sink(),
+            stats.clone(),
+        ))
+    });
     let policy = RetryPolicy {
         max_retries: config.max_retries,
         backoff: Backoff {
@@ -55,8 +60,8 @@ pub fn build(
             &config.flow_control,
             stats.clone(),
         ))
-        .layer(RetryLayer::new(policy, settle, stats.clone()))
         .layer(BreakerLayer::new(breaker))
+        .layer(RetryLayer::new(policy, settle, stats.clone()))
         .layer(TimeoutLayer::new(config.timeout, stats))
         .service(SinkService::new(sink));
     BoxCloneSyncService::new(stack)

@@ -18,45 +18,46 @@
 //!
 //! The dispatch loop keeps at most `max_concurrency` batches in this layer;
 //! those above the current limit wait here for a slot.
+//!
+//! # Mechanism
+//!
+//! Both kinds are one counter of batches in flight against a limit (a fixed
+//! one never moves), kept in atomics: taking and freeing a slot is a
+//! compare-and-swap and a subtraction, with no lock, and a batch that finds a
+//! free slot passes without allocating. Only a batch that must wait boxes its
+//! future and parks on a [`Notify`]; a freed slot wakes the waiters only when
+//! there are some. The adaptive limit adjusts itself with compare-and-swap
+//! loops on the limit and on the time of the last decrease.
 
 use super::config::{Concurrency, FlowControl};
 use super::stats::DeliveryStats;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, FutureExt};
 use std::convert::Infallible;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{
+    AtomicU64, AtomicUsize,
+    Ordering::{Relaxed, SeqCst},
+};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use switchyard_core::Event;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
 /// Adds [`ConcurrencyLimit`].
 #[derive(Clone)]
 pub struct ConcurrencyLayer {
-    limit: Limit,
-}
-
-#[derive(Clone)]
-enum Limit {
-    Fixed(Arc<Semaphore>),
-    Adaptive(Arc<Aimd>),
+    limiter: Arc<Limiter>,
 }
 
 impl ConcurrencyLayer {
     /// A limit shared by every service this layer makes.
     pub fn new(kind: Concurrency, flow: &FlowControl, stats: Arc<DeliveryStats>) -> Self {
-        let limit = match kind {
-            Concurrency::Fixed(n) => {
-                let n = n.clamp(1, Semaphore::MAX_PERMITS);
-                stats.concurrency_limit.store(n as u64, Relaxed);
-                Limit::Fixed(Arc::new(Semaphore::new(n)))
-            }
-            Concurrency::Adaptive => {
-                Limit::Adaptive(Arc::new(Aimd::new(flow.clone(), stats.clone())))
-            }
-        };
-        Self { limit }
+        Self {
+            limiter: Arc::new(Limiter::new(kind, flow.clone(), stats)),
+        }
     }
 }
 
@@ -65,134 +66,266 @@ impl<S> Layer<S> for ConcurrencyLayer {
     fn layer(&self, inner: S) -> ConcurrencyLimit<S> {
         ConcurrencyLimit {
             inner,
-            limit: self.limit.clone(),
+            limiter: self.limiter.clone(),
         }
     }
 }
 
 /// The concurrency service. Always ready: a batch waits for its slot inside
-/// its future, and the dispatch loop bounds how many such futures exist.
+/// its future, and the dispatch loop bounds how many such futures exist. The
+/// slot is taken at the future's first poll, not in `call`, so a future the
+/// caller has not started yet holds none.
 #[derive(Clone)]
 pub struct ConcurrencyLimit<S> {
     inner: S,
-    limit: Limit,
+    limiter: Arc<Limiter>,
 }
 
 impl<S> Service<Vec<Event>> for ConcurrencyLimit<S>
 where
-    S: Service<Vec<Event>, Response = (), Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Vec<Event>, Response = (), Error = Infallible> + Clone + Send + Unpin + 'static,
+    S::Future: Send + Unpin + 'static,
 {
     type Response = ();
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<(), Infallible>>;
+    type Future = LimitFuture<S>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, batch: Vec<Event>) -> Self::Future {
-        let mut inner = self.inner.clone();
-        let limit = self.limit.clone();
-        Box::pin(async move {
-            match limit {
-                Limit::Fixed(sem) => {
-                    // The semaphore is never closed, so acquiring cannot fail.
-                    let _permit: OwnedSemaphorePermit = sem
-                        .acquire_owned()
-                        .await
-                        .expect("the semaphore is never closed");
-                    inner.call(batch).await
-                }
-                Limit::Adaptive(aimd) => {
-                    let slot = aimd.acquire().await;
-                    let result = inner.call(batch).await;
-                    aimd.release(slot);
-                    result
-                }
-            }
-        })
+        LimitFuture::Start {
+            inner: self.inner.clone(),
+            limiter: self.limiter.clone(),
+            batch,
+        }
     }
 }
 
-/// The adaptive limit's state.
-pub struct Aimd {
-    flow: FlowControl,
-    stats: Arc<DeliveryStats>,
-    state: Mutex<AimdState>,
+/// A batch at the limit. One that finds a free slot at its first poll holds
+/// it without allocating; one that must wait continues as a boxed future.
+pub enum LimitFuture<S: Service<Vec<Event>>> {
+    /// Not polled yet.
+    Start {
+        /// The next layer.
+        inner: S,
+        /// The shared limit.
+        limiter: Arc<Limiter>,
+        /// The batch.
+        batch: Vec<Event>,
+    },
+    /// Holding a slot, freed the moment the batch is done (or on drop).
+    Held {
+        /// The rest of the stack.
+        call: S::Future,
+        /// The slot.
+        slot: Option<Slot>,
+    },
+    /// Waiting for a slot.
+    Waiting(BoxFuture<'static, Result<(), Infallible>>),
+    /// Between two states (never seen by a poll).
+    Moving,
+}
+
+impl<S> Future for LimitFuture<S>
+where
+    S: Service<Vec<Event>, Response = (), Error = Infallible> + Send + Unpin + 'static,
+    S::Future: Send + Unpin + 'static,
+{
+    type Output = Result<(), Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match this {
+                LimitFuture::Start { .. } => {
+                    let LimitFuture::Start {
+                        mut inner,
+                        limiter,
+                        batch,
+                    } = std::mem::replace(this, LimitFuture::Moving)
+                    else {
+                        unreachable!("matched just above");
+                    };
+                    *this = match Limiter::try_acquire(&limiter) {
+                        Some(slot) => LimitFuture::Held {
+                            call: inner.call(batch),
+                            slot: Some(slot),
+                        },
+                        None => LimitFuture::Waiting(
+                            async move {
+                                let slot = Limiter::acquire(&limiter).await;
+                                let result = inner.call(batch).await;
+                                drop(slot);
+                                result
+                            }
+                            .boxed(),
+                        ),
+                    };
+                }
+                LimitFuture::Held { call, slot } => {
+                    let out = std::task::ready!(Pin::new(call).poll(cx));
+                    *slot = None;
+                    return Poll::Ready(out);
+                }
+                LimitFuture::Waiting(wait) => return wait.as_mut().poll(cx),
+                LimitFuture::Moving => unreachable!("a limit future is polled between states"),
+            }
+        }
+    }
+}
+
+/// Batches in flight against a limit.
+pub struct Limiter {
+    /// The limit, as `f64` bits (the adaptive limit moves by fractions).
+    limit: AtomicU64,
+    in_flight: AtomicUsize,
+    /// Batches parked on `freed`: a freed slot notifies only when non-zero.
+    waiting: AtomicUsize,
     freed: Notify,
+    aimd: Option<Aimd>,
+    stats: Arc<DeliveryStats>,
 }
 
-struct AimdState {
-    limit: f64,
-    in_flight: usize,
-    last_decrease: Instant,
+/// What the adaptive limit adds.
+struct Aimd {
+    flow: FlowControl,
+    /// Times below are nanoseconds since this instant.
+    epoch: Instant,
+    last_decrease: AtomicU64,
 }
 
-/// A taken slot: when it was taken and whether the limit was in full use.
+/// A taken slot, freed on drop: when it was taken (adaptive only) and
+/// whether the limit was then in full use.
 pub struct Slot {
-    started: Instant,
+    limiter: Arc<Limiter>,
+    started: Option<Instant>,
     saturated: bool,
 }
 
-impl Aimd {
-    fn new(flow: FlowControl, stats: Arc<DeliveryStats>) -> Self {
-        stats.concurrency_limit.store(1, Relaxed);
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.limiter.release(self.started, self.saturated);
+    }
+}
+
+impl Limiter {
+    fn new(kind: Concurrency, flow: FlowControl, stats: Arc<DeliveryStats>) -> Self {
+        let (limit, aimd) = match kind {
+            Concurrency::Fixed(n) => (n.max(1) as f64, None),
+            Concurrency::Adaptive => (
+                1.0,
+                Some(Aimd {
+                    flow,
+                    epoch: Instant::now(),
+                    last_decrease: AtomicU64::new(0),
+                }),
+            ),
+        };
+        stats.concurrency_limit.store(limit as u64, Relaxed);
         Self {
-            flow,
-            stats,
-            state: Mutex::new(AimdState {
-                limit: 1.0,
-                in_flight: 0,
-                last_decrease: Instant::now(),
-            }),
+            limit: AtomicU64::new(limit.to_bits()),
+            in_flight: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
             freed: Notify::new(),
+            aimd,
+            stats,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, AimdState> {
-        // Plain arithmetic under the lock: a poisoned state is still sound.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn limit(&self) -> f64 {
+        f64::from_bits(self.limit.load(Relaxed))
     }
 
-    async fn acquire(&self) -> Slot {
+    /// A slot if one is free now.
+    fn try_acquire(this: &Arc<Self>) -> Option<Slot> {
+        let limit = this.limit().floor() as usize;
+        let mut current = this.in_flight.load(SeqCst);
         loop {
-            let freed = self.freed.notified();
-            {
-                let mut s = self.lock();
-                if (s.in_flight as f64) < s.limit.floor() {
-                    s.in_flight += 1;
-                    self.stats.in_flight.store(s.in_flight as u64, Relaxed);
-                    return Slot {
-                        started: Instant::now(),
-                        saturated: s.in_flight as f64 >= s.limit.floor(),
-                    };
-                }
+            if current >= limit {
+                return None;
             }
-            freed.await;
+            match this
+                .in_flight
+                .compare_exchange_weak(current, current + 1, SeqCst, SeqCst)
+            {
+                Ok(_) => break,
+                Err(now) => current = now,
+            }
+        }
+        this.stats.in_flight.store(current as u64 + 1, Relaxed);
+        Some(Slot {
+            limiter: this.clone(),
+            started: this.aimd.as_ref().map(|_| Instant::now()),
+            saturated: current + 1 >= limit,
+        })
+    }
+
+    /// Wait for a slot.
+    async fn acquire(this: &Arc<Self>) -> Slot {
+        loop {
+            if let Some(slot) = Self::try_acquire(this) {
+                return slot;
+            }
+            // Announce the wait, then check again: a release either sees
+            // `waiting` (and notifies this future, created before) or freed
+            // its slot before the check below (which then takes it).
+            let freed = this.freed.notified();
+            this.waiting.fetch_add(1, SeqCst);
+            let slot = Self::try_acquire(this);
+            if slot.is_none() {
+                freed.await;
+            }
+            this.waiting.fetch_sub(1, SeqCst);
+            if let Some(slot) = slot {
+                return slot;
+            }
         }
     }
 
-    fn release(&self, slot: Slot) {
-        let now = Instant::now();
-        let latency = now - slot.started;
-        let mut s = self.lock();
-        s.in_flight -= 1;
-        let max = self.flow.max_concurrency.max(1) as f64;
-        if latency > self.flow.target_latency {
-            if slot.started >= s.last_decrease {
-                s.limit = (s.limit * (1.0 - self.flow.adjustment_factor)).max(1.0);
-                s.last_decrease = now;
-            }
-        } else if slot.saturated {
-            s.limit = (s.limit + 1.0 / s.limit).min(max);
+    fn release(&self, started: Option<Instant>, saturated: bool) {
+        if let (Some(aimd), Some(started)) = (&self.aimd, started) {
+            self.adjust(aimd, started, saturated);
         }
-        self.stats.in_flight.store(s.in_flight as u64, Relaxed);
+        let left = self.in_flight.fetch_sub(1, SeqCst) - 1;
+        self.stats.in_flight.store(left as u64, Relaxed);
+        if self.waiting.load(SeqCst) > 0 {
+            self.freed.notify_waiters();
+        }
+    }
+
+    /// AIMD: see the module's documentation.
+    fn adjust(&self, aimd: &Aimd, started: Instant, saturated: bool) {
+        let now = Instant::now();
+        let nanos = |t: Instant| t.saturating_duration_since(aimd.epoch).as_nanos() as u64;
+        let max = aimd.flow.max_concurrency.max(1) as f64;
+        let update = |f: &dyn Fn(f64) -> f64| {
+            let _ = self.limit.fetch_update(Relaxed, Relaxed, |bits| {
+                Some(f(f64::from_bits(bits)).to_bits())
+            });
+        };
+        if now - started > aimd.flow.target_latency {
+            // One decrease per round trip: only a batch that started after
+            // the last decrease may claim the next one.
+            let claimed = aimd
+                .last_decrease
+                .fetch_update(Relaxed, Relaxed, |last| {
+                    (nanos(started) >= last).then_some(nanos(now))
+                })
+                .is_ok();
+            if claimed {
+                let factor = 1.0 - aimd.flow.adjustment_factor;
+                update(&|l| (l * factor).max(1.0));
+            }
+        } else if saturated {
+            update(&|l| (l + 1.0 / l).min(max));
+        } else {
+            return;
+        }
         self.stats
             .concurrency_limit
-            .store(s.limit.floor() as u64, Relaxed);
-        drop(s);
-        self.freed.notify_waiters();
+            .store(self.limit().floor() as u64, Relaxed);
     }
 }
 
@@ -201,38 +334,39 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn aimd(max: usize) -> (Aimd, Arc<DeliveryStats>) {
+    fn adaptive(max: usize) -> (Arc<Limiter>, Arc<DeliveryStats>) {
         let stats = Arc::new(DeliveryStats::default());
         let flow = FlowControl {
             target_latency: Duration::from_millis(100),
             adjustment_factor: 0.25,
             max_concurrency: max,
         };
-        (Aimd::new(flow, stats.clone()), stats)
+        let limiter = Limiter::new(Concurrency::Adaptive, flow, stats.clone());
+        (Arc::new(limiter), stats)
     }
 
     #[tokio::test(start_paused = true)]
     async fn grows_while_fast_and_saturated_and_shrinks_once_per_slow_spell() {
-        let (a, stats) = aimd(8);
+        let (a, stats) = adaptive(8);
         for _ in 0..20 {
-            let slot = a.acquire().await;
+            let slot = Limiter::acquire(&a).await;
             tokio::time::advance(Duration::from_millis(10)).await;
-            a.release(slot);
+            drop(slot);
         }
         // One batch at a time uses the limit in full only while it is 1.
         assert_eq!(stats.snapshot().concurrency_limit, 2);
-        let slow_a = a.acquire().await;
+        let slow_a = Limiter::acquire(&a).await;
         for _ in 0..20 {
-            let s = a.acquire_now().expect("a slot below the limit");
+            let s = Limiter::try_acquire(&a).expect("a slot below the limit");
             tokio::time::advance(Duration::from_millis(10)).await;
-            a.release(s);
+            drop(s);
         }
         // 2 -> 2.5 -> 2.9 -> 3.2, then the limit is no longer in full use.
         assert_eq!(stats.snapshot().concurrency_limit, 3);
-        let slow_b = a.acquire_now().expect("a third slot");
+        let slow_b = Limiter::try_acquire(&a).expect("a third slot");
         tokio::time::advance(Duration::from_millis(500)).await;
-        a.release(slow_a);
-        a.release(slow_b); // started before the decrease: no second one
+        drop(slow_a);
+        drop(slow_b); // started before the decrease: no second one
         assert_eq!(
             stats.snapshot().concurrency_limit,
             2,
@@ -240,16 +374,30 @@ mod tests {
         );
     }
 
-    impl Aimd {
-        fn acquire_now(&self) -> Option<Slot> {
-            let mut s = self.lock();
-            ((s.in_flight as f64) < s.limit.floor()).then(|| {
-                s.in_flight += 1;
-                Slot {
-                    started: Instant::now(),
-                    saturated: s.in_flight as f64 >= s.limit.floor(),
-                }
-            })
-        }
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_over_the_fixed_limit_waits_for_a_freed_slot() {
+        let stats = Arc::new(DeliveryStats::default());
+        let limiter = Arc::new(Limiter::new(
+            Concurrency::Fixed(2),
+            FlowControl::default(),
+            stats.clone(),
+        ));
+        let a = Limiter::try_acquire(&limiter).expect("first slot");
+        let _b = Limiter::try_acquire(&limiter).expect("second slot");
+        assert!(Limiter::try_acquire(&limiter).is_none(), "the limit is 2");
+        assert_eq!(stats.snapshot().in_flight, 2);
+        let waiter = tokio::spawn({
+            let limiter = limiter.clone();
+            async move { Limiter::acquire(&limiter).await.saturated }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!waiter.is_finished(), "no slot is free yet");
+        drop(a);
+        assert!(waiter.await.unwrap(), "it took the last free slot");
+        assert_eq!(
+            stats.snapshot().in_flight,
+            1,
+            "the waiter's slot was dropped with its task"
+        );
     }
 }

@@ -1,19 +1,42 @@
 //! The delivery stack: the policies between the batcher and a sink, each a
 //! `tower` layer in its own module, composed in one place ([`builder`]).
 //!
-//! From the outside in: rate limit → concurrency → retry → circuit breaker →
-//! timeout → sink. The breaker sits *inside* the retry layer so that it sees
-//! every attempt (a batch retried three times is three calls to judge the sink
-//! by) and so that its fast "circuit open" answer goes back to the retry
-//! layer, which waits for the half-open probe instead of giving the batch up.
-//! The timeout is innermost, so each attempt gets its own deadline.
+//! From the outside in: rate limit → concurrency → circuit breaker → retry →
+//! timeout → sink.
+//!
+//! - The **breaker** is a readiness gate in front of the retry layer. A call
+//!   — one batch with all its retries — passes it once; while the breaker is
+//!   open, calls wait at the gate instead of failing, so an open breaker
+//!   delays events and never drops or dead-letters one. In half-open, at most
+//!   `half_open_max_calls` calls pass, concurrently.
+//! - The breaker and the retry layer share the breaker's state through the
+//!   call's [`breaker::Pass`]: the retry layer reports each attempt's outcome
+//!   through it (so the breaker opens during an outage even while every call
+//!   in flight is still retrying), and reads the state before every attempt
+//!   and during every backoff wait. When the breaker has opened meanwhile,
+//!   the retry layer stops and returns the batch, with the attempts and time
+//!   already spent ([`retry::Progress`]), to wait at the gate. Only a batch's
+//!   own attempts can fail it; waiting at the gate spends neither retries nor
+//!   `max_elapsed`.
+//! - The **timeout** is innermost, so each attempt gets its own deadline.
+//!
+//! # Cost
+//!
+//! A batch that meets no limit — tokens in the bucket, a free slot, a closed
+//! breaker, a first attempt that succeeds — allocates only the stack's one
+//! boxed future, the shared batch and the sink's own future; every layer
+//! decides in `call` whether it can let the batch through at once, and only
+//! a batch that must wait (for tokens, a slot, the gate, a retry) boxes an
+//! async block for the rest of its way. The hot paths of the concurrency
+//! limit and of the closed breaker are atomics, with no lock; the timeout's
+//! timer is made only for an attempt that does not finish at its first poll.
 //!
 //! # Layout
 //! - [`config`]: [`DeliveryConfig`], serde, defaults of the requirement document.
 //! - [`rate_limit`]: events or requests per second (governor's token bucket).
 //! - [`concurrency`]: a fixed limit, or an adaptive one (AIMD on latency).
+//! - [`breaker`]: closed / open / half-open per sink, as a gate.
 //! - [`retry`]: backoff with full jitter, `Retry-After`, partial failures.
-//! - [`breaker`]: closed / open / half-open per sink.
 //! - [`timeout`]: a deadline per attempt.
 //! - [`sink_service`]: a [`Sink`](switchyard_core::Sink) as the innermost service.
 //! - [`settle`]: what happens to events once their delivery is decided.
@@ -56,12 +79,6 @@ pub enum DeliveryError {
     Sink(SinkError),
     /// The attempt outlived the delivery timeout.
     TimedOut(Duration),
-    /// The breaker refused the attempt without calling the sink; try again
-    /// after `retry_in`.
-    CircuitOpen {
-        /// When the breaker may let a trial call through.
-        retry_in: Duration,
-    },
 }
 
 impl DeliveryError {
@@ -72,7 +89,6 @@ impl DeliveryError {
     pub fn is_sink_failure(&self, batch_len: usize) -> bool {
         match self {
             DeliveryError::TimedOut(_) => true,
-            DeliveryError::CircuitOpen { .. } => false,
             DeliveryError::Sink(e) => match e.kind {
                 SinkErrorKind::Transient => true,
                 SinkErrorKind::Permanent => false,
@@ -98,7 +114,6 @@ impl fmt::Display for DeliveryError {
                     humantime::format_duration(*d)
                 )
             }
-            DeliveryError::CircuitOpen { .. } => f.write_str("transient error: circuit open"),
         }
     }
 }

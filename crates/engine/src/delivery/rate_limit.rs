@@ -3,10 +3,14 @@
 //! take a short burst. With `events`, a batch takes one token per event; a
 //! batch larger than the whole bucket waits for a full bucket, so it is
 //! neither refused nor allowed to overdraw.
+//!
+//! The tokens are taken when the batch is handed in; a batch that finds them
+//! passes straight to the next layer (its future is the next layer's, with
+//! nothing added), and only one that must wait boxes its future.
 
 use super::config::{RateLimit, RateUnit};
 use super::stats::DeliveryStats;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Either, FutureExt};
 use governor::{DefaultDirectRateLimiter, Quota};
 use std::convert::Infallible;
 use std::num::NonZeroU32;
@@ -63,35 +67,38 @@ where
 {
     type Response = ();
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<(), Infallible>>;
+    type Future = Either<S::Future, BoxFuture<'static, Result<(), Infallible>>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, batch: Vec<Event>) -> Self::Future {
-        let mut inner = self.inner.clone();
-        let Some((limiter, unit, burst)) = self.limiter.clone() else {
-            return Box::pin(async move { inner.call(batch).await });
+        let Some((limiter, unit, burst)) = &self.limiter else {
+            return Either::Left(self.inner.call(batch));
         };
-        let stats = self.stats.clone();
-        Box::pin(async move {
-            let tokens = match unit {
-                RateUnit::Requests => NonZeroU32::MIN,
-                RateUnit::Events => {
-                    let n = u32::try_from(batch.len())
-                        .unwrap_or(u32::MAX)
-                        .min(burst.get());
-                    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
-                }
-            };
-            // `tokens` never exceeds the bucket, so neither call can fail
-            // for lack of capacity.
-            if !matches!(limiter.check_n(tokens), Ok(Ok(()))) {
-                DeliveryStats::add(&stats.rate_limited_waits, 1);
-                let _ = limiter.until_n_ready(tokens).await;
+        let tokens = match unit {
+            RateUnit::Requests => NonZeroU32::MIN,
+            RateUnit::Events => {
+                let n = u32::try_from(batch.len())
+                    .unwrap_or(u32::MAX)
+                    .min(burst.get());
+                NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
             }
-            inner.call(batch).await
-        })
+        };
+        // `tokens` never exceeds the bucket, so neither call can fail for
+        // lack of capacity.
+        if matches!(limiter.check_n(tokens), Ok(Ok(()))) {
+            return Either::Left(self.inner.call(batch));
+        }
+        DeliveryStats::add(&self.stats.rate_limited_waits, 1);
+        let (limiter, mut inner) = (limiter.clone(), self.inner.clone());
+        Either::Right(
+            async move {
+                let _ = limiter.until_n_ready(tokens).await;
+                inner.call(batch).await
+            }
+            .boxed(),
+        )
     }
 }

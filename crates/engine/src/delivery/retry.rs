@@ -6,18 +6,27 @@
 //! are sent again; permanent failures and exhausted retries go to
 //! [`Settle::failed`] (the dead-letter queue, or a counted drop).
 //!
-//! A "circuit open" answer from the breaker below is not an attempt: the
-//! batch waits for the half-open probe without spending its retries or its
-//! elapsed budget, so an open breaker delays events but never loses them
-//! (meanwhile the dispatch loop's in-flight bound stops intake, and the
-//! bounded intake pushes back on sources).
+//! The layer sits below the circuit breaker's gate and works for it: every
+//! attempt's outcome is reported through the call's [`Pass`], and when the
+//! breaker opens meanwhile (or goes half-open without this call among its
+//! trial calls) the layer stops — at once, even in the middle of a backoff
+//! wait — and hands the batch back with its [`Progress`], to wait at the gate.
+//! A batch is therefore never failed because of the breaker: only its own
+//! attempts can fail it, and time spent at the gate counts neither as a retry
+//! nor against `max_elapsed`.
+//!
+//! The first attempt runs without allocating (the future is a plain state
+//! machine); only a failed attempt moves the call into a boxed async loop.
 
+use super::breaker::Pass;
 use super::settle::{Failure, FailureKind, Settle};
 use super::stats::DeliveryStats;
 use super::{Batch, DeliveryError};
 use crate::backoff::Backoff;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, FutureExt};
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -36,6 +45,32 @@ pub struct RetryPolicy {
     pub backoff: Backoff,
     /// Stop retrying after this much time spent trying.
     pub max_elapsed: Option<Duration>,
+}
+
+/// A call that passed the breaker's gate: what the retry layer takes.
+pub struct Admitted {
+    /// The batch (or what is left of it).
+    pub events: Vec<Event>,
+    /// The call's handle on the breaker.
+    pub pass: Pass,
+    /// What earlier admissions of this call already spent.
+    pub progress: Progress,
+}
+
+/// What a call has spent so far, kept across its visits to the gate.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    attempts: u32,
+    first_failure: Option<OffsetDateTime>,
+    tried: Duration,
+}
+
+/// How a call left the retry layer.
+pub enum CallOutcome {
+    /// Every event is settled.
+    Settled,
+    /// The breaker opened: these events go back to the gate.
+    Yielded(Vec<Event>, Progress),
 }
 
 /// Adds [`Retry`].
@@ -69,7 +104,8 @@ impl<S> Layer<S> for RetryLayer {
     }
 }
 
-/// The retry service: takes a batch, answers once every event is settled.
+/// The retry service: takes an admitted call, answers once every event is
+/// settled or the breaker wants the batch back.
 #[derive(Clone)]
 pub struct Retry<S> {
     inner: S,
@@ -78,91 +114,186 @@ pub struct Retry<S> {
     stats: Arc<DeliveryStats>,
 }
 
-impl<S> Service<Vec<Event>> for Retry<S>
+impl<S> Service<Admitted> for Retry<S>
 where
-    S: Service<Batch, Response = (), Error = DeliveryError> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Batch, Response = (), Error = DeliveryError> + Clone + Send + Unpin + 'static,
+    S::Future: Send + Unpin + 'static,
 {
-    type Response = ();
+    type Response = CallOutcome;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<(), Infallible>>;
+    type Future = RetryFuture<S>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        // Readiness of the inner service is awaited before each attempt.
+        // The layers below are always ready; readiness is awaited before
+        // every later attempt all the same.
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, batch: Vec<Event>) -> Self::Future {
-        let run = Run {
-            inner: self.inner.clone(),
-            policy: self.policy,
-            settle: self.settle.clone(),
-            stats: self.stats.clone(),
-        };
-        Box::pin(async move {
-            run.deliver(batch).await;
-            Ok(())
-        })
+    fn call(&mut self, call: Admitted) -> Self::Future {
+        let Admitted {
+            events,
+            pass,
+            progress,
+        } = call;
+        if pass.must_yield() {
+            return RetryFuture::Done(Some(CallOutcome::Yielded(events, progress)));
+        }
+        if progress.attempts > 0 {
+            DeliveryStats::add(&self.stats.retries, 1);
+        }
+        let entered = self.policy.max_elapsed.map(|_| Instant::now());
+        let batch: Batch = Arc::new(events);
+        let attempt = self.inner.call(batch.clone());
+        RetryFuture::First {
+            attempt,
+            batch,
+            run: Run {
+                inner: self.inner.clone(),
+                policy: self.policy,
+                settle: self.settle.clone(),
+                stats: self.stats.clone(),
+                pass,
+                progress,
+                entered,
+            },
+        }
     }
 }
 
-/// One batch's journey through its attempts.
-struct Run<S> {
+/// The retry layer's future: the first attempt inline, the rest boxed.
+pub enum RetryFuture<S: Service<Batch>> {
+    /// The call's first attempt (in this admission) is under way.
+    First {
+        /// The attempt.
+        attempt: S::Future,
+        /// Our reference to the batch, to take the events back.
+        batch: Batch,
+        /// Everything the retry loop needs, should the attempt fail.
+        run: Run<S>,
+    },
+    /// An attempt failed: the retry loop.
+    Looping(BoxFuture<'static, CallOutcome>),
+    /// Decided without an attempt (taken by the first poll).
+    Done(Option<CallOutcome>),
+}
+
+impl<S> Future for RetryFuture<S>
+where
+    S: Service<Batch, Response = (), Error = DeliveryError> + Send + Unpin + 'static,
+    S::Future: Send + Unpin + 'static,
+{
+    type Output = Result<CallOutcome, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match this {
+                RetryFuture::First { attempt, .. } => {
+                    let result = std::task::ready!(Pin::new(attempt).poll(cx));
+                    // Drop the finished attempt first: whatever it still
+                    // holds of the batch must be released before the events
+                    // can be taken back.
+                    let RetryFuture::First { batch, run, .. } =
+                        std::mem::replace(this, RetryFuture::Done(None))
+                    else {
+                        unreachable!("the first attempt's state is taken once");
+                    };
+                    let Some(events) = run.take_back(batch) else {
+                        return Poll::Ready(Ok(CallOutcome::Settled));
+                    };
+                    match result {
+                        Ok(()) => {
+                            run.pass.record(false);
+                            run.delivered(events);
+                            return Poll::Ready(Ok(CallOutcome::Settled));
+                        }
+                        Err(e) => {
+                            *this = RetryFuture::Looping(run.after_failure(events, e).boxed());
+                        }
+                    }
+                }
+                RetryFuture::Looping(rest) => {
+                    return rest.as_mut().poll(cx).map(Ok);
+                }
+                RetryFuture::Done(outcome) => {
+                    let outcome = outcome
+                        .take()
+                        .expect("a finished retry future is not polled again");
+                    return Poll::Ready(Ok(outcome));
+                }
+            }
+        }
+    }
+}
+
+/// One call's way through its attempts, within one admission.
+pub struct Run<S> {
     inner: S,
     policy: RetryPolicy,
     settle: Arc<Settle>,
     stats: Arc<DeliveryStats>,
+    pass: Pass,
+    progress: Progress,
+    /// When this admission began (only when `max_elapsed` needs it).
+    entered: Option<Instant>,
 }
 
 impl<S> Run<S>
 where
     S: Service<Batch, Response = (), Error = DeliveryError>,
 {
-    async fn deliver(mut self, batch: Vec<Event>) {
-        let mut pending = batch;
-        let started = Instant::now();
-        let mut waited_open = Duration::ZERO;
-        let mut first_failure: Option<OffsetDateTime> = None;
-        let mut retry = 0u32;
-        while !pending.is_empty() {
+    /// The events of a finished attempt, or `None` when a layer below kept
+    /// the batch (a bug: those events stay unresolved, so their sources will
+    /// deliver them again — safe, but logged).
+    fn take_back(&self, batch: Batch) -> Option<Vec<Event>> {
+        let n = batch.len();
+        match Arc::try_unwrap(batch) {
+            Ok(events) => Some(events),
+            Err(_) => {
+                error!(sink = %self.settle.sink(), events = n, "a delivery layer kept a batch after its attempt; its events stay unresolved");
+                None
+            }
+        }
+    }
+
+    fn delivered(&self, events: Vec<Event>) {
+        debug!(sink = %self.settle.sink(), events = events.len(), "batch delivered");
+        self.settle.delivered(events);
+    }
+
+    fn tried_for(&self) -> Duration {
+        self.progress.tried + self.entered.map_or(Duration::ZERO, |e| e.elapsed())
+    }
+
+    /// Back to the gate with what is left.
+    fn yielded(mut self, pending: Vec<Event>) -> CallOutcome {
+        self.progress.tried = self.tried_for();
+        debug!(sink = %self.settle.sink(), events = pending.len(), "circuit open: batch back to the gate");
+        CallOutcome::Yielded(pending, self.progress)
+    }
+
+    /// The loop after a failed attempt: decide, wait, try again.
+    async fn after_failure(mut self, mut pending: Vec<Event>, first: DeliveryError) -> CallOutcome
+    where
+        S::Future: Send,
+    {
+        let mut error = first;
+        loop {
             let n = pending.len();
-            let shared: Batch = Arc::new(pending);
-            let result = match self.inner.ready().await {
-                Ok(svc) => svc.call(shared.clone()).await,
-                Err(e) => Err(e),
-            };
-            pending = match Arc::try_unwrap(shared) {
-                Ok(events) => events,
-                Err(_) => {
-                    // A layer below kept the batch past its attempt; its
-                    // events cannot be settled here. They stay unresolved, so
-                    // their sources will deliver them again: safe, but a bug.
-                    error!(sink = %self.settle.sink(), events = n, "a delivery layer kept a batch after its attempt; its events stay unresolved");
-                    return;
-                }
-            };
-            let error = match result {
-                Ok(()) => {
-                    debug!(sink = %self.settle.sink(), events = n, "batch delivered");
-                    self.settle.delivered(pending);
-                    return;
-                }
-                Err(DeliveryError::CircuitOpen { retry_in }) => {
-                    tokio::time::sleep(retry_in).await;
-                    waited_open += retry_in;
-                    continue;
-                }
-                Err(e) => e,
-            };
+            self.pass.record(error.is_sink_failure(n));
+            self.progress.attempts += 1;
+            let attempts = self.progress.attempts;
             let now = OffsetDateTime::now_utc();
-            let first = *first_failure.get_or_insert(now);
-            let tried_for = started.elapsed().saturating_sub(waited_open);
-            let can_retry = retry < self.policy.max_retries
-                && self.policy.max_elapsed.is_none_or(|max| tried_for < max);
+            let first = *self.progress.first_failure.get_or_insert(now);
+            let can_retry = attempts <= self.policy.max_retries
+                && self
+                    .policy
+                    .max_elapsed
+                    .is_none_or(|max| self.tried_for() < max);
             let failure = |kind, message: String| Failure {
                 kind,
                 message,
-                attempts: retry + 1,
+                attempts,
                 first_failure: first,
                 last_failure: now,
             };
@@ -173,13 +304,13 @@ where
                     (again, e.retry_after)
                 }
                 DeliveryError::Sink(e) if e.kind == SinkErrorKind::Permanent => {
-                    error!(sink = %self.settle.sink(), error = %e, events = n, attempts = retry + 1, "delivery failed permanently");
+                    error!(sink = %self.settle.sink(), error = %e, events = n, attempts, "delivery failed permanently");
                     let f = failure(FailureKind::Permanent, e.message);
                     self.settle.failed(pending, &f).await;
-                    return;
+                    return CallOutcome::Settled;
                 }
                 other if !can_retry => {
-                    error!(sink = %self.settle.sink(), error = %other, events = n, attempts = retry + 1, "delivery failed; no retry left");
+                    error!(sink = %self.settle.sink(), error = %other, events = n, attempts, "delivery failed; no retry left");
                     let kind = match other {
                         DeliveryError::TimedOut(_) => FailureKind::Timeout,
                         _ => FailureKind::RetriesExhausted,
@@ -189,20 +320,44 @@ where
                         o => o.to_string(),
                     };
                     self.settle.failed(pending, &failure(kind, message)).await;
-                    return;
+                    return CallOutcome::Settled;
                 }
                 DeliveryError::Sink(e) => (pending, e.retry_after),
-                _ => (pending, None),
+                DeliveryError::TimedOut(_) => (pending, None),
             };
             pending = again;
             if pending.is_empty() {
-                return;
+                return CallOutcome::Settled;
             }
-            let delay = self.policy.backoff.delay(retry, retry_after);
-            warn!(sink = %self.settle.sink(), events = pending.len(), retry = retry + 1, of = self.policy.max_retries, ?delay, "delivery failed; will retry");
+            let delay = self.policy.backoff.delay(attempts - 1, retry_after);
+            warn!(sink = %self.settle.sink(), events = pending.len(), retry = attempts, of = self.policy.max_retries, ?delay, "delivery failed; will retry");
+            let yielded = tokio::select! {
+                _ = tokio::time::sleep(delay) => self.pass.must_yield(),
+                _ = self.pass.yielded() => true,
+            };
+            if yielded {
+                return self.yielded(pending);
+            }
             DeliveryStats::add(&self.stats.retries, 1);
-            tokio::time::sleep(delay).await;
-            retry += 1;
+            let n = pending.len();
+            let batch: Batch = Arc::new(pending);
+            let result = match self.inner.ready().await {
+                Ok(svc) => svc.call(batch.clone()).await,
+                Err(e) => Err(e),
+            };
+            let Some(events) = self.take_back(batch) else {
+                return CallOutcome::Settled;
+            };
+            debug_assert_eq!(events.len(), n);
+            pending = events;
+            match result {
+                Ok(()) => {
+                    self.pass.record(false);
+                    self.delivered(pending);
+                    return CallOutcome::Settled;
+                }
+                Err(e) => error = e,
+            }
         }
     }
 }

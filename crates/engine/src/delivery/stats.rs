@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 pub enum BreakerState {
     /// Calls go through; consecutive failures are counted.
     Closed,
-    /// Calls fail fast until the open timeout has passed.
+    /// Calls wait at the gate until the open timeout has passed.
     Open,
     /// A few trial calls probe the sink.
     HalfOpen,
@@ -44,10 +44,12 @@ pub struct DeliveryStatsSnapshot {
     pub breaker_half_opened: u64,
     /// Transitions from half-open back to `closed`.
     pub breaker_closed: u64,
-    /// Attempts refused at once because the breaker was open or its
-    /// half-open trial calls were all taken.
+    /// Calls held at the breaker's gate because it was open or its
+    /// half-open trial calls were all taken (each call counted once per
+    /// wait). Held, not failed: the exported name is kept from when they
+    /// were refused.
     pub breaker_rejected: u64,
-    /// Attempts after the first one (circuit-open waits are not retries).
+    /// Attempts after the first one (waits at the gate are not retries).
     pub retries: u64,
     /// Attempts cut short by the delivery timeout.
     pub timeouts: u64,
