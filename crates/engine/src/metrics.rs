@@ -286,7 +286,7 @@ impl PipelineCollector {
             }
             push(
                 "circuit_breaker_rejected",
-                "Calls an open breaker failed fast",
+                "Calls an open breaker held at its gate",
                 C(d.breaker_rejected),
                 l(),
             );
