@@ -11,15 +11,19 @@
 //! - [`decode`]: gzip / brotli / deflate, capped against decompression bombs.
 //! - [`body`]: a decoded body as JSON, by content type.
 //! - [`sse`]: a streamed completion merged into one object.
+//! - `chunk`: what one chunk of a stream contributes, read fast.
+//! - `scan`: a JSON walker that validates and picks fields without building.
 //! - [`usage`]: token counts from `usage`.
 //! - [`run_id`]: deterministic run ids (UUIDv5 of the request id).
 //! - [`redact`]: credential headers hidden.
 
 pub mod body;
+mod chunk;
 pub mod decode;
 pub mod payload;
 pub mod redact;
 pub mod run_id;
+mod scan;
 pub mod sse;
 pub mod usage;
 
