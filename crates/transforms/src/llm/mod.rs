@@ -139,7 +139,7 @@ impl Transformer for DefaultTransformer {
             .filter(|b| !b.is_empty())
             .map(|b| self.body(b, header(x, "Content-Encoding"), header(x, "Content-Type")));
         let timestamp = x.timestamp.unwrap_or_else(OffsetDateTime::now_utc);
-        let run_key = if x.request_id.is_empty() {
+        let run_key: std::borrow::Cow<str> = if x.request_id.is_empty() {
             // No request id: name the exchange by its stable fields.
             format!(
                 "log:{}:{}:{}",
@@ -147,8 +147,9 @@ impl Transformer for DefaultTransformer {
                 payload::rfc3339_millis::format(timestamp),
                 x.path
             )
+            .into()
         } else {
-            x.request_id.clone()
+            x.request_id.as_str().into()
         };
         let name = input
             .as_ref()

@@ -17,9 +17,12 @@ pub fn namespace() -> Uuid {
 /// what identifies it instead (`key` is built by the caller from stable
 /// fields), never by something random.
 pub fn run_id(key: &str) -> String {
+    // Encoded into a stack buffer: `to_string` would go through the
+    // formatting machinery for every event.
     Uuid::new_v5(&namespace(), key.as_bytes())
         .hyphenated()
-        .to_string()
+        .encode_lower(&mut Uuid::encode_buffer())
+        .to_owned()
 }
 
 #[cfg(test)]
