@@ -46,15 +46,23 @@ struct Message {
 /// Split an SSE stream into the data of its events (multi-line data joined
 /// with `\n`, as the SSE format says). Stops at `[DONE]`.
 fn events(text: &str) -> Vec<Cow<'_, str>> {
-    let mut out = Vec::new();
+    // Events are rarely shorter than 100 bytes: room for all of them, at
+    // the cost of a few unused slots.
+    let mut out = Vec::with_capacity(text.len() / 100);
     let mut data: Option<Cow<str>> = None;
     // memchr finds line ends and colons several times faster than `str`
-    // patterns; both are ASCII, so every cut is on a char boundary.
+    // patterns; both are ASCII, so every cut is on a char boundary. The
+    // blank line after each event and the `data:` prefix are checked first,
+    // without a search.
     let mut rest = text;
-    while !rest.is_empty() {
-        let (line, next) = match memchr::memchr(b'\n', rest.as_bytes()) {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, ""),
+    while let Some(&first) = rest.as_bytes().first() {
+        let (line, next) = if first == b'\n' {
+            ("", &rest[1..])
+        } else {
+            match memchr::memchr(b'\n', rest.as_bytes()) {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, ""),
+            }
         };
         rest = next;
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -67,13 +75,14 @@ fn events(text: &str) -> Vec<Cow<'_, str>> {
             }
             continue;
         }
-        let (field, value) = match memchr::memchr(b':', line.as_bytes()) {
-            Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(' ').unwrap_or(v))
-            }
-            None => (line, ""),
+        let (field, value) = match line.strip_prefix("data:") {
+            Some(v) => ("data", v),
+            None => match memchr::memchr(b':', line.as_bytes()) {
+                Some(i) => (&line[..i], &line[i + 1..]),
+                None => (line, ""),
+            },
         };
+        let value = value.strip_prefix(' ').unwrap_or(value);
         if field == "data" {
             match &mut data {
                 Some(d) => {
@@ -111,7 +120,9 @@ fn merge_with(bytes: &[u8], fast: bool) -> Option<JsonBody> {
     let mut usage = None;
     let mut role = None;
     let mut finish_reason = None;
-    let mut content = String::new();
+    // Streams spend tens of bytes of JSON per word of content: this is
+    // usually enough for the whole content, and never much too large.
+    let mut content = String::with_capacity(text.len() / 16);
     let mut any = false;
     for data in &events {
         let Some(piece) = reader.read(data) else {
