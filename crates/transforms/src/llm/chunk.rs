@@ -60,38 +60,43 @@ impl<'a> Reader<'a> {
 
     /// What the chunk in `data` contributes; `None` when it is not a JSON
     /// object.
-    ///
-    /// A chunk that repeats the pattern chunk but for its content gets a
-    /// piece with only the content: its other fields are the pattern's, which
-    /// the merge has already taken (ids and role: the first one wins, and the
-    /// pattern's came first; usage and finish reason: the last one wins, and
-    /// setting them again to the same value changes nothing, since every
-    /// chunk read since the pattern had the same ones).
-    pub fn read(&mut self, data: &'a str) -> Option<Piece<'a>> {
+    pub fn read(&mut self, data: &'a str) -> Option<Read<'a>> {
         if !self.fast {
-            return read_typed(data).or_else(|| read_value(data));
+            return read_typed(data)
+                .or_else(|| read_value(data))
+                .map(Read::Piece);
         }
         if let Some(content) = self
             .pattern
             .as_ref()
             .and_then(|p| same_but_content(p, data))
         {
-            return Some(Piece {
-                content,
-                ..Piece::default()
-            });
+            return Some(Read::Content(content));
         }
-        match read_fast(data) {
+        let piece = match read_fast(data) {
             Some((piece, content_at)) => {
                 self.pattern = content_at.map(|at| (data, at));
-                Some(piece)
+                piece
             }
             None => {
                 self.pattern = None;
-                read_typed(data).or_else(|| read_value(data))
+                read_typed(data).or_else(|| read_value(data))?
             }
-        }
+        };
+        Some(Read::Piece(piece))
     }
+}
+
+/// What a chunk contributes, as [`Reader::read`] found it.
+pub(super) enum Read<'a> {
+    /// The pattern chunk again, with this content. Its other fields are the
+    /// pattern's, which the merge has already taken (ids and role: the first
+    /// one wins, and the pattern's came first; usage and finish reason: the
+    /// last one wins, and setting them again to the same value changes
+    /// nothing, since every chunk read since the pattern had the same ones).
+    Content(Option<Cow<'a, str>>),
+    /// A chunk read in full.
+    Piece(Piece<'a>),
 }
 
 /// The content of `data` when it is `pattern` with another content string;

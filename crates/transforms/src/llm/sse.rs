@@ -125,8 +125,14 @@ fn merge_with(bytes: &[u8], fast: bool) -> Option<JsonBody> {
     let mut content = String::with_capacity(text.len() / 16);
     let mut any = false;
     for data in &events {
-        let Some(piece) = reader.read(data) else {
-            continue;
+        let piece = match reader.read(data) {
+            None => continue,
+            // Only ever after a piece: `any` is already set.
+            Some(chunk::Read::Content(text)) => {
+                content.push_str(text.as_deref().unwrap_or(""));
+                continue;
+            }
+            Some(chunk::Read::Piece(piece)) => piece,
         };
         any = true;
         for (slot, value) in ids.iter_mut().zip(piece.ids) {
