@@ -128,12 +128,12 @@ impl Transformer for DefaultTransformer {
         if !x.method.eq_ignore_ascii_case("POST") {
             return None;
         }
-        let input = x
+        let mut input = x
             .request_body
             .as_deref()
             .filter(|b| !b.is_empty())
             .map(|b| self.body(b, None, None));
-        let output = x
+        let mut output = x
             .response_body
             .as_deref()
             .filter(|b| !b.is_empty())
@@ -152,9 +152,9 @@ impl Transformer for DefaultTransformer {
             x.request_id.as_str().into()
         };
         let name = input
-            .as_ref()
-            .and_then(|b| b.model.clone())
-            .or_else(|| output.as_ref().and_then(|b| b.model.clone()));
+            .as_mut()
+            .and_then(|b| b.model.take())
+            .or_else(|| output.as_mut().and_then(|b| b.model.take()));
         let tokens_usage = output
             .as_ref()
             .and_then(|b| b.usage.as_deref())
@@ -166,7 +166,7 @@ impl Transformer for DefaultTransformer {
             parent_run_id: None,
             name,
             timestamp,
-            user_id: input.as_ref().and_then(|b| b.user.clone()),
+            user_id: input.as_mut().and_then(|b| b.user.take()),
             input: input.map(|b| b.json),
             output: output.map(|b| b.json),
             tokens_usage,
