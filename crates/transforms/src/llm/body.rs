@@ -3,8 +3,9 @@
 //! and binary bodies become placeholders, other text becomes a JSON string.
 //! Whatever the bytes, the result is valid JSON.
 
+use super::payload::TokensUsage;
 use super::scan::Scanner;
-use super::sse;
+use super::{sse, usage};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -22,8 +23,8 @@ pub struct JsonBody {
     pub model: Option<String>,
     /// Top-level `user`, when a string.
     pub user: Option<String>,
-    /// Top-level `usage`, raw.
-    pub usage: Option<Box<RawValue>>,
+    /// Token counts from the top-level `usage`.
+    pub tokens: Option<TokensUsage>,
 }
 
 impl JsonBody {
@@ -34,7 +35,7 @@ impl JsonBody {
             json: serde_json::value::to_raw_value(text).expect("a string is valid JSON"),
             model: None,
             user: None,
-            usage: None,
+            tokens: None,
         }
     }
 }
@@ -104,12 +105,12 @@ pub fn parse_json(bytes: &[u8]) -> Option<JsonBody> {
     // only way to make a `RawValue` without parsing twice); the fields are
     // then picked by the walker, which need not check anything again.
     let raw = serde_json::from_str::<&RawValue>(&one_line).ok()?;
-    let [model, user, usage] = probe(raw);
+    let [model, user, usage_json] = probe(raw);
     Some(JsonBody {
         json: raw.to_owned(),
         model: string_of(model),
         user: string_of(user),
-        usage: usage.and_then(|u| RawValue::from_string(u.to_owned()).ok()),
+        tokens: usage_json.and_then(usage::tokens_of),
     })
 }
 
@@ -257,7 +258,15 @@ mod tests {
         );
         assert_eq!(b.model.as_deref(), Some("gpt-4o"));
         assert_eq!(b.user.as_deref(), Some("u1"));
-        assert_eq!(b.usage.unwrap().get(), r#"{"a":1}"#);
+        assert_eq!(b.tokens, None);
+        let b = to_json(br#"{"usage": {"prompt_tokens": 2}}"#, None);
+        assert_eq!(
+            b.tokens,
+            Some(TokensUsage {
+                completion: 0,
+                prompt: 2
+            })
+        );
     }
 
     #[test]

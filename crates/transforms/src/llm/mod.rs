@@ -155,10 +155,7 @@ impl Transformer for DefaultTransformer {
             .as_mut()
             .and_then(|b| b.model.take())
             .or_else(|| output.as_mut().and_then(|b| b.model.take()));
-        let tokens_usage = output
-            .as_ref()
-            .and_then(|b| b.usage.as_deref())
-            .and_then(usage::tokens);
+        let tokens_usage = output.as_ref().and_then(|b| b.tokens);
         Some(LlmPayload {
             kind: "llm".into(),
             event: if x.status >= 400 { "error" } else { "end" }.into(),
