@@ -242,6 +242,19 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(3000))]
 
+        /// Also on text that is barely a stream at all.
+        #[test]
+        fn fast_merge_is_the_serde_merge_on_noise(
+            stream in "(data: ?[{}\\[\\]a-z:\" ,0-9\\\\\n]{0,40}\n\n?){0,8}"
+        ) {
+            let text = |b: Option<JsonBody>| b.map(|b| (b.json.get().to_owned(), b.model, b.tokens));
+            prop_assert_eq!(
+                text(merge_with(stream.as_bytes(), true)),
+                text(merge_with(stream.as_bytes(), false)),
+                "{}", stream
+            );
+        }
+
         /// The fast readers merge every stream exactly as serde alone does.
         #[test]
         fn fast_merge_is_the_serde_merge(stream in streams()) {
