@@ -37,4 +37,11 @@ mod tests {
         let u = Uuid::parse_str(&a).unwrap();
         assert_eq!(u.get_version_num(), 5);
     }
+
+    #[test]
+    fn run_ids_never_change_across_versions() {
+        // uuid5(uuid5(NAMESPACE_URL, "urn:switchyard:llm-run-id"), "req-1"),
+        // computed independently: backends deduplicate on it.
+        assert_eq!(run_id("req-1"), "f11868d8-df5c-555d-ab16-8efc40cf6b17");
+    }
 }
