@@ -28,7 +28,7 @@ const ONES: u64 = u64::from_ne_bytes([1; 8]);
 const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
 
 /// The high bit of the lowest byte of `w` that ends a run of plain string
-/// text (`"`, `\\` or a control character) is set; bits above it may be
+/// text (`"`, `\` or a control character) is set; bits above it may be
 /// set spuriously (borrows), which is why only the lowest one is used.
 fn special(w: u64) -> u64 {
     let quote = w ^ (ONES * u64::from(b'"'));
@@ -37,7 +37,7 @@ fn special(w: u64) -> u64 {
     (zero_byte(quote) | zero_byte(slash) | (w.wrapping_sub(ONES * 0x20) & !w)) & HIGHS
 }
 
-/// The index of the first `"`, `\\` or control byte at or after `i` (or the
+/// The index of the first `"`, `\` or control byte at or after `i` (or the
 /// length): eight bytes per step, as strings in these documents are mostly
 /// plain text.
 fn special_from(bytes: &[u8], mut i: usize) -> usize {
@@ -57,7 +57,7 @@ fn special_from(bytes: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The index of the first `"` or `\\` at or after `i`, in text known to be
+/// The index of the first `"` or `\` at or after `i`, in text known to be
 /// valid JSON: two words at a time first, as keys and short values end
 /// before a vector search would have paid for its set-up; then memchr.
 fn quote_or_backslash_from(bytes: &[u8], mut i: usize) -> Option<usize> {
@@ -90,8 +90,9 @@ impl<'a> Scanner<'a> {
     }
 
     /// A scanner over JSON that serde has already validated (a `RawValue`
-    /// is only ever made from valid JSON): long strings are then skipped
-    /// with a vectorised search instead of being checked byte by byte.
+    /// is only ever made from valid JSON): strings are then only searched
+    /// for their end, and nested arrays and objects are stepped over by
+    /// their brackets.
     pub fn of_valid(json: &'a serde_json::value::RawValue) -> Self {
         Self {
             valid: true,
@@ -105,7 +106,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Move the cursor to `pos`, a point the caller knows this text reaches in
-    /// the same state (see the SSE merge's shared-prefix skip).
+    /// the same state (see the chunk reader's pattern).
     pub fn seek(&mut self, pos: usize) {
         self.pos = pos;
     }
