@@ -3,7 +3,9 @@
 //! and binary bodies become placeholders, other text becomes a JSON string.
 //! Whatever the bytes, the result is valid JSON.
 
-use super::sse;
+use super::payload::TokensUsage;
+use super::scan::Scanner;
+use super::{sse, usage};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -21,8 +23,8 @@ pub struct JsonBody {
     pub model: Option<String>,
     /// Top-level `user`, when a string.
     pub user: Option<String>,
-    /// Top-level `usage`, raw.
-    pub usage: Option<Box<RawValue>>,
+    /// Token counts from the top-level `usage`.
+    pub tokens: Option<TokensUsage>,
 }
 
 impl JsonBody {
@@ -33,7 +35,7 @@ impl JsonBody {
             json: serde_json::value::to_raw_value(text).expect("a string is valid JSON"),
             model: None,
             user: None,
-            usage: None,
+            tokens: None,
         }
     }
 }
@@ -49,9 +51,16 @@ struct Probe<'a> {
     usage: Option<&'a RawValue>,
 }
 
-fn string_of(raw: Option<&RawValue>) -> Option<String> {
-    raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok())
-        .filter(|s| !s.is_empty())
+/// A raw JSON value as a non-empty string, when it is a string.
+fn string_of(raw: Option<&str>) -> Option<String> {
+    let raw = raw?;
+    let text = match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        // A valid JSON string without a backslash has no escapes: its text
+        // is the text between the quotes.
+        Some(inner) if !inner.contains('\\') => inner.to_owned(),
+        _ => serde_json::from_str::<String>(raw).ok()?,
+    };
+    (!text.is_empty()).then_some(text)
 }
 
 /// Convert `bytes` (already decoded) using the `Content-Type`, if any.
@@ -92,28 +101,54 @@ pub fn parse_json(bytes: &[u8]) -> Option<JsonBody> {
     } else {
         text.into()
     };
-    match serde_json::from_str::<Probe>(&one_line) {
-        Ok(p) => {
-            let (model, user) = (string_of(p.model), string_of(p.user));
-            let usage = p.usage.map(RawValue::to_owned);
-            let json = RawValue::from_string(one_line.into_owned()).ok()?;
-            Some(JsonBody {
-                json,
-                model,
-                user,
-                usage,
-            })
-        }
-        // Not an object (or duplicate keys): still JSON, without fields.
-        Err(_) => RawValue::from_string(one_line.into_owned())
-            .ok()
-            .map(|json| JsonBody {
-                json,
-                model: None,
-                user: None,
-                usage: None,
-            }),
+    // One serde pass validates the body and borrows it as raw JSON (the
+    // only way to make a `RawValue` without parsing twice); the fields are
+    // then picked by the walker, which need not check anything again.
+    let raw = serde_json::from_str::<&RawValue>(&one_line).ok()?;
+    let [model, user, usage_json] = probe(raw);
+    Some(JsonBody {
+        json: raw.to_owned(),
+        model: string_of(model),
+        user: string_of(user),
+        tokens: usage_json.and_then(usage::tokens_of),
+    })
+}
+
+/// Top-level `model`, `user` and `usage` of a JSON text, raw, as [`Probe`]
+/// reads them: none at all when the text is not an object or repeats one
+/// of them (serde refuses duplicate fields).
+fn probe(json: &RawValue) -> [Option<&str>; 3] {
+    if let Some(fields) = probe_fast(json) {
+        return fields;
     }
+    match serde_json::from_str::<Probe>(json.get()) {
+        Ok(p) => [p.model, p.user, p.usage].map(|r| r.map(RawValue::get)),
+        Err(_) => [None; 3],
+    }
+}
+
+/// The walk; `None` leaves the decision to serde (arrays, which serde reads
+/// as structs too, escaped keys, duplicates, deep nesting).
+fn probe_fast(json: &RawValue) -> Option<[Option<&str>; 3]> {
+    let mut fields = [None; 3];
+    let mut seen = [false; 3];
+    let mut s = Scanner::of_valid(json);
+    s.ws();
+    s.object(|s, key| {
+        let i = match key {
+            "model" => 0,
+            "user" => 1,
+            "usage" => 2,
+            _ => return s.value().map(drop),
+        };
+        if std::mem::replace(&mut seen[i], true) {
+            return None;
+        }
+        let value = s.value()?;
+        fields[i] = (value != "null").then_some(value);
+        Some(())
+    })?;
+    s.at_end().then_some(fields)
 }
 
 fn sse_or_text(bytes: &[u8], ct: &str) -> JsonBody {
@@ -157,6 +192,59 @@ fn text_or_binary(bytes: &[u8], ct: &str) -> JsonBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn probe_serde(json: &str) -> [Option<&str>; 3] {
+        match serde_json::from_str::<Probe>(json) {
+            Ok(p) => [p.model, p.user, p.usage].map(|r| r.map(RawValue::get)),
+            Err(_) => [None; 3],
+        }
+    }
+
+    /// Bodies with the probed fields in every form: repeated, escaped,
+    /// `null`, nested, not strings; objects and arrays.
+    fn bodies() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("model"),
+            Just("user"),
+            Just("usage"),
+            Just("messages"),
+            Just("mod\\u0065l"),
+        ];
+        let value = prop_oneof![
+            Just("null"),
+            Just("\"gpt\""),
+            Just("\"\""),
+            Just("\"a\\u00e9\""),
+            Just("\"\\ud800\""),
+            Just("7"),
+            Just(r#"{"prompt_tokens":1,"model":"x"}"#),
+            Just(r#"[{"role":"user","content":"hi"}]"#),
+        ];
+        let member = (key, value).prop_map(|(k, v)| format!("\"{k}\": {v}"));
+        (
+            proptest::collection::vec(member, 0..5),
+            prop::bool::weighted(0.8),
+        )
+            .prop_map(|(m, object)| {
+                if object {
+                    format!("{{{}}}", m.join(","))
+                } else {
+                    format!("[{}]", m.join(",").replace(": ", ","))
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// The walk finds the fields serde finds.
+        #[test]
+        fn probe_is_the_serde_probe(body in bodies()) {
+            let raw = RawValue::from_string(body.clone()).unwrap();
+            prop_assert_eq!(probe(&raw), probe_serde(&body), "{}", body);
+        }
+    }
 
     #[test]
     fn json_is_kept_on_one_line_with_fields() {
@@ -170,7 +258,15 @@ mod tests {
         );
         assert_eq!(b.model.as_deref(), Some("gpt-4o"));
         assert_eq!(b.user.as_deref(), Some("u1"));
-        assert_eq!(b.usage.unwrap().get(), r#"{"a":1}"#);
+        assert_eq!(b.tokens, None);
+        let b = to_json(br#"{"usage": {"prompt_tokens": 2}}"#, None);
+        assert_eq!(
+            b.tokens,
+            Some(TokensUsage {
+                completion: 0,
+                prompt: 2
+            })
+        );
     }
 
     #[test]

@@ -11,15 +11,19 @@
 //! - [`decode`]: gzip / brotli / deflate, capped against decompression bombs.
 //! - [`body`]: a decoded body as JSON, by content type.
 //! - [`sse`]: a streamed completion merged into one object.
+//! - `chunk`: what one chunk of a stream contributes, read fast.
+//! - `scan`: a JSON walker that validates and picks fields without building.
 //! - [`usage`]: token counts from `usage`.
 //! - [`run_id`]: deterministic run ids (UUIDv5 of the request id).
 //! - [`redact`]: credential headers hidden.
 
 pub mod body;
+mod chunk;
 pub mod decode;
 pub mod payload;
 pub mod redact;
 pub mod run_id;
+mod scan;
 pub mod sse;
 pub mod usage;
 
@@ -124,18 +128,18 @@ impl Transformer for DefaultTransformer {
         if !x.method.eq_ignore_ascii_case("POST") {
             return None;
         }
-        let input = x
+        let mut input = x
             .request_body
             .as_deref()
             .filter(|b| !b.is_empty())
             .map(|b| self.body(b, None, None));
-        let output = x
+        let mut output = x
             .response_body
             .as_deref()
             .filter(|b| !b.is_empty())
             .map(|b| self.body(b, header(x, "Content-Encoding"), header(x, "Content-Type")));
         let timestamp = x.timestamp.unwrap_or_else(OffsetDateTime::now_utc);
-        let run_key = if x.request_id.is_empty() {
+        let run_key: std::borrow::Cow<str> = if x.request_id.is_empty() {
             // No request id: name the exchange by its stable fields.
             format!(
                 "log:{}:{}:{}",
@@ -143,17 +147,15 @@ impl Transformer for DefaultTransformer {
                 payload::rfc3339_millis::format(timestamp),
                 x.path
             )
+            .into()
         } else {
-            x.request_id.clone()
+            x.request_id.as_str().into()
         };
         let name = input
-            .as_ref()
-            .and_then(|b| b.model.clone())
-            .or_else(|| output.as_ref().and_then(|b| b.model.clone()));
-        let tokens_usage = output
-            .as_ref()
-            .and_then(|b| b.usage.as_deref())
-            .and_then(usage::tokens);
+            .as_mut()
+            .and_then(|b| b.model.take())
+            .or_else(|| output.as_mut().and_then(|b| b.model.take()));
+        let tokens_usage = output.as_ref().and_then(|b| b.tokens);
         Some(LlmPayload {
             kind: "llm".into(),
             event: if x.status >= 400 { "error" } else { "end" }.into(),
@@ -161,7 +163,7 @@ impl Transformer for DefaultTransformer {
             parent_run_id: None,
             name,
             timestamp,
-            user_id: input.as_ref().and_then(|b| b.user.clone()),
+            user_id: input.as_mut().and_then(|b| b.user.take()),
             input: input.map(|b| b.json),
             output: output.map(|b| b.json),
             tokens_usage,

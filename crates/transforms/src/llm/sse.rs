@@ -9,9 +9,10 @@
 //! that carries it (the last one, when several do).
 
 use super::body::JsonBody;
-use serde::{Deserialize, Serialize};
+use super::chunk;
+use super::usage::tokens;
+use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
 use std::borrow::Cow;
 
 /// The merged completion, keys in the order providers send them.
@@ -43,146 +44,26 @@ struct Message {
     content: String,
 }
 
-/// One chunk, read without building a tree: the fast path for well-formed
-/// chunks. A chunk whose fields have unexpected types falls back to
-/// [`Value`].
-#[derive(Deserialize)]
-struct Chunk<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    object: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    created: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    model: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    choices: Option<First<ChunkChoice<'a>>>,
-    #[serde(borrow, default)]
-    usage: Option<&'a RawValue>,
-}
-
-/// The first element of a JSON array (the rest is skipped): `choices[0]`
-/// without a `Vec` per chunk.
-struct First<T>(Option<T>);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
-            type Value = First<T>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<First<T>, A::Error> {
-                let first = seq.next_element()?;
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(First(first))
-            }
-        }
-        d.deserialize_seq(V(std::marker::PhantomData))
-    }
-}
-
-#[derive(Deserialize)]
-struct ChunkChoice<'a> {
-    #[serde(borrow, default)]
-    delta: Option<Delta<'a>>,
-    #[serde(borrow, default)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct Delta<'a> {
-    #[serde(borrow, default)]
-    content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    role: Option<Cow<'a, str>>,
-}
-
-/// What one chunk contributes, whichever way it was read; borrowed from the
-/// chunk's text where possible, so a chunk costs one parse and no copies
-/// beyond the content it adds.
-#[derive(Default)]
-struct Piece<'a> {
-    ids: [Option<Cow<'a, RawValue>>; 4],
-    usage: Option<Cow<'a, RawValue>>,
-    content: Option<Cow<'a, str>>,
-    role: Option<Cow<'a, str>>,
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-fn raw(v: Option<&RawValue>) -> Option<Cow<'_, RawValue>> {
-    v.filter(|r| r.get() != "null").map(Cow::Borrowed)
-}
-
-fn read_typed(data: &str) -> Option<Piece<'_>> {
-    let c: Chunk = serde_json::from_str(data).ok()?;
-    let first = c.choices.and_then(|cs| cs.0);
-    let (delta, finish_reason) = match first {
-        Some(ch) => (ch.delta, ch.finish_reason),
-        None => (None, None),
-    };
-    let (content, role) = match delta {
-        Some(d) => (d.content, d.role),
-        None => (None, None),
-    };
-    Some(Piece {
-        ids: [raw(c.id), raw(c.object), raw(c.created), raw(c.model)],
-        usage: raw(c.usage),
-        content,
-        role,
-        finish_reason,
-    })
-}
-
-fn read_value(data: &str) -> Option<Piece<'static>> {
-    let Ok(Value::Object(chunk)) = serde_json::from_str::<Value>(data) else {
-        return None;
-    };
-    let owned = |k: &str| {
-        chunk
-            .get(k)
-            .filter(|v| !v.is_null())
-            .and_then(|v| serde_json::value::to_raw_value(v).ok())
-            .map(Cow::Owned)
-    };
-    let choice = chunk.get("choices").and_then(|c| c.get(0));
-    let delta = choice.and_then(|c| c.get("delta"));
-    let text = |v: Option<&Value>, k: &str| {
-        v.and_then(|v| v.get(k))
-            .and_then(Value::as_str)
-            .map(|s| Cow::Owned(s.to_owned()))
-    };
-    Some(Piece {
-        ids: [
-            owned("id"),
-            owned("object"),
-            owned("created"),
-            owned("model"),
-        ],
-        usage: owned("usage"),
-        content: text(delta, "content"),
-        role: text(delta, "role"),
-        finish_reason: text(choice, "finish_reason"),
-    })
-}
-
 /// Split an SSE stream into the data of its events (multi-line data joined
 /// with `\n`, as the SSE format says). Stops at `[DONE]`.
 fn events(text: &str) -> Vec<Cow<'_, str>> {
-    let mut out = Vec::new();
+    // Events are rarely shorter than 100 bytes: room for all of them, at
+    // the cost of a few unused slots.
+    let mut out = Vec::with_capacity(text.len() / 100);
     let mut data: Option<Cow<str>> = None;
     // memchr finds line ends and colons several times faster than `str`
-    // patterns; both are ASCII, so every cut is on a char boundary.
+    // patterns; both are ASCII, so every cut is on a char boundary. The
+    // blank line after each event and the `data:` prefix are checked first,
+    // without a search.
     let mut rest = text;
-    while !rest.is_empty() {
-        let (line, next) = match memchr::memchr(b'\n', rest.as_bytes()) {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, ""),
+    while let Some(&first) = rest.as_bytes().first() {
+        let (line, next) = if first == b'\n' {
+            ("", &rest[1..])
+        } else {
+            match memchr::memchr(b'\n', rest.as_bytes()) {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, ""),
+            }
         };
         rest = next;
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -195,13 +76,14 @@ fn events(text: &str) -> Vec<Cow<'_, str>> {
             }
             continue;
         }
-        let (field, value) = match memchr::memchr(b':', line.as_bytes()) {
-            Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(' ').unwrap_or(v))
-            }
-            None => (line, ""),
+        let (field, value) = match line.strip_prefix("data:") {
+            Some(v) => ("data", v),
+            None => match memchr::memchr(b':', line.as_bytes()) {
+                Some(i) => (&line[..i], &line[i + 1..]),
+                None => (line, ""),
+            },
         };
+        let value = value.strip_prefix(' ').unwrap_or(value);
         if field == "data" {
             match &mut data {
                 Some(d) => {
@@ -222,59 +104,90 @@ fn events(text: &str) -> Vec<Cow<'_, str>> {
 
 /// Merge the stream; `None` when no event carries a JSON object.
 pub fn merge(bytes: &[u8]) -> Option<JsonBody> {
-    let mut m = Merged::default();
-    let mut role: Option<String> = None;
-    let mut any = false;
+    merge_with(bytes, true)
+}
+
+/// `fast: false` reads every chunk with serde: the reference for tests.
+fn merge_with(bytes: &[u8], fast: bool) -> Option<JsonBody> {
     // Validating is much faster than the lossy conversion; most streams are UTF-8.
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => Cow::Borrowed(t),
         Err(_) => String::from_utf8_lossy(bytes),
     };
-    for data in events(&text) {
-        let Some(piece) = read_typed(&data).or_else(|| read_value(&data)) else {
-            continue;
+    let events = events(&text);
+    let mut reader = chunk::Reader::new(fast);
+    // Everything but the content stays borrowed from the stream until the end.
+    let mut ids: [Option<Cow<str>>; 4] = Default::default();
+    let mut usage = None;
+    let mut role = None;
+    let mut finish_reason = None;
+    // Streams spend tens of bytes of JSON per word of content: this is
+    // usually enough for the whole content, and never much too large.
+    let mut content = String::with_capacity(text.len() / 16);
+    let mut any = false;
+    for data in &events {
+        let piece = match reader.read(data) {
+            None => continue,
+            // Only ever after a piece: `any` is already set.
+            Some(chunk::Read::Content(text)) => {
+                content.push_str(text.as_deref().unwrap_or(""));
+                continue;
+            }
+            Some(chunk::Read::Piece(piece)) => piece,
         };
         any = true;
-        let [id, object, created, model] = piece.ids;
-        for (slot, value) in [
-            (&mut m.id, id),
-            (&mut m.object, object),
-            (&mut m.created, created),
-            (&mut m.model, model),
-        ] {
+        for (slot, value) in ids.iter_mut().zip(piece.ids) {
             if slot.is_none() {
-                *slot = value.map(Cow::into_owned);
+                *slot = value;
             }
         }
-        if let Some(usage) = piece.usage {
-            m.usage = Some(usage.into_owned());
+        if piece.usage.is_some() {
+            usage = piece.usage;
         }
         if let Some(text) = piece.content {
-            m.choices[0].message.content.push_str(&text);
+            content.push_str(&text);
         }
         if role.is_none() {
-            role = piece.role.map(Cow::into_owned);
+            role = piece.role;
         }
         if let Some(reason) = piece.finish_reason.filter(|r| !r.is_empty()) {
-            m.choices[0].finish_reason = Some(reason.into_owned());
+            finish_reason = Some(reason);
         }
     }
     if !any {
         return None;
     }
-    m.choices[0].message.role = role.unwrap_or_else(|| "assistant".into());
+    // The chunk readers only hand out text that parsed as JSON, so the
+    // conversion cannot fail; were it to, the field would be left out.
+    let raw = |v: Option<Cow<str>>| v.and_then(|t| RawValue::from_string(t.into_owned()).ok());
+    let [id, object, created, model] = ids;
+    let m = Merged {
+        id: raw(id),
+        object: raw(object),
+        created: raw(created),
+        model: raw(model),
+        choices: [Choice {
+            index: 0,
+            message: Message {
+                role: role.map_or_else(|| "assistant".into(), Cow::into_owned),
+                content,
+            },
+            finish_reason: finish_reason.map(Cow::into_owned),
+        }],
+        usage: raw(usage),
+    };
     let model = m
         .model
         .as_deref()
         .and_then(|r| serde_json::from_str::<String>(r.get()).ok());
-    let usage = m.usage.clone();
+    let counts = m.usage.as_deref().and_then(tokens);
     // Raw values that came from a parse, strings and numbers: always serializes.
     let json = serde_json::value::to_raw_value(&m).ok()?;
     Some(JsonBody {
         json,
         model,
         user: None,
-        usage,
+        tokens: counts,
     })
 }
 
@@ -286,6 +199,73 @@ pub fn merge_to_string(bytes: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Streams whose chunks mostly repeat one another but for the content,
+    /// with the ways a chunk can differ: another prefix, a content that is
+    /// not a plain string, a finish reason, usage, a duplicate field, junk.
+    fn streams() -> impl Strategy<Value = String> {
+        let prefix = prop_oneof![
+            Just(
+                r#"{"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"#
+            ),
+            Just(r#"{"id":"c2","choices":[{"index":0,"delta":{"role":"assistant","content":"#),
+            Just(r#"{"choices":[{"delta":{"content":"#),
+            Just(r#"{"id":null,"choices":[{"delta":{"content":"#),
+        ];
+        let content = prop_oneof![
+            Just(r#""w""#),
+            Just(r#"" x""#),
+            Just(r#""a\"b""#),
+            Just(r#""\u00e9\n""#),
+            Just(r#""\ud800""#),
+            Just(r#""""#),
+            Just("null"),
+            Just("1"),
+            Just(r#""a"b""#),
+        ];
+        let suffix = prop_oneof![
+            Just(r#"},"finish_reason":null}]}"#),
+            Just(r#"},"finish_reason":"stop"}]}"#),
+            Just(r#"},"finish_reason":""}]}"#),
+            Just(r#"}}],"usage":{"prompt_tokens":1}}"#),
+            Just(r#"}}],"usage":{"prompt_tokens":2}}"#),
+            Just(r#","content":"dup"}}]}"#),
+            Just(r#"}}]} x"#),
+            Just(r#"}}]}"#),
+            Just(r#"}},{"delta":{"content":"second"}}]}"#),
+        ];
+        let chunk = (prefix, content, suffix).prop_map(|(p, c, s)| format!("data: {p}{c}{s}\n\n"));
+        proptest::collection::vec(chunk, 0..12).prop_map(|c| c.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Also on text that is barely a stream at all.
+        #[test]
+        fn fast_merge_is_the_serde_merge_on_noise(
+            stream in "(data: ?[{}\\[\\]a-z:\" ,0-9\\\\\n]{0,40}\n\n?){0,8}"
+        ) {
+            let text = |b: Option<JsonBody>| b.map(|b| (b.json.get().to_owned(), b.model, b.tokens));
+            prop_assert_eq!(
+                text(merge_with(stream.as_bytes(), true)),
+                text(merge_with(stream.as_bytes(), false)),
+                "{}", stream
+            );
+        }
+
+        /// The fast readers merge every stream exactly as serde alone does.
+        #[test]
+        fn fast_merge_is_the_serde_merge(stream in streams()) {
+            let text = |b: Option<JsonBody>| b.map(|b| (b.json.get().to_owned(), b.model, b.tokens));
+            prop_assert_eq!(
+                text(merge_with(stream.as_bytes(), true)),
+                text(merge_with(stream.as_bytes(), false)),
+                "{}", stream
+            );
+        }
+    }
 
     #[test]
     fn events_follow_the_sse_format() {
