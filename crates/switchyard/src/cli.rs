@@ -131,8 +131,8 @@ pub struct DispatcherArgs {
     pub event_bus: String,
     #[command(flatten)]
     pub redis: crate::redis_source::RedisArgs,
-    /// Bound of the sink's buffer, in events (the intake queue in front of
-    /// the transforms holds an eighth more).
+    /// Bound of the events waiting in memory: an eighth in the intake queue
+    /// in front of the transforms, the rest in the sink's buffer.
     #[arg(long, env = "DISPATCHER_QUEUE_CAPACITY", default_value = "10000", value_parser = positive)]
     pub queue_capacity: usize,
     /// Longest a request waits for queue room before `503 Retry-After`.

@@ -151,6 +151,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
             tx.clone(),
             source_stats.clone(),
         );
+        let sink_buffer = sink.buffer.clone();
         let tail_counters = tail.as_ref().map(|t| t.counters());
         let redis_stats = redis.as_ref().map(RedisSource::stats_handle);
         let (delivery_stats, dlq) = (delivery_stats.clone(), dlq.clone());
@@ -169,7 +170,12 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
                     "accepted": ingest.accepted.load(Relaxed),
                     "rejected_requests": ingest.rejected_requests.load(Relaxed),
                 },
-                "queue": {"capacity": tx.capacity(), "free": tx.room()},
+                // Both queues in memory: the intake's and the sink's buffer.
+                "queue": {
+                    "capacity": tx.capacity() as u64 + sink_buffer.max_events.load(Relaxed),
+                    "free": (tx.room() as u64 + sink_buffer.max_events.load(Relaxed))
+                        .saturating_sub(sink_buffer.events.load(Relaxed)),
+                },
                 "disk_buffer": disk_stats.as_ref().map(|f| f()),
             })
         })
@@ -337,10 +343,12 @@ fn start_pipeline(
     if disk.is_some() {
         info!(dir = %args.disk_buffer.buffer_dir.display(), max_bytes = args.disk_buffer.buffer_max_bytes, "disk buffer open");
     }
-    // `--queue-capacity` bounds the sink's buffer; the source's own queue in
-    // front of the transforms holds an eighth more, enough to keep the
-    // transforms busy while the sink's buffer is the one that fills.
+    // `--queue-capacity` bounds the events waiting in memory: an eighth in
+    // the source's own queue in front of the transforms (enough to keep them
+    // busy), the rest in the sink's buffer, which is the one that fills
+    // when the sink is slow.
     let source_queue = (args.queue_capacity / 8).max(1);
+    let sink_buffer = args.queue_capacity.saturating_sub(source_queue).max(1);
     let transforms = vec![TransformNode {
         name: "transforms".into(),
         inputs: vec![SOURCE.into()],
@@ -350,7 +358,7 @@ fn start_pipeline(
         name: service.clone(),
         inputs: vec!["transforms".into()],
         sink,
-        buffer: BufferConfig::events(args.queue_capacity),
+        buffer: BufferConfig::events(sink_buffer),
         policy,
         disk,
     }];

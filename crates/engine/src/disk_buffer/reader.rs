@@ -85,6 +85,14 @@ impl Reader {
         loop {
             // Every appender gone: stop; unread records wait for the next start.
             if self.durable.has_changed().is_err() {
+                // A finished segment read to its end is passed first, so it
+                // is deleted now rather than at the next start.
+                let durable = *self.durable.borrow();
+                if self.pos.segment < durable.segment
+                    && self.segment_len().is_ok_and(|len| self.pos.offset >= len)
+                {
+                    self.next_segment(durable.segment);
+                }
                 return;
             }
             let durable = *self.durable.borrow_and_update();
