@@ -287,6 +287,7 @@ pub fn buffer(config: BufferConfig, wait: Option<Histogram>) -> (IntakeSender, I
         IntakeSender {
             shared: shared.clone(),
             disk: None,
+            pipelined: false,
         },
         IntakeReceiver { shared },
     )
@@ -300,6 +301,9 @@ pub fn buffer(config: BufferConfig, wait: Option<Histogram>) -> (IntakeSender, I
 pub struct IntakeSender {
     shared: Arc<Shared>,
     disk: Option<Appender>,
+    /// With a disk buffer: `send` returns once the chunk is queued for the
+    /// writer, not after its sync (see [`IntakeSender::pipelined`]).
+    pipelined: bool,
 }
 
 impl Clone for IntakeSender {
@@ -310,6 +314,7 @@ impl Clone for IntakeSender {
         Self {
             shared: self.shared.clone(),
             disk: self.disk.clone(),
+            pipelined: self.pipelined,
         }
     }
 }
@@ -350,7 +355,19 @@ impl IntakeSender {
         IntakeSender {
             shared: self.shared.clone(),
             disk: Some(appender),
+            pipelined: false,
         }
+    }
+
+    /// For a sender in front of a disk buffer: `send` returns as soon as the
+    /// chunk is queued for the disk writer, and the events' tokens are
+    /// resolved only after the sync that covers them. For one task that
+    /// appends chunk after chunk (a pipeline's router), so that its chunks
+    /// share group commits instead of waiting for one sync each; whoever
+    /// needs durability waits for the tokens. No effect on a memory buffer.
+    pub fn pipelined(mut self) -> Self {
+        self.pipelined = true;
+        self
     }
 
     async fn enqueue(
@@ -365,7 +382,12 @@ impl IntakeSender {
             // A disk failure is reported as `Closed`: the source is told
             // nothing was accepted, and the error is logged with its cause.
             let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            return disk.append(events, wait).await.map_err(|e| match e {
+            let appended = if self.pipelined {
+                disk.append_pipelined(events, wait).await
+            } else {
+                disk.append(events, wait).await
+            };
+            return appended.map_err(|e| match e {
                 AppendError::Full(events) => SendError::Full(events),
                 AppendError::Failed(events) => SendError::Closed(events),
             });

@@ -361,7 +361,9 @@ impl Pipeline {
                     })?;
                     disk_stats = Some(Arc::new(handle.stats_fn()));
                     disks.push((node.name.clone(), handle));
-                    disk_tx
+                    // Routers append chunk after chunk; acknowledging
+                    // sources wait for the tokens, which the sync resolves.
+                    disk_tx.pipelined()
                 }
             };
             let counters = Arc::new(match observers.worker_task.get(&node.name) {

@@ -243,3 +243,32 @@ async fn a_directory_in_use_is_refused_until_its_owner_stops() {
     stop(tx, rx, handle).await;
     DiskBuffer::open(config(dir.path(), 1 << 20, 1 << 16)).expect("free again once stopped");
 }
+
+#[tokio::test]
+async fn a_pipelined_sender_keeps_order_and_acknowledges_only_after_the_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx, handle) = start(config(dir.path(), 1 << 20, 1 << 16));
+    let tx = tx.pipelined();
+    let mut outcomes = Vec::new();
+    for i in 0..50 {
+        let (batch, outcome) = switchyard_core::AckBatch::new();
+        let chunk = events(&format!("p{i}"), 2)
+            .into_iter()
+            .map(|e| e.with_ack(batch.token()))
+            .collect();
+        tx.send(chunk).await.unwrap();
+        outcomes.push(outcome);
+    }
+    for outcome in outcomes {
+        let o = tokio::time::timeout(BOUND, outcome).await.unwrap().unwrap();
+        assert_eq!((o.delivered, o.unresolved), (2, 0), "on disk: {o:?}");
+    }
+    let got = receive(&mut rx, 100).await;
+    let names: Vec<String> = got.iter().map(message).collect();
+    let expected: Vec<String> = (0..50)
+        .flat_map(|i| [format!("p{i}-0"), format!("p{i}-1")])
+        .collect();
+    assert_eq!(names, expected, "log order is send order");
+    settle(got);
+    stop(tx, rx, handle).await;
+}

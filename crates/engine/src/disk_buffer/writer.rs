@@ -61,6 +61,37 @@ impl Appender {
         events: Vec<Event>,
         wait: Option<Duration>,
     ) -> Result<(), AppendError> {
+        let queued = self.queue(events, wait).await?;
+        queued.settle().await
+    }
+
+    /// Like [`append`](Self::append), but return once the chunk is queued
+    /// for the writer: the wait for the sync moves to a task of its own,
+    /// which resolves the tokens as delivered after it — or leaves them
+    /// unresolved (lost, so no source acknowledges them) if the write
+    /// fails. A single caller appending chunk after chunk (a pipeline's
+    /// router) then fills each group commit instead of paying one sync per
+    /// chunk; the byte budget still makes it wait when the buffer is full.
+    pub(crate) async fn append_pipelined(
+        &self,
+        events: Vec<Event>,
+        wait: Option<Duration>,
+    ) -> Result<(), AppendError> {
+        let queued = self.queue(events, wait).await?;
+        tokio::spawn(async move {
+            // On failure the events are dropped unresolved; the error is
+            // logged by `settle`.
+            let _ = queued.settle().await;
+        });
+        Ok(())
+    }
+
+    /// Encode, take room from the budget, hand the records to the writer.
+    async fn queue(
+        &self,
+        events: Vec<Event>,
+        wait: Option<Duration>,
+    ) -> Result<Queued, AppendError> {
         let deadline = wait.map(|w| Instant::now() + w);
         let mut records = Vec::with_capacity(events.len() * 192);
         for e in &events {
@@ -76,13 +107,37 @@ impl Appender {
             events: events.len() as u64,
             done,
         };
-        let written = match self.tx.send(request) {
-            Ok(()) => result.await.unwrap_or_else(|_| Err(stopped())),
-            Err(_) => Err(stopped()),
+        let result = match self.tx.send(request) {
+            Ok(()) => Some(result),
+            Err(_) => None,
+        };
+        Ok(Queued {
+            events,
+            bytes,
+            result,
+            budget: self.budget.clone(),
+        })
+    }
+}
+
+/// A chunk handed to the writer, waiting for its sync.
+struct Queued {
+    events: Vec<Event>,
+    bytes: u64,
+    /// `None`: the writer had already stopped.
+    result: Option<oneshot::Receiver<io::Result<()>>>,
+    budget: Arc<Budget>,
+}
+
+impl Queued {
+    async fn settle(self) -> Result<(), AppendError> {
+        let written = match self.result {
+            Some(result) => result.await.unwrap_or_else(|_| Err(stopped())),
+            None => Err(stopped()),
         };
         match written {
             Ok(()) => {
-                for mut e in events {
+                for mut e in self.events {
                     e.resolve(Fate::Delivered);
                 }
                 Ok(())
@@ -92,8 +147,8 @@ impl Appender {
                 // The bytes may be partly on disk; if the reader finds them it
                 // delivers them (a duplicate for a retrying source) and
                 // releases them again, which the budget tolerates.
-                self.budget.release(bytes);
-                Err(AppendError::Failed(events))
+                self.budget.release(self.bytes);
+                Err(AppendError::Failed(self.events))
             }
         }
     }
