@@ -2,16 +2,11 @@
 //! original clients rely on, in this order: required fields, registry
 //! validator, namespace, method, handler.
 
-use crate::handler::{HandlerError, HandlerFuture, Missing};
+use crate::handler::Missing;
 use crate::node::Node;
 use crate::pb;
 use crate::status::{self, BAD_REQUEST, INTERNAL, NOT_FOUND, TIMEOUT};
 use crate::trace::CallContext;
-use prost_types::Any;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use tokio::time::Instant;
 
 /// The three `400` checks shared by Serve and Dispatch. On success: the
@@ -88,15 +83,17 @@ pub(crate) async fn serve(
         traceparent,
         execution_context: request.execution_context,
     };
-    // A panic in the handler becomes a 500 response instead of tearing down
-    // the connection. The handler runs inside this call's task (no task of
-    // its own per call: spawning one cost a fair share of a small call's CPU),
-    // so when the call is dropped (the caller's deadline, enforced by the
-    // server, or the caller went away) the handler is dropped with it.
-    let handler = CatchPanic(handler(context, request.input.unwrap_or_default()));
+    // The handler runs as its own task so that a panic in it becomes a 500
+    // response instead of tearing down the connection. If this call is
+    // dropped (the caller's deadline, enforced by the server, or the caller
+    // went away), the guard aborts the handler rather than leaving it running.
+    let mut task = AbortOnDrop(tokio::spawn(handler(
+        context,
+        request.input.unwrap_or_default(),
+    )));
     let outcome = match deadline {
-        Some(d) => match tokio::time::timeout_at(d, handler).await {
-            Ok(outcome) => outcome,
+        Some(d) => match tokio::time::timeout_at(d, &mut task.0).await {
+            Ok(joined) => joined,
             Err(_) => {
                 return respond(
                     status::new(TIMEOUT, "deadline exceeded while the handler ran"),
@@ -104,34 +101,33 @@ pub(crate) async fn serve(
                 )
             }
         },
-        None => handler.await,
+        None => (&mut task.0).await,
     };
     match outcome {
         Ok(Ok(output)) => respond(status::ok(), Some(output)),
         Ok(Err(e)) => respond(status::new(INTERNAL, format!("handler error: {e}")), None),
-        Err(Panicked) => respond(
-            status::new(INTERNAL, "handler error: the handler panicked"),
+        Err(join) => respond(
+            status::new(
+                INTERNAL,
+                format!(
+                    "handler error: {}",
+                    if join.is_panic() {
+                        "the handler panicked"
+                    } else {
+                        "the handler was cancelled"
+                    }
+                ),
+            ),
             None,
         ),
     }
 }
 
-/// The handler panicked.
-struct Panicked;
+/// Aborts the task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-/// Polls a handler's future, turning a panic into [`Panicked`]. Once it has
-/// panicked the future is not polled again.
-struct CatchPanic(HandlerFuture);
-
-impl Future for CatchPanic {
-    type Output = Result<Result<Any, HandlerError>, Panicked>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Unwind safety: after a panic the future is dropped unpolled, so no
-        // state it broke is observed again.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
-            Ok(poll) => poll.map(Ok),
-            Err(_) => Poll::Ready(Err(Panicked)),
-        }
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
