@@ -1,13 +1,30 @@
 //! Loopback benchmark: the same unary call made directly (Serve on node B)
 //! and through a hop (Dispatch on node A, forwarded to B as Serve), each by
-//! `--callers` concurrent callers for `--seconds`, in one run.
+//! `callers` concurrent callers for `seconds`, in one run.
 //!
 //! ```text
-//! cargo run --release -p switchyard-mesh --example bench -- [callers] [seconds]
+//! cargo run --release -p switchyard-mesh --example bench -- [callers] [seconds] [layout] [phases]
 //! ```
 //!
-//! Both nodes and the callers share one process and its cores, as they would
-//! share a small machine. Callers spread over 4 HTTP/2 connections.
+//! `phases`: `both` (default), or only `direct` or `hop` — one phase alone is
+//! what an instruction-count profile (`valgrind --tool=callgrind`) wants.
+//!
+//! `layout` says where the callers run; the two nodes always share one
+//! runtime with two worker threads (the machine this was written for has two
+//! cores):
+//! - `split` (default): the callers have a runtime of their own with one
+//!   worker thread, so their work is not scheduled among the nodes' tasks and
+//!   their CPU time can be told apart. They still share the machine's cores
+//!   with the nodes.
+//! - `shared`: the callers are tasks on the nodes' runtime (the layout of the
+//!   first measurements).
+//!
+//! Both phases use the same callers, payload, connections and layout. Besides
+//! calls/s and latency, each phase reports the CPU time the process used per
+//! call (user + system, from `/proc`) and the read/write syscalls per call,
+//! in total and for the nodes' threads alone: unlike calls/s, these barely
+//! move when other work shares the machine, so they compare runs made under
+//! different loads.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,34 +32,93 @@ use switchyard_mesh::pb::{DispatchRequest, ServeRequest, ServiceTypeRef};
 use switchyard_mesh::{any, dial, Client, Dispatcher, Security};
 use tokio::net::TcpListener;
 
+/// HTTP/2 connections the callers spread over.
 const CONNECTIONS: usize = 4;
+/// Name of the callers' thread in `split` layout (to tell its CPU time apart).
+const CALLER_THREAD: &str = "bench-callers";
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    Split,
+    Shared,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut args = std::env::args().skip(1);
     let callers: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(64);
     let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5);
+    let layout = match args.next().as_deref() {
+        None | Some("split") => Layout::Split,
+        Some("shared") => Layout::Shared,
+        Some(other) => return Err(format!("unknown layout {other:?}: split or shared").into()),
+    };
+    let (run_direct, run_hop) = match args.next().as_deref() {
+        None | Some("both") => (true, true),
+        Some("direct") => (true, false),
+        Some("hop") => (false, true),
+        Some(other) => return Err(format!("unknown phases {other:?}: both, direct or hop").into()),
+    };
+    let nodes_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-nodes")
+        .enable_all()
+        .build()?;
+    let callers_rt = match layout {
+        Layout::Split => Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name(CALLER_THREAD)
+                .enable_all()
+                .build()?,
+        ),
+        Layout::Shared => None,
+    };
+    let callers_handle = callers_rt
+        .as_ref()
+        .map_or_else(|| nodes_rt.handle().clone(), |rt| rt.handle().clone());
 
-    let la = TcpListener::bind("127.0.0.1:0").await?;
-    let lb = TcpListener::bind("127.0.0.1:0").await?;
-    let (addr_a, addr_b) = (la.local_addr()?.to_string(), lb.local_addr()?.to_string());
-    let a = Dispatcher::new("a", addr_a.clone(), ["bench"]);
-    let b = Dispatcher::new("b", addr_b.clone(), ["bench"]);
-    b.register_service("bench", "Echo", "Echo", |input| async move { Ok(input) });
-    let (ra, rb) = (a.spawn(la), b.spawn(lb));
-    a.connect_to(&addr_b, &["bench"]).await?;
+    nodes_rt.block_on(async {
+        let la = TcpListener::bind("127.0.0.1:0").await?;
+        let lb = TcpListener::bind("127.0.0.1:0").await?;
+        let (addr_a, addr_b) = (la.local_addr()?.to_string(), lb.local_addr()?.to_string());
+        let a = Dispatcher::new("a", addr_a.clone(), ["bench"]);
+        let b = Dispatcher::new("b", addr_b.clone(), ["bench"]);
+        b.register_service("bench", "Echo", "Echo", |input| async move { Ok(input) });
+        let (ra, rb) = (a.spawn(la), b.spawn(lb));
+        a.connect_to(&addr_b, &["bench"]).await?;
 
-    let direct = run(&addr_b, callers, seconds, Call::Serve).await?;
-    let hop = run(&addr_a, callers, seconds, Call::Dispatch).await?;
-    println!("callers={callers} seconds={seconds} connections={CONNECTIONS}");
-    direct.print("direct Serve (client -> B)");
-    hop.print("Dispatch hop (client -> A -> B)");
-    println!(
-        "hop p50 / direct p50 = {:.2}x",
-        hop.p50.as_secs_f64() / direct.p50.as_secs_f64()
-    );
-    ra.shutdown().await?;
-    rb.shutdown().await?;
+        let name = match layout {
+            Layout::Split => "split",
+            Layout::Shared => "shared",
+        };
+        println!("callers={callers} seconds={seconds} connections={CONNECTIONS} layout={name}");
+        let mut direct = None;
+        if run_direct {
+            let report = callers_handle
+                .spawn(run(addr_b.clone(), callers, seconds, Call::Serve))
+                .await??;
+            report.print("direct Serve (client -> B)");
+            direct = Some(report);
+        }
+        if run_hop {
+            let hop = callers_handle
+                .spawn(run(addr_a.clone(), callers, seconds, Call::Dispatch))
+                .await??;
+            hop.print("Dispatch hop (client -> A -> B)");
+            if let Some(direct) = direct {
+                println!(
+                    "hop p50 / direct p50 = {:.2}x   hop / direct CPU per call = {:.2}x (nodes only: {:.2}x)",
+                    hop.p50.as_secs_f64() / direct.p50.as_secs_f64(),
+                    hop.cpu_per_call() / direct.cpu_per_call(),
+                    hop.node_cpu_per_call() / direct.node_cpu_per_call(),
+                );
+            }
+        }
+        ra.shutdown().await?;
+        rb.shutdown().await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    })?;
+    drop(callers_rt);
     Ok(())
 }
 
@@ -58,34 +134,105 @@ struct Report {
     elapsed: Duration,
     p50: Duration,
     p99: Duration,
+    /// CPU time of the whole process during the phase.
+    cpu: Duration,
+    /// CPU time of every thread but the callers' (`split` layout only; in
+    /// `shared` layout it is the whole process).
+    node_cpu: Duration,
+    /// Read and write syscalls of the whole process during the phase.
+    syscalls: u64,
+    /// The same, of the nodes' threads.
+    node_syscalls: u64,
 }
 
 impl Report {
+    fn cpu_per_call(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.calls as f64
+    }
+
+    fn node_cpu_per_call(&self) -> f64 {
+        self.node_cpu.as_secs_f64() * 1e6 / self.calls as f64
+    }
+
     fn print(&self, name: &str) {
         println!(
-            "{name:<34} {:>9.0} calls/s  p50 {:>7.1} µs  p99 {:>7.1} µs  ({} calls, {} errors)",
+            "{name:<34} {:>7.0} calls/s  p50 {:>7.1} µs  p99 {:>7.1} µs  cpu {:>5.1} µs/call (nodes {:>5.1})  syscalls {:.2}/call (nodes {:.2})  ({} calls, {} errors)",
             self.calls as f64 / self.elapsed.as_secs_f64(),
             self.p50.as_secs_f64() * 1e6,
             self.p99.as_secs_f64() * 1e6,
+            self.cpu_per_call(),
+            self.node_cpu_per_call(),
+            self.syscalls as f64 / self.calls as f64,
+            self.node_syscalls as f64 / self.calls as f64,
             self.calls,
             self.errors
         );
     }
 }
 
+/// What the process has used so far: CPU time (user + system) and syscalls
+/// that read or write (`/proc/<pid>/io`: `syscr` + `syscw`), of the whole
+/// process and of its threads other than the callers'. Linux only; zero
+/// elsewhere.
+#[derive(Clone, Copy, Default)]
+struct Usage {
+    cpu: Duration,
+    node_cpu: Duration,
+    syscalls: u64,
+    node_syscalls: u64,
+}
+
+fn usage() -> Usage {
+    // `/proc` reports clock ticks; 100 per second on every Linux this runs on.
+    const TICK: Duration = Duration::from_millis(10);
+    let ticks = |stat: &str| -> u64 {
+        // Fields after the `(comm)`: state is the 1st, utime the 12th, stime the 13th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        n(11) + n(12)
+    };
+    let syscalls = |io: &str| -> u64 {
+        io.lines()
+            .filter_map(|l| l.split_once(": "))
+            .filter(|(k, _)| *k == "syscr" || *k == "syscw")
+            .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+            .sum()
+    };
+    let read = |path: std::path::PathBuf| std::fs::read_to_string(path).unwrap_or_default();
+    let total = ticks(&read("/proc/self/stat".into()));
+    let total_sys = syscalls(&read("/proc/self/io".into()));
+    let (mut callers, mut callers_sys) = (0, 0);
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            if read(task.path().join("comm")).trim_end() == CALLER_THREAD {
+                callers += ticks(&read(task.path().join("stat")));
+                callers_sys += syscalls(&read(task.path().join("io")));
+            }
+        }
+    }
+    Usage {
+        cpu: TICK * total as u32,
+        node_cpu: TICK * total.saturating_sub(callers) as u32,
+        syscalls: total_sys,
+        node_syscalls: total_sys.saturating_sub(callers_sys),
+    }
+}
+
 async fn run(
-    addr: &str,
+    addr: String,
     callers: usize,
     seconds: u64,
     call: Call,
-) -> Result<Report, Box<dyn std::error::Error>> {
+) -> Result<Report, Box<dyn std::error::Error + Send + Sync>> {
     let clients: Vec<Client> = (0..CONNECTIONS)
-        .map(|_| dial(addr, &Security::default(), Duration::from_secs(2)))
+        .map(|_| dial(&addr, &Security::default(), Duration::from_secs(2)))
         .collect::<Result<_, _>>()?;
     // Warm up every connection.
     for c in &clients {
         one(&mut c.clone(), call).await;
     }
+    let before = usage();
     let started = Instant::now();
     let end = started + Duration::from_secs(seconds);
     let clients = Arc::new(clients);
@@ -113,6 +260,7 @@ async fn run(
         errors += e;
     }
     let elapsed = started.elapsed();
+    let after = usage();
     all.sort_unstable();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     Ok(Report {
@@ -121,6 +269,10 @@ async fn run(
         elapsed,
         p50: pct(0.50),
         p99: pct(0.99),
+        cpu: after.cpu.saturating_sub(before.cpu),
+        node_cpu: after.node_cpu.saturating_sub(before.node_cpu),
+        syscalls: after.syscalls - before.syscalls,
+        node_syscalls: after.node_syscalls - before.node_syscalls,
     })
 }
 

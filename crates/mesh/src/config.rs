@@ -24,6 +24,10 @@ pub struct MeshConfig {
     /// Most peers kept; a Connect from a new collector beyond this is
     /// refused with `503`, so callers cannot grow the table without bound.
     pub max_peers: usize,
+    /// Most dial-backs (the Connect a node sends back to a collector that
+    /// connected to it) in flight at once; there is never more than one per
+    /// address. A Connect beyond this is answered without a dial-back.
+    pub max_dialbacks: usize,
 }
 
 impl Default for MeshConfig {
@@ -36,6 +40,7 @@ impl Default for MeshConfig {
             call_timeout: Duration::from_secs(30),
             security: Security::default(),
             max_peers: 256,
+            max_dialbacks: 16,
         }
     }
 }

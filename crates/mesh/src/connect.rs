@@ -42,16 +42,7 @@ pub(crate) fn accept(node: &Arc<Node>, request: pb::ConnectRequest) -> pb::Conne
     if caller != node.me.id {
         match node.peers.upsert(&caller, &request.address, shared.clone()) {
             Ok(()) if !request.metadata.contains_key(NO_DIALBACK) => {
-                let (node, address) = (node.clone(), request.address.clone());
-                tokio::spawn(async move {
-                    let namespaces = node.namespaces();
-                    match connect_to(&node, &address, &namespaces, false).await {
-                        Ok(r) => debug!(peer = %r.target_collector_id, "dial-back connected"),
-                        Err(error) => {
-                            warn!(%address, %error, "dial-back failed; the peer can still route here")
-                        }
-                    }
-                });
+                dial_back(node, &request.address);
             }
             Ok(()) => {}
             Err(MeshError::PeerTableFull { max }) => {
@@ -74,6 +65,26 @@ pub(crate) fn accept(node: &Arc<Node>, request: pb::ConnectRequest) -> pb::Conne
         shared_namespaces: shared,
         target_collector_id: node.me.id.clone(),
     }
+}
+
+/// Dial the caller at `address` back in a task, unless a dial-back to it is
+/// already in flight or too many are (see [`crate::dialback`]).
+fn dial_back(node: &Arc<Node>, address: &str) {
+    let Some(permit) = node.dialbacks.try_start(address) else {
+        debug!(%address, "dial-back skipped: one is in flight, or too many are");
+        return;
+    };
+    let (node, address) = (node.clone(), address.to_string());
+    tokio::spawn(async move {
+        let _permit = permit;
+        let namespaces = node.namespaces();
+        match connect_to(&node, &address, &namespaces, false).await {
+            Ok(r) => debug!(peer = %r.target_collector_id, "dial-back connected"),
+            Err(error) => {
+                warn!(%address, %error, "dial-back failed; the peer can still route here")
+            }
+        }
+    });
 }
 
 /// Connect this node to the collector at `address`, announcing `namespaces`.

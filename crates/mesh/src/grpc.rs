@@ -21,13 +21,6 @@ pub(crate) struct Front(pub Arc<Node>);
 
 type Reply<T> = Result<Response<T>, tonic::Status>;
 
-fn route_of(service: Option<&pb::ServiceTypeRef>, method: &str) -> String {
-    match service {
-        Some(s) => format!("{}.{}", s.service_name, method),
-        None => method.to_string(),
-    }
-}
-
 impl Front {
     fn too_large(&self, size: usize) -> Option<pb::Status> {
         let limit = self.0.config.max_message_bytes;
@@ -48,10 +41,15 @@ impl CollectiveDispatcher for Front {
         let deadline = deadline_of(request.metadata());
         let trace = traceparent_of(request.metadata(), &request.get_ref().execution_context);
         let req = request.into_inner();
-        let (namespace, method) = (
-            req.namespace.clone(),
-            route_of(req.service.as_ref(), &req.method_name),
-        );
+        // Probes stay out of the call metrics.
+        let metrics = (!probe).then(|| {
+            self.0.metrics.route(
+                "serve",
+                &req.namespace,
+                req.service.as_ref().map(|s| s.service_name.as_str()),
+                &req.method_name,
+            )
+        });
         let response = match self.too_large(req.encoded_len()) {
             Some(s) => pb::ServeResponse {
                 status: Some(s),
@@ -60,11 +58,8 @@ impl CollectiveDispatcher for Front {
             },
             None => serve::serve(&self.0, req, deadline, trace).await,
         };
-        if !probe {
-            let ok = status::is_ok(response.status.as_ref());
-            self.0
-                .metrics
-                .record("serve", &namespace, &method, ok, started.elapsed());
+        if let Some(metrics) = metrics {
+            metrics.record(status::is_ok(response.status.as_ref()), started.elapsed());
         }
         Ok(Response::new(response))
     }
@@ -91,9 +86,11 @@ impl CollectiveDispatcher for Front {
         let deadline = deadline_of(request.metadata());
         let trace = traceparent_of(request.metadata(), &Default::default());
         let req = request.into_inner();
-        let (namespace, method) = (
-            req.namespace.clone(),
-            route_of(req.service.as_ref(), &req.method_name),
+        let metrics = self.0.metrics.route(
+            "dispatch",
+            &req.namespace,
+            req.service.as_ref().map(|s| s.service_name.as_str()),
+            &req.method_name,
         );
         let response = match self.too_large(req.encoded_len()) {
             Some(s) => pb::DispatchResponse {
@@ -102,10 +99,7 @@ impl CollectiveDispatcher for Front {
             },
             None => route::dispatch(&self.0, req, deadline, trace).await,
         };
-        let ok = status::is_ok(response.status.as_ref());
-        self.0
-            .metrics
-            .record("dispatch", &namespace, &method, ok, started.elapsed());
+        metrics.record(status::is_ok(response.status.as_ref()), started.elapsed());
         Ok(Response::new(response))
     }
 }

@@ -55,11 +55,15 @@ pub enum Missing {
     Method,
 }
 
-/// Handlers by namespace, then by `<Service>.<Method>`.
+/// Handlers by namespace, then service, then method: nested so that a lookup
+/// borrows the request's strings instead of building a key per call.
 #[derive(Default)]
 pub struct Services {
-    table: RwLock<HashMap<String, HashMap<String, Handler>>>,
+    table: RwLock<HashMap<String, ByService>>,
 }
+
+/// One namespace's handlers: service, then method.
+type ByService = HashMap<String, HashMap<String, Handler>>;
 
 impl Services {
     /// Register (or replace) the handler of `service.method` in `namespace`.
@@ -68,7 +72,9 @@ impl Services {
         table
             .entry(namespace.to_string())
             .or_default()
-            .insert(format!("{service}.{method}"), handler);
+            .entry(service.to_string())
+            .or_default()
+            .insert(method.to_string(), handler);
     }
 
     /// The handler of `service.method` in `namespace`.
@@ -76,7 +82,8 @@ impl Services {
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
         let methods = table.get(namespace).ok_or(Missing::Namespace)?;
         methods
-            .get(&format!("{service}.{method}"))
+            .get(service)
+            .and_then(|m| m.get(method))
             .cloned()
             .ok_or(Missing::Method)
     }

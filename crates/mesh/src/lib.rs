@@ -27,7 +27,8 @@
 //! - [`dispatcher`]: the library handle — register, connect, serve.
 //! - `node`: the state the pieces below share.
 //! - `grpc`: the gRPC face: size limit, metrics, one call per RPC.
-//! - `serve`, `route`, `connect`: the three RPCs' logic.
+//! - `serve`, `route`, `connect`: the three RPCs' logic; `dialback`: the
+//!   bound on the dial-backs that Connects start.
 //! - [`peers`]: connected collectors, keyed by id; [`balance`]: their order.
 //! - [`health`]: probing, removal and reconnection; [`breaker`]: per-peer breaker.
 //! - [`trace`]: deadline and `traceparent` across a hop.
@@ -49,6 +50,7 @@ pub mod balance;
 pub mod breaker;
 pub mod config;
 mod connect;
+mod dialback;
 pub mod dispatcher;
 pub mod error;
 mod grpc;

@@ -2,6 +2,7 @@
 //! its library handle. Each field is one small piece with its own module.
 
 use crate::config::MeshConfig;
+use crate::dialback::DialBacks;
 use crate::handler::Services;
 use crate::metrics::Metrics;
 use crate::peers::PeerTable;
@@ -24,6 +25,7 @@ pub(crate) struct Node {
     pub peers: PeerTable,
     pub validator: RwLock<Option<Arc<dyn RegistryValidator>>>,
     pub metrics: Metrics,
+    pub dialbacks: DialBacks,
     pub config: MeshConfig,
 }
 
@@ -36,6 +38,7 @@ impl Node {
             peers: PeerTable::new(&config),
             validator: RwLock::default(),
             metrics: Metrics::default(),
+            dialbacks: DialBacks::new(config.max_dialbacks),
             config,
         }
     }

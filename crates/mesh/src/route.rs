@@ -15,7 +15,7 @@ use tonic::Code;
 /// Route `request`.
 pub(crate) async fn dispatch(
     node: &Node,
-    request: pb::DispatchRequest,
+    mut request: pb::DispatchRequest,
     deadline: Option<Instant>,
     traceparent: Option<String>,
 ) -> pb::DispatchResponse {
@@ -24,15 +24,20 @@ pub(crate) async fn dispatch(
         output: None,
         handled_by_collector_id: String::new(),
     };
-    let namespace = request.namespace.clone();
-    let service = match serve::required(&namespace, request.service.as_ref(), &request.method_name)
-    {
-        Ok(s) => s.to_string(),
+    let local = match serve::required(
+        &request.namespace,
+        request.service.as_ref(),
+        &request.method_name,
+    ) {
+        Ok(service) => node
+            .services
+            .get(&request.namespace, service, &request.method_name)
+            .is_ok(),
         Err(status) => return answer(status),
     };
-    let hash_key = request.routing_hints.get(HASH_KEY_HINT).cloned();
-    let target = request.target_collector_id.clone();
-    let call = pb::ServeRequest {
+    let hash_key = request.routing_hints.remove(HASH_KEY_HINT);
+    let target = request.target_collector_id;
+    let mut call = pb::ServeRequest {
         namespace: request.namespace,
         service: request.service,
         method_name: request.method_name,
@@ -56,19 +61,22 @@ pub(crate) async fn dispatch(
     }
 
     // Local first.
-    if node
-        .services
-        .get(&namespace, &service, &call.method_name)
-        .is_ok()
-    {
+    if local {
         return from_serve(serve::serve(node, call, deadline, traceparent).await);
     }
 
     // Then the peers sharing the namespace, in balancing order; first 200 wins.
+    let namespace = call.namespace.clone();
     let candidates = node.peers.candidates(&namespace, hash_key.as_deref());
     let mut last_error = None;
-    for peer in &candidates {
-        match forward(node, peer, call.clone(), deadline, traceparent.as_deref()).await {
+    for (i, peer) in candidates.iter().enumerate() {
+        // Only a call that may be retried on another peer needs a copy.
+        let attempt = if i + 1 < candidates.len() {
+            call.clone()
+        } else {
+            std::mem::take(&mut call)
+        };
+        match forward(node, peer, attempt, deadline, traceparent.as_deref()).await {
             Ok(response) if status::is_ok(response.status.as_ref()) => return from_serve(response),
             Ok(response) => {
                 let s = response.status.unwrap_or_default();
@@ -128,18 +136,19 @@ pub(crate) async fn forward(
         return Err("deadline exceeded before the call was forwarded".into());
     }
     let trace = child_traceparent(traceparent);
+    let trace_header = trace.parse();
     call.execution_context
-        .insert(TRACEPARENT.to_string(), trace.clone());
-    let route = (
-        call.namespace.clone(),
-        call.service
-            .as_ref()
-            .map(|s| format!("{}.{}", s.service_name, call.method_name))
-            .unwrap_or_default(),
+        .insert(TRACEPARENT.to_string(), trace);
+    // A forwarded call always has a service (Dispatch checked it).
+    let metrics = node.metrics.route(
+        "forward",
+        &call.namespace,
+        call.service.as_ref().map(|s| s.service_name.as_str()),
+        &call.method_name,
     );
     let mut request = tonic::Request::new(call);
     request.set_timeout(budget);
-    if let Ok(v) = trace.parse() {
+    if let Ok(v) = trace_header {
         request.metadata_mut().insert(TRACEPARENT, v);
     }
     let result = tokio::time::timeout(budget, peer.client().serve(request)).await;
@@ -161,8 +170,7 @@ pub(crate) async fn forward(
     };
     peer.breaker.record(healthy, now);
     let ok = matches!(&outcome, Ok(r) if status::is_ok(r.status.as_ref()));
-    node.metrics
-        .record("forward", &route.0, &route.1, ok, now - started);
+    metrics.record(ok, now - started);
     outcome
 }
 

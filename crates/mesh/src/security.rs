@@ -153,7 +153,41 @@ impl tonic::service::Interceptor for ServerAuth {
     }
 }
 
-/// Compare without an early exit, so timing does not reveal a prefix match.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether `given` equals `expected`, in time that depends only on their
+/// lengths: every byte is compared, with no early exit, so timing does not
+/// reveal how long a prefix of a guessed secret is right. (A length mismatch
+/// answers at once; a secret's length is not what this protects.)
+///
+/// Use it for every comparison of a secret (the bearer token here, and the
+/// admin API's token in the binary).
+pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    if given.len() != expected.len() {
+        return false;
+    }
+    let mut diff = 0u8;
+    for (x, y) in given.iter().zip(expected) {
+        diff |= x ^ y;
+    }
+    // `black_box` keeps the optimizer from turning the loop back into a
+    // comparison that stops at the first difference.
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn constant_time_eq_is_plain_equality_on_its_results() {
+        assert!(constant_time_eq(b"Bearer tok", b"Bearer tok"));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"Bearer tok", b"Bearer toK"), "last byte");
+        assert!(
+            !constant_time_eq(b"xearer tok", b"Bearer tok"),
+            "first byte"
+        );
+        assert!(!constant_time_eq(b"Bearer to", b"Bearer tok"), "a prefix");
+        assert!(!constant_time_eq(b"Bearer tokk", b"Bearer tok"), "longer");
+        assert!(!constant_time_eq(b"", b"Bearer tok"), "empty");
+    }
 }

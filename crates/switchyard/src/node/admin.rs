@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::sync::Arc;
+use switchyard_mesh::security::constant_time_eq;
 use switchyard_mesh::Dispatcher;
 
 /// Extra Prometheus lines (the pipeline's counters).
@@ -18,7 +19,8 @@ pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 #[derive(Clone)]
 struct Admin {
     node: Dispatcher,
-    token: Option<Arc<str>>,
+    /// The whole expected `authorization` value, `Bearer <token>`.
+    authorization: Option<Arc<str>>,
     extra: ExtraMetrics,
 }
 
@@ -30,7 +32,7 @@ pub fn router(node: Dispatcher, token: Option<String>, extra: ExtraMetrics) -> R
         .route("/namespaces", get(namespaces).put(set_namespaces))
         .with_state(Admin {
             node,
-            token: token.map(Arc::from),
+            authorization: token.map(|t| Arc::from(format!("Bearer {t}"))),
             extra,
         })
 }
@@ -80,12 +82,14 @@ async fn set_namespaces(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Some(token) = &a.token {
+    if let Some(expected) = &a.authorization {
         let given = headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+            .map(|v| v.as_bytes())
             .unwrap_or_default();
-        if given != format!("Bearer {token}") {
+        // Constant time: a plain `!=` stops at the first wrong byte, which
+        // lets a caller find the token one byte at a time by timing.
+        if !constant_time_eq(given, expected.as_bytes()) {
             return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token\n").into_response();
         }
     }
@@ -140,6 +144,21 @@ mod tests {
                 .status(),
             401
         );
+        // Near misses: the right prefix, one byte too many, the last byte wrong.
+        for wrong in [
+            "Bearer to",
+            "Bearer tokk",
+            "Bearer toK",
+            "bearer tok",
+            "tok",
+        ] {
+            assert_eq!(
+                put(Some(wrong), r#"["x","y"]"#).await.unwrap().status(),
+                401,
+                "{wrong}"
+            );
+        }
+        assert_eq!(node.namespaces(), ["x"], "refused calls changed nothing");
         assert_eq!(
             put(Some("Bearer tok"), r#"{"x":1}"#)
                 .await
