@@ -7,10 +7,14 @@
 //! disk's streaming ceiling).
 //!
 //! ```text
-//! cargo run --release -p switchyard-engine --example disk_buffer_bench -- [MiB] [sources] [events-per-chunk]
+//! cargo run --release -p switchyard-engine --example disk_buffer_bench -- [MiB] [sources] [events-per-chunk] [pipelined]
 //! ```
-//! Defaults: 256 MiB, 8 sources, 1000 events per chunk. Files go to a
-//! temporary directory under the current one, removed at the end.
+//! Defaults: 256 MiB, 8 sources, 1000 events per chunk. With `pipelined` = 1
+//! the sources append as a pipeline's router does (`send` returns once the
+//! chunk is queued; the sync resolves the chunk's tokens), and the write
+//! phase ends when every token is resolved, i.e. when everything is durable.
+//! Files go to a temporary directory under the current one, removed at the
+//! end.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -37,6 +41,7 @@ fn main() {
     let mib = args.next().unwrap_or(256);
     let sources = args.next().unwrap_or(8) as usize;
     let chunk = args.next().unwrap_or(1000) as usize;
+    let pipelined = args.next().unwrap_or(0) == 1;
 
     let event = template();
     let record_len = {
@@ -49,8 +54,9 @@ fn main() {
     let events = (chunks * chunk) as u64;
     let bytes = events * record_len as u64;
     println!(
-        "record {record_len} bytes (event {} bytes + 12 header); {events} events, {:.0} MiB; {sources} sources, {chunk} events per chunk",
+        "record {record_len} bytes (event {} bytes + 12 header); {events} events, {:.0} MiB; {sources} sources{}, {chunk} events per chunk",
         record_len - 12,
+        if pipelined { " (pipelined)" } else { "" },
         bytes as f64 / (1 << 20) as f64
     );
 
@@ -71,6 +77,7 @@ fn main() {
             .expect("open")
             .start(mem)
             .expect("start");
+        let tx = if pipelined { tx.pipelined() } else { tx };
 
         let t = Instant::now();
         let tasks: Vec<_> = (0..sources)
@@ -79,9 +86,20 @@ fn main() {
                 let event = event.clone();
                 let mine = chunks / sources + usize::from(s < chunks % sources);
                 tokio::spawn(async move {
+                    let mut outcomes = Vec::new();
                     for _ in 0..mine {
-                        let batch = vec![event.clone(); chunk];
+                        let (ack, outcome) = switchyard_core::AckBatch::new();
+                        let batch = (0..chunk)
+                            .map(|_| event.clone().with_ack(ack.token()))
+                            .collect();
+                        drop(ack);
                         assert!(tx.send(batch).await.is_ok(), "append failed");
+                        outcomes.push(outcome);
+                    }
+                    // Durable only once every chunk's tokens are resolved.
+                    for o in outcomes {
+                        let o = o.await.expect("outcome");
+                        assert_eq!(o.unresolved, 0, "every event on disk");
                     }
                 })
             })
