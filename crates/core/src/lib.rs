@@ -26,7 +26,7 @@ pub mod log_record;
 pub mod sink;
 pub mod transform;
 
-pub use ack::{AckBatch, AckToken, BatchOutcome, Fate};
+pub use ack::{AckBatch, AckToken, BatchOutcome, Fate, Fates, IndexedAckBatch};
 pub use bus::{BusStats, EventBus, Subscription};
 pub use event::{Event, EventId, JsonDocument, Payload};
 pub use fields::Fields;
