@@ -7,7 +7,8 @@
 //! - [`event_codec`]: a lossless binary form of an event, for storage.
 //! - [`http_exchange`]: the LLM-proxy HTTP exchange, in the original Go JSON form.
 //! - [`log_record`]: a log record; any JSON object round-trips through it.
-//! - [`ack`]: batch-level acknowledgements from sink back to source.
+//! - [`ack`]: acknowledgements from sink back to source, per batch (counts) or
+//!   per event of a batch (indexed).
 //! - [`fanout`]: one event sent to several sinks, acknowledged once.
 //! - [`sink`]: the sink plugin trait, its error classes and the registry.
 //! - [`transform`]: the synchronous transform trait.
