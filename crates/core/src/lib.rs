@@ -7,7 +7,8 @@
 //! - [`event_codec`]: a lossless binary form of an event, for storage.
 //! - [`http_exchange`]: the LLM-proxy HTTP exchange, in the original Go JSON form.
 //! - [`log_record`]: a log record; any JSON object round-trips through it.
-//! - [`ack`]: batch-level acknowledgements from sink back to source.
+//! - [`ack`]: acknowledgements from sink back to source, per batch (counts) or
+//!   per event of a batch (indexed).
 //! - [`fanout`]: one event sent to several sinks, acknowledged once.
 //! - [`sink`]: the sink plugin trait, its error classes and the registry.
 //! - [`transform`]: the synchronous transform trait.
@@ -26,7 +27,7 @@ pub mod log_record;
 pub mod sink;
 pub mod transform;
 
-pub use ack::{AckBatch, AckToken, BatchOutcome, Fate};
+pub use ack::{AckBatch, AckToken, BatchOutcome, Fate, Fates, IndexedAckBatch};
 pub use bus::{BusStats, EventBus, Subscription};
 pub use event::{Event, EventId, JsonDocument, Payload};
 pub use fields::Fields;

@@ -1,7 +1,6 @@
 //! Redis Streams as a source: read through a consumer group, push into the
 //! engine's intake (waiting for room — nothing is dropped on the way), and
-//! `XACK` each read only after the engine reports every event of it
-//! delivered or filtered.
+//! `XACK` each entry only once the engine has decided its fate.
 //!
 //! The order of reads, as the spec asks: first this consumer's own pending
 //! entries (id `0` onwards — a restart with the same name resumes where it
@@ -9,12 +8,22 @@
 //! (dead) consumers left idle longer than the claim time are taken over with
 //! `XAUTOCLAIM`.
 //!
-//! Acknowledgement: each read becomes one [`AckBatch`]; a small task per
-//! batch awaits its outcome and hands the ids to one acker task, which
-//! coalesces them into few `XACK`s on its own connection (the reader's
-//! connection is busy with blocking reads). A batch with any event dropped
-//! or unresolved is not acknowledged: it stays pending and is delivered
-//! again after the claim time — a duplicate at worst, never a loss.
+//! Acknowledgement: each read becomes one [`IndexedAckBatch`], so the source
+//! learns the fate of every entry on its own; a small task per read awaits
+//! the fates and hands the ids to one acker task, which coalesces them into
+//! few `XACK`s on its own connection (the reader's connection is busy with
+//! blocking reads). Per entry:
+//! - delivered, filtered, or kept in the engine's dead-letter queue:
+//!   acknowledged;
+//! - dropped (the engine gave up without a dead-letter queue): copied to
+//!   `<stream>:dead` with the reason and acknowledged, atomically — kept,
+//!   and never delivered again;
+//! - unresolved (lost in flight): left pending, to be re-read on restart or
+//!   claimed after the claim time — a duplicate at worst, never a loss.
+//!
+//! Settling per entry matters: acknowledging a read only when all of it was
+//! delivered let one dropped entry keep up to COUNT delivered neighbours
+//! pending, re-delivered at every claim scan, forever.
 //!
 //! Poison entries are copied to `<stream>:dead` with the reason and
 //! acknowledged in one transaction, so they never wedge the group.
@@ -26,7 +35,7 @@ use std::time::Duration;
 use switchyard_bus::redis::decode;
 use switchyard_bus::redis::entry::RawEntry;
 use switchyard_bus::redis::{ConsumerStats, Group, Link, RedisTarget, StreamId};
-use switchyard_core::{AckBatch, BatchOutcome, Event};
+use switchyard_core::{Event, Fate, Fates, IndexedAckBatch};
 use switchyard_engine::IntakeSender;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -37,6 +46,16 @@ use tracing::{debug, error, info, warn};
 const LAG_INTERVAL: Duration = Duration::from_secs(2);
 /// How long acknowledgements are retried after shutdown began.
 const ACK_GIVE_UP: Duration = Duration::from_secs(10);
+/// The reason a dropped entry's copy in `<stream>:dead` carries.
+pub const DROPPED_REASON: &str = "dropped after delivery failed";
+
+/// What the acker does with a set of entries.
+enum Settle {
+    /// `XACK` them.
+    Ack(Vec<StreamId>),
+    /// Copy them to `<stream>:dead`, then `XACK` them.
+    Keep(Vec<StreamId>),
+}
 
 /// Entries this process holds in flight, so a claim scan never hands the
 /// engine a second copy of an entry it is still delivering.
@@ -87,7 +106,7 @@ struct Pump {
     reader: Link,
     intake: IntakeSender,
     stats: Arc<ConsumerStats>,
-    ack_tx: mpsc::UnboundedSender<Vec<StreamId>>,
+    ack_tx: mpsc::UnboundedSender<Settle>,
     in_flight: InFlight,
     shutdown: watch::Receiver<bool>,
 }
@@ -233,19 +252,22 @@ impl Pump {
     /// Decode, set poison aside, push the rest into the intake and arrange
     /// their acknowledgement. `false` once the engine is gone.
     async fn deliver(&mut self, entries: Vec<RawEntry>) -> bool {
-        let (batch, outcome) = AckBatch::new();
+        // Token `i` belongs to `ids[i]`; poison entries take no token, so the
+        // batch may be larger than the events sent: an index without a token
+        // is reported unresolved, and `ids` has no entry for it.
+        let (batch, outcome) = IndexedAckBatch::new(entries.len());
         let mut events: Vec<Event> = Vec::with_capacity(entries.len());
         let mut ids = Vec::with_capacity(entries.len());
         for entry in entries {
             match decode::stream_entry(&entry) {
                 Ok(event) => {
-                    events.push(event.with_ack(batch.token()));
+                    events.push(event.with_ack(batch.token(ids.len())));
                     ids.push(entry.id);
                 }
                 Err(reason) if entry.fields.is_none() => {
                     warn!(id = %entry.id, %reason, "pending entry lost before delivery");
                     ConsumerStats::add(&self.stats.lost, 1);
-                    let _ = self.ack_tx.send(vec![entry.id]);
+                    let _ = self.ack_tx.send(Settle::Ack(vec![entry.id]));
                 }
                 Err(reason) => self.poison(&entry, &reason).await,
             }
@@ -328,73 +350,137 @@ fn join_error(e: tokio::task::JoinError) -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::IoError, "read task failed", e.to_string()))
 }
 
-/// Wait for one read's outcome; acknowledge it if every event is done.
+/// Wait for one read's fates; settle each entry by its own fate.
 async fn await_outcome(
     ids: Vec<StreamId>,
-    outcome: tokio::sync::oneshot::Receiver<BatchOutcome>,
+    outcome: tokio::sync::oneshot::Receiver<Fates>,
     in_flight: InFlight,
-    ack_tx: mpsc::UnboundedSender<Vec<StreamId>>,
+    ack_tx: mpsc::UnboundedSender<Settle>,
     stats: Arc<ConsumerStats>,
 ) {
-    let outcome = outcome.await.unwrap_or(BatchOutcome {
-        unresolved: ids.len() as u64,
-        ..Default::default()
-    });
+    let fates = outcome
+        .await
+        .unwrap_or_else(|_| Fates::unresolved(ids.len()));
     {
         let mut held = in_flight.lock().unwrap_or_else(|p| p.into_inner());
         for id in &ids {
             held.remove(id);
         }
     }
-    if outcome.dropped == 0 && outcome.unresolved == 0 {
-        let _ = ack_tx.send(ids);
-    } else {
+    let mut ack = Vec::with_capacity(ids.len());
+    let mut keep = Vec::new();
+    let mut unresolved = 0;
+    // `fates` may be longer than `ids` (poison took indices without tokens);
+    // zip stops at the last id.
+    for (id, fate) in ids.into_iter().zip(fates.fates) {
+        match fate {
+            Fate::Delivered | Fate::Filtered | Fate::DeadLettered => ack.push(id),
+            Fate::Dropped => keep.push(id),
+            Fate::Unresolved => unresolved += 1,
+        }
+    }
+    let o = fates.outcome;
+    ConsumerStats::add(&stats.delivered, o.delivered);
+    ConsumerStats::add(&stats.filtered, o.filtered);
+    ConsumerStats::add(&stats.dead_lettered, o.dead_lettered);
+    ConsumerStats::add(&stats.dropped, keep.len() as u64);
+    if unresolved > 0 {
         warn!(
-            entries = ids.len(),
-            dropped = outcome.dropped,
-            unresolved = outcome.unresolved,
-            "not all events of a read were delivered; leaving it pending for redelivery"
+            entries = unresolved,
+            "events were lost in flight; leaving their entries pending for redelivery"
         );
-        ConsumerStats::add(&stats.not_acked, ids.len() as u64);
+        ConsumerStats::add(&stats.unresolved, unresolved);
+        ConsumerStats::add(&stats.not_acked, unresolved);
+    }
+    if !keep.is_empty() {
+        warn!(
+            entries = keep.len(),
+            "events were dropped after delivery failed; keeping their entries in the dead stream"
+        );
+        let _ = ack_tx.send(Settle::Keep(keep));
+    }
+    if !ack.is_empty() {
+        let _ = ack_tx.send(Settle::Ack(ack));
     }
 }
 
-/// Coalesce acknowledgements into few `XACK`s on a dedicated connection.
+/// Coalesce acknowledgements into few `XACK`s on a dedicated connection;
+/// keep dropped entries in the dead stream before acknowledging them.
 async fn ack_loop(
     mut link: Link,
     group: Group,
-    mut rx: mpsc::UnboundedReceiver<Vec<StreamId>>,
+    mut rx: mpsc::UnboundedReceiver<Settle>,
     stats: Arc<ConsumerStats>,
     shutdown: watch::Receiver<bool>,
 ) {
     let mut chunks = Vec::new();
     while rx.recv_many(&mut chunks, 64).await > 0 {
-        let ids: Vec<StreamId> = chunks.drain(..).flatten().collect();
-        let acked = tokio::select! {
-            n = ack_until_done(&mut link, &group, &ids) => Some(n),
-            _ = grace_after(shutdown.clone(), ACK_GIVE_UP) => None,
-        };
-        match acked {
-            Some(n) => {
-                debug!(ids = ids.len(), acked = n, "XACK");
-                ConsumerStats::add(&stats.acked, ids.len() as u64);
+        let mut ack = Vec::new();
+        let mut keep = Vec::new();
+        for chunk in chunks.drain(..) {
+            match chunk {
+                Settle::Ack(ids) => ack.extend(ids),
+                Settle::Keep(ids) => keep.extend(ids),
             }
-            None => {
-                warn!(
-                    entries = ids.len(),
-                    "Redis unreachable at shutdown; entries stay pending and are delivered again"
-                );
-                ConsumerStats::add(&stats.not_acked, ids.len() as u64);
-            }
+        }
+        // Dropped entries first: they are older than most acknowledgements
+        // waiting with them, and nothing depends on the order.
+        if !keep.is_empty() {
+            settle(&mut link, &group, Settle::Keep(keep), &stats, &shutdown).await;
+        }
+        if !ack.is_empty() {
+            settle(&mut link, &group, Settle::Ack(ack), &stats, &shutdown).await;
         }
     }
 }
 
-async fn ack_until_done(link: &mut Link, group: &Group, ids: &[StreamId]) -> u64 {
+/// Carry out one settlement, retrying until it succeeds or shutdown's grace
+/// runs out (then the entries stay pending and are delivered again).
+async fn settle(
+    link: &mut Link,
+    group: &Group,
+    job: Settle,
+    stats: &ConsumerStats,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let done = tokio::select! {
+        () = settle_until_done(link, group, &job, stats) => true,
+        _ = grace_after(shutdown.clone(), ACK_GIVE_UP) => false,
+    };
+    let (Settle::Ack(ids) | Settle::Keep(ids)) = &job;
+    if done {
+        debug!(ids = ids.len(), "XACK");
+        ConsumerStats::add(&stats.acked, ids.len() as u64);
+    } else {
+        warn!(
+            entries = ids.len(),
+            "Redis unreachable at shutdown; entries stay pending and are delivered again"
+        );
+        ConsumerStats::add(&stats.not_acked, ids.len() as u64);
+    }
+}
+
+async fn settle_until_done(link: &mut Link, group: &Group, job: &Settle, stats: &ConsumerStats) {
     loop {
         let mut conn = link.get().await;
-        match group.ack(&mut conn, ids).await {
-            Ok(n) => return n,
+        let result = match job {
+            Settle::Ack(ids) => group.ack(&mut conn, ids).await.map(drop),
+            Settle::Keep(ids) => group
+                .keep_dropped(&mut conn, ids, DROPPED_REASON)
+                .await
+                .map(|found| {
+                    let gone = (ids.len() as u64).saturating_sub(found);
+                    if gone > 0 {
+                        warn!(
+                            entries = gone,
+                            "dropped entries were trimmed from the stream before they could be kept; the dead stream has only their ids"
+                        );
+                        ConsumerStats::add(&stats.lost, gone);
+                    }
+                }),
+        };
+        match result {
+            Ok(()) => return,
             Err(e) => {
                 if !link.broken(&e) {
                     error!(error = %e, "XACK failed; retrying");

@@ -3,13 +3,12 @@
 
 use async_trait::async_trait;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchyard_bus::redis::{
     ConsumerSnapshot, ConsumerStats, Group, GroupConfig, ListConfig, RedisTarget,
 };
-use switchyard_core::{Event, Identity, Payload, Sink, SinkError};
+use switchyard_core::{Event, EventFailure, Identity, Payload, Sink, SinkError};
 use switchyard_engine::{intake, run, Counters, EngineConfig};
 use switchyard_sources::redis_list::{self, ListSourceConfig};
 use switchyard_sources::redis_streams;
@@ -20,28 +19,36 @@ use tokio::task::JoinHandle;
 const STREAM: &str = "llm-proxy-events";
 const GROUP: &str = "llm-proxy-dispatchers";
 
-/// Keeps the request ids it was given; refuses everything while `fail` is set.
+/// Keeps the request ids it was given; refuses for good (a permanent error
+/// of that event alone) the events whose id is in `refuse`.
 #[derive(Clone, Default)]
 struct Collect {
     ids: Arc<Mutex<Vec<String>>>,
-    fail: Arc<AtomicBool>,
+    refuse: Arc<Mutex<BTreeSet<String>>>,
 }
 
 #[async_trait]
 impl Sink for Collect {
     async fn send(&self, events: &[Event]) -> Result<(), SinkError> {
-        if self.fail.load(Ordering::SeqCst) {
-            return Err(SinkError::permanent("test sink refuses"));
-        }
+        let refuse = self.refuse.lock().unwrap();
         let mut ids = self.ids.lock().unwrap();
-        for e in events {
-            match &e.payload {
-                Payload::Http(x) => ids.push(x.request_id.clone()),
-                Payload::Log(r) => ids.push(r.message.clone().unwrap_or_default()),
-                Payload::Json(doc) => ids.push(doc.get().to_string()),
+        let mut failures = Vec::new();
+        for (index, e) in events.iter().enumerate() {
+            let id = match &e.payload {
+                Payload::Http(x) => x.request_id.clone(),
+                Payload::Log(r) => r.message.clone().unwrap_or_default(),
+                Payload::Json(doc) => doc.get().to_string(),
+            };
+            if refuse.contains(&id) {
+                failures.push(EventFailure {
+                    index,
+                    error: SinkError::permanent(format!("test sink refuses {id}")),
+                });
+            } else {
+                ids.push(id);
             }
         }
-        Ok(())
+        SinkError::from_failures(failures)
     }
 }
 
@@ -172,22 +179,77 @@ async fn streams_round_trip_acks_only_after_delivery() {
     assert!(groups.contains(GROUP), "{groups}");
 }
 
+/// Regression: a read was acknowledged only when every event of it was
+/// delivered, so one dropped event kept its whole read pending and the claim
+/// scan re-delivered the delivered neighbours forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undelivered_events_stay_pending() {
+async fn a_dropped_event_is_kept_in_dead_stream_and_its_neighbours_acknowledged() {
     let server = RedisServer::start();
     let sink = Collect::default();
-    sink.fail.store(true, Ordering::SeqCst);
+    sink.refuse.lock().unwrap().insert("req-7".into());
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(
+            server
+                .command(&["XADD", STREAM, "*", "data", &exchange(i)])
+                .unwrap(),
+        );
+    }
+    // All 20 come in one read (COUNT 100) and one engine batch or a few.
+    let running = start_streams(&server, &sink, "c1");
+    wait_for("the dropped entry settled", || {
+        let s = running.stats.snapshot();
+        s.dropped == 1 && s.acked == 20
+    })
+    .await;
+    // Longer than the claim time: nothing may come back.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let stats = running.finish().await;
+    assert_eq!(sink.len(), 19, "each neighbour delivered once: {stats:?}");
+    assert!(!sink.unique().contains("req-7"));
+    assert_eq!((stats.delivered, stats.dropped), (19, 1), "{stats:?}");
+    assert_eq!((stats.claimed, stats.not_acked), (0, 0), "{stats:?}");
+    assert_eq!(pending(&server), 0, "nothing left pending");
+    let dead_key = format!("{STREAM}:dead");
+    assert_eq!(server.command(&["XLEN", &dead_key]).unwrap(), "1");
+    let dead = server.command(&["XRANGE", &dead_key, "-", "+"]).unwrap();
+    let fields: Vec<&str> = dead.lines().skip(1).collect();
+    assert_eq!(
+        fields[..4],
+        ["id", &ids[7], "reason", redis_streams::DROPPED_REASON]
+    );
+    assert_eq!(
+        fields[4..],
+        ["data", &exchange(7)],
+        "the original entry is kept"
+    );
+}
+
+/// Events whose fate nobody decided stay pending; here the engine is gone
+/// before it takes them, so every token drops unresolved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_lost_in_flight_stay_pending() {
+    let server = RedisServer::start();
     for i in 0..20 {
         xadd(&server, &["data", &exchange(i)]);
     }
-    let running = start_streams(&server, &sink, "c1");
-    wait_for("a refused batch", || running.stats.snapshot().not_acked > 0).await;
-    let stats = running.finish().await;
-    assert_eq!(stats.acked, 0);
+    let (tx, rx) = intake(1000);
+    drop(rx); // no engine: what the source sends is lost in flight
+    let stats = Arc::new(ConsumerStats::default());
+    let (stop, shutdown) = watch::channel(false);
+    let target = RedisTarget::new(Some(&server.url()), "", None).unwrap();
+    let source = redis_streams::run(target, group("c1"), tx, stats.clone(), shutdown);
+    tokio::time::timeout(Duration::from_secs(30), source)
+        .await
+        .expect("the source ends when the engine is gone")
+        .unwrap();
+    drop(stop);
+    let s = stats.snapshot();
+    assert_eq!((s.unresolved, s.not_acked, s.acked), (20, 20, 0), "{s:?}");
     assert_eq!(
         pending(&server),
         20,
-        "nothing acknowledged that was not delivered"
+        "nothing acknowledged that was not decided"
     );
 }
 

@@ -172,6 +172,25 @@ fn get_stats(port: u16) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_str(body)?)
 }
 
+/// User + system CPU time of a live process (Linux `/proc/<pid>/stat`).
+fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is field 3, utime 14 and stime 15 (1-based).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Peak resident set size of a live process, in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 pub fn redis_dispatch(args: RedisDispatchArgs) -> anyhow::Result<()> {
     let stream = format!("switchyard-bench-{}", std::process::id());
     let fill = runtime()?.block_on(publish(
@@ -222,6 +241,9 @@ pub fn redis_dispatch(args: RedisDispatchArgs) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = start.elapsed();
+    // Read before the shutdown, so the figure covers the dispatch alone.
+    let cpu = process_cpu(server.id());
+    let peak_rss = peak_rss_kib(server.id());
     Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()?;
@@ -252,6 +274,19 @@ pub fn redis_dispatch(args: RedisDispatchArgs) -> anyhow::Result<()> {
         "MiB/s written:   {:.1}",
         bytes as f64 / elapsed.as_secs_f64() / (1024.0 * 1024.0)
     );
+    if let Some(cpu) = cpu {
+        // Wall time depends on what else runs on the machine; CPU time per
+        // event much less so.
+        println!(
+            "dispatcher CPU:  {:.3} s ({:.1} µs/event, {:.0} events per CPU-second)",
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / args.events as f64,
+            args.events as f64 / cpu.as_secs_f64()
+        );
+    }
+    if let Some(kib) = peak_rss {
+        println!("dispatcher peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+    }
     println!("lines on disk:   {lines}");
     print!("{}", String::from_utf8_lossy(&output.stdout));
     let _ = Command::new("redis-cli")

@@ -212,8 +212,19 @@ fn default_consumer_name(service: &str) -> String {
 /// The Redis part of the final counters line.
 pub fn final_counters(s: &ConsumerSnapshot) -> String {
     format!(
-        " redis_read={} redis_redelivered={} redis_claimed={} redis_acked={} redis_not_acked={} redis_poison={} redis_lost={}",
-        s.read, s.redelivered, s.claimed, s.acked, s.not_acked, s.poison, s.lost
+        " redis_read={} redis_redelivered={} redis_claimed={} redis_acked={} redis_not_acked={} redis_delivered={} redis_filtered={} redis_dead_lettered={} redis_dropped={} redis_unresolved={} redis_poison={} redis_lost={}",
+        s.read,
+        s.redelivered,
+        s.claimed,
+        s.acked,
+        s.not_acked,
+        s.delivered,
+        s.filtered,
+        s.dead_lettered,
+        s.dropped,
+        s.unresolved,
+        s.poison,
+        s.lost
     )
 }
 

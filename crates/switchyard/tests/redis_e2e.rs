@@ -3,8 +3,11 @@
 //! library's publisher, results checked in the files and with raw commands.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchyard_bus::redis::{Publisher, PublisherConfig, RedisTarget, Wire};
 use switchyard_core::{Event, HttpExchange};
@@ -311,4 +314,189 @@ fn configured_by_the_proxy_environment_variables() {
     let c = stop(child);
     assert_eq!(c["redis_acked"], 20);
     assert_eq!(unique(&delivered(&[&out])), 20);
+}
+
+/// A loopback HTTP sink that answers `400` (a permanent error) to a body
+/// containing `marker` and `200` otherwise; keeps the bodies it accepted.
+fn refusing_server(marker: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let seen = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let seen = seen.clone();
+            std::thread::spawn(move || answer(stream, marker, &seen));
+        }
+    });
+    (port, accepted)
+}
+
+fn answer(stream: TcpStream, marker: &str, seen: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(stream);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let status = if body.contains(marker) {
+        "400 Bad Request"
+    } else {
+        seen.lock().unwrap().push(body);
+        "200 OK"
+    };
+    let _ = write!(
+        reader.into_inner(),
+        "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+}
+
+/// Ten good entries and one the sink refuses for good (`req-refused`), in
+/// one read; returns the refused entry's id.
+fn publish_with_one_refused(server: &RedisServer) -> String {
+    let entry = |id: &str| {
+        format!(
+            r#"{{"LogID":0,"RequestID":"{id}","Method":"POST","Path":"/v1/chat/completions","Status":200,"Duration":1000,"ResponseHeaders":null,"ResponseBody":null,"RequestBody":null}}"#
+        )
+    };
+    let mut refused = String::new();
+    for i in 0..11 {
+        let id = if i == 5 {
+            "req-refused".to_string()
+        } else {
+            format!("req-{i}")
+        };
+        let entry_id = server
+            .command(&["XADD", STREAM, "*", "data", &entry(&id)])
+            .unwrap();
+        if i == 5 {
+            refused = entry_id;
+        }
+    }
+    refused
+}
+
+/// A dispatcher sending each event to `sink_port` over HTTP (one event per
+/// request, so the refusal hits one event only), a claim time short enough
+/// that a wrongly pending entry would come back during the test.
+fn http_dispatcher(server: &RedisServer, sink_port: u16, extra: &[&str]) -> Child {
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{sink_port}/ingest");
+    let mut cmd = dispatcher_command(port);
+    cmd.args(["--event-bus", "redis", "--service", "http"])
+        .args(["--endpoint", &endpoint])
+        .args(["--redis-url", &server.url()])
+        .args(["--batch-size", "1", "--flush-interval", "20ms"])
+        .args(["--retry-backoff", "10ms"])
+        .args(["--redis-stream-block-time", "100ms"])
+        .args(["--redis-stream-claim-time", "300ms"])
+        .args(extra)
+        .stderr(Stdio::null());
+    spawn_listening(&mut cmd, port)
+}
+
+/// The refused event is kept in the dispatcher's DLQ, so its entry is
+/// settled: acknowledged, nothing pending, nothing in `<stream>:dead`.
+#[test]
+fn a_permanently_refused_event_with_a_dlq_is_dead_lettered_and_acknowledged() {
+    let server = RedisServer::start();
+    publish_with_one_refused(&server);
+    let (sink_port, accepted) = refusing_server("req-refused");
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("dlq");
+    let d = http_dispatcher(
+        &server,
+        sink_port,
+        &[
+            "--dlq-dir",
+            queue.to_str().unwrap(),
+            "--dlq-auto-retry",
+            "false",
+        ],
+    );
+    wait_until("ten events accepted", Duration::from_secs(60), || {
+        accepted.lock().unwrap().len() >= 10
+    });
+    wait_until("nothing pending", Duration::from_secs(30), || {
+        pending(&server) == 0
+    });
+    // Several claim times: a wrongly pending entry would be delivered again.
+    std::thread::sleep(Duration::from_millis(1500));
+    let c = stop(d);
+    assert_eq!(accepted.lock().unwrap().len(), 10, "no duplicates: {c:?}");
+    assert_eq!(c["redis_dead_lettered"], 1, "{c:?}");
+    assert_eq!((c["redis_delivered"], c["redis_acked"]), (10, 11), "{c:?}");
+    assert_eq!((c["redis_dropped"], c["redis_claimed"]), (0, 0), "{c:?}");
+    assert_eq!(pending(&server), 0);
+    let dead_key = format!("{STREAM}:dead");
+    assert_eq!(server.command(&["XLEN", &dead_key]).unwrap(), "0");
+    let list = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["dlq", "list", "--dir", queue.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let list = String::from_utf8(list.stdout).unwrap();
+    assert_eq!(
+        list.lines().skip(1).count(),
+        1,
+        "one record in the DLQ: {list}"
+    );
+    assert!(list.contains("HTTP 400"), "{list}");
+}
+
+/// Without a DLQ the refused event is dropped by the engine; the source
+/// keeps its entry in `<stream>:dead` and acknowledges it, so it neither
+/// stays pending nor comes back with its neighbours.
+#[test]
+fn a_permanently_refused_event_without_a_dlq_is_kept_in_the_dead_stream_and_acknowledged() {
+    let server = RedisServer::start();
+    let refused = publish_with_one_refused(&server);
+    let (sink_port, accepted) = refusing_server("req-refused");
+    let d = http_dispatcher(&server, sink_port, &["--no-dlq"]);
+    let dead_key = format!("{STREAM}:dead");
+    wait_until("the refused entry kept", Duration::from_secs(60), || {
+        server.command(&["XLEN", &dead_key]).unwrap() == "1"
+    });
+    wait_until("nothing pending", Duration::from_secs(30), || {
+        pending(&server) == 0
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let c = stop(d);
+    assert_eq!(accepted.lock().unwrap().len(), 10, "no duplicates: {c:?}");
+    assert_eq!((c["redis_dropped"], c["redis_delivered"]), (1, 10), "{c:?}");
+    assert_eq!((c["redis_acked"], c["redis_claimed"]), (11, 0), "{c:?}");
+    assert_eq!(pending(&server), 0);
+    let dead = server.command(&["XRANGE", &dead_key, "-", "+"]).unwrap();
+    let fields: Vec<&str> = dead.lines().skip(1).collect();
+    assert_eq!(
+        fields[..4],
+        [
+            "id",
+            refused.as_str(),
+            "reason",
+            "dropped after delivery failed"
+        ],
+        "{dead}"
+    );
+    assert_eq!(fields[4], "data");
+    assert!(
+        fields[5].contains("req-refused"),
+        "the original entry: {dead}"
+    );
 }

@@ -16,9 +16,21 @@ pub struct ConsumerStats {
     /// Entries acknowledged (`XACK`) after delivery, or LIST entries the
     /// offset moved past.
     pub acked: AtomicU64,
-    /// Entries left unacknowledged because the engine did not deliver all
-    /// of their batch; they are delivered again after the claim time.
+    /// Entries left unacknowledged: the engine never decided their fate
+    /// (lost in flight), or Redis was unreachable at shutdown. They stay
+    /// pending and are delivered again (re-read or claimed).
     pub not_acked: AtomicU64,
+    /// Entries the engine reported delivered.
+    pub delivered: AtomicU64,
+    /// Entries a transform filtered out (acknowledged).
+    pub filtered: AtomicU64,
+    /// Entries the engine kept in its dead-letter queue (acknowledged).
+    pub dead_lettered: AtomicU64,
+    /// Entries the engine gave up on without a dead-letter queue: copied to
+    /// `<stream>:dead`, then acknowledged.
+    pub dropped: AtomicU64,
+    /// Entries whose fate nobody decided (counted again in `not_acked`).
+    pub unresolved: AtomicU64,
     /// Poison entries set aside (`<stream>:dead`) or skipped (LIST).
     pub poison: AtomicU64,
     /// Entries lost before delivery: trimmed while pending (Streams) or
@@ -42,6 +54,11 @@ pub struct ConsumerSnapshot {
     pub claimed: u64,
     pub acked: u64,
     pub not_acked: u64,
+    pub delivered: u64,
+    pub filtered: u64,
+    pub dead_lettered: u64,
+    pub dropped: u64,
+    pub unresolved: u64,
     pub poison: u64,
     pub lost: u64,
     pub reconnects: u64,
@@ -58,6 +75,11 @@ impl ConsumerStats {
             claimed: self.claimed.load(Relaxed),
             acked: self.acked.load(Relaxed),
             not_acked: self.not_acked.load(Relaxed),
+            delivered: self.delivered.load(Relaxed),
+            filtered: self.filtered.load(Relaxed),
+            dead_lettered: self.dead_lettered.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            unresolved: self.unresolved.load(Relaxed),
             poison: self.poison.load(Relaxed),
             lost: self.lost.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),

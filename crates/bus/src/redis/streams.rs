@@ -1,7 +1,7 @@
 //! The Redis Streams protocol of the spec, one command per method:
 //! pipelined `XADD` for publishers, and a consumer [`Group`] for readers
 //! (create, read own pending, read new, auto-claim, acknowledge,
-//! dead-letter, lag).
+//! dead-letter, keep dropped entries, lag).
 //!
 //! Commands are built by hand (`redis::cmd`) so that what goes on the wire is
 //! visible here, byte for byte as the spec writes it.
@@ -229,6 +229,37 @@ impl Group {
         pipe.query_async::<()>(conn).await
     }
 
+    /// Keep entries the engine gave up on in `<stream>:dead` and acknowledge
+    /// them, each in one server-side step (a script runs atomically) so that
+    /// none is acknowledged without being kept. The dead entry has the
+    /// original id, `reason`, then the original fields, read back from the
+    /// stream — the source need not hold every entry's bytes while it waits
+    /// for their fate. An entry trimmed from the stream in the meantime is
+    /// kept with its id and reason only. Returns how many entries were still
+    /// in the stream.
+    pub async fn keep_dropped(
+        &self,
+        conn: &mut MultiplexedConnection,
+        ids: &[StreamId],
+        reason: &str,
+    ) -> RedisResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(KEEP_DROPPED)
+            .arg(2)
+            .arg(&self.cfg.stream)
+            .arg(self.cfg.dead_stream())
+            .arg(&self.cfg.group)
+            .arg(self.cfg.dead_max_len)
+            .arg(reason);
+        for id in ids {
+            cmd.arg(id.to_string());
+        }
+        cmd.query_async(conn).await
+    }
+
     /// Stream length (`XLEN`) and the group's pending count (`XPENDING`
     /// summary).
     pub async fn lag(&self, conn: &mut MultiplexedConnection) -> RedisResult<(u64, u64)> {
@@ -250,6 +281,25 @@ impl Group {
         Ok((len, pending))
     }
 }
+
+/// `keep_dropped` on the server. KEYS: stream, dead stream. ARGV: group,
+/// dead stream bound, reason, ids. The same layout as a poison entry's dead
+/// copy (`id`, `reason`, original fields), so one reader handles both.
+const KEEP_DROPPED: &str = r#"
+local found = 0
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local dead = {KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', id, 'reason', ARGV[3]}
+  local entry = redis.call('XRANGE', KEYS[1], id, id)[1]
+  if entry then
+    found = found + 1
+    for _, v in ipairs(entry[2]) do dead[#dead + 1] = v end
+  end
+  redis.call('XADD', unpack(dead))
+  redis.call('XACK', KEYS[1], ARGV[1], id)
+end
+return found
+"#;
 
 fn protocol(msg: String) -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::TypeError, "unexpected stream reply", msg))

@@ -113,7 +113,11 @@ impl FileSink {
         let mut routed = Routed::default();
         match &self.route {
             Route::Single(path) => {
-                let mut bytes = Vec::with_capacity(events.len() * 256);
+                // Sized from the events so the buffer is not regrown (and
+                // copied) several times per batch: with 3 KB lines a fixed
+                // 256 B per event cost ~2 % of the Redis → file path's
+                // instructions in reallocation copies.
+                let mut bytes = Vec::with_capacity(events.iter().map(|e| e.size_hint() + 1).sum());
                 for event in events {
                     encode::line(self.encoding, event, &mut bytes)?;
                 }
