@@ -77,6 +77,61 @@ fn seqs_in(path: &std::path::Path) -> BTreeSet<u64> {
         .collect()
 }
 
+/// POST 20-event requests of numbered records to `port` until at least
+/// 2000 are answered 202, then `kill -9` the process while requests are still
+/// coming; the numbers answered 202.
+fn post_until_killed(port: u16, child: std::process::Child) -> BTreeSet<u64> {
+    let accepted = Arc::new(Mutex::new(BTreeSet::new()));
+    let poster = std::thread::spawn({
+        let accepted = accepted.clone();
+        move || {
+            let mut seq = 0u64;
+            loop {
+                let batch: Vec<u64> = (seq..seq + 20).collect();
+                seq += 20;
+                let body: String = batch
+                    .iter()
+                    .map(|n| format!("{{\"message\":\"event {n}\",\"seq\":{n}}}\n"))
+                    .collect();
+                match post_logs(port, &body) {
+                    Some(202) => accepted.lock().unwrap().extend(batch),
+                    Some(other) => panic!("unexpected status {other}"),
+                    None => return, // the process is gone
+                }
+            }
+        }
+    });
+    let deadline = Instant::now() + BOUND;
+    while accepted.lock().unwrap().len() < 2000 {
+        assert!(Instant::now() < deadline, "events are accepted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    kill_hard(child);
+    poster.join().unwrap();
+    let accepted = accepted.lock().unwrap().clone();
+    assert!(accepted.len() >= 2000);
+    accepted
+}
+
+/// Wait (bounded) until every number in `accepted` is in the JSONL file `out`.
+fn wait_all_delivered(accepted: &BTreeSet<u64>, out: &std::path::Path) {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let delivered = seqs_in(out);
+        let missing: Vec<_> = accepted.difference(&delivered).take(5).collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "accepted events never delivered, e.g. {missing:?} ({} of {})",
+            delivered.len(),
+            accepted.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn kill_9_mid_stream_then_restart_delivers_every_accepted_event() {
     let dir = tempfile::tempdir().unwrap();
@@ -108,37 +163,8 @@ fn kill_9_mid_stream_then_restart_delivers_every_accepted_event() {
         ]),
         port,
     );
-    let accepted = Arc::new(Mutex::new(BTreeSet::new()));
-    let poster = std::thread::spawn({
-        let accepted = accepted.clone();
-        move || {
-            let mut seq = 0u64;
-            loop {
-                let batch: Vec<u64> = (seq..seq + 20).collect();
-                seq += 20;
-                let body: String = batch
-                    .iter()
-                    .map(|n| format!("{{\"message\":\"event {n}\",\"seq\":{n}}}\n"))
-                    .collect();
-                match post_logs(port, &body) {
-                    Some(202) => accepted.lock().unwrap().extend(batch),
-                    Some(other) => panic!("unexpected status {other}"),
-                    None => return, // the dispatcher is gone
-                }
-            }
-        }
-    });
-    // Kill once a good share is accepted, while requests are still coming.
-    let deadline = Instant::now() + BOUND;
-    while accepted.lock().unwrap().len() < 2000 {
-        assert!(Instant::now() < deadline, "events are accepted");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    kill_hard(child);
-    poster.join().unwrap();
+    let accepted = post_until_killed(port, child);
     sink_stop.store(true, Ordering::Relaxed);
-    let accepted = accepted.lock().unwrap().clone();
-    assert!(accepted.len() >= 2000);
 
     // Run 2: same buffer directory, a working sink.
     let out = dir.path().join("events.jsonl");
@@ -156,21 +182,7 @@ fn kill_9_mid_stream_then_restart_delivers_every_accepted_event() {
         ]),
         port,
     );
-    let deadline = Instant::now() + BOUND;
-    loop {
-        let delivered = seqs_in(&out);
-        let missing: Vec<_> = accepted.difference(&delivered).take(5).collect();
-        if missing.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "accepted events never delivered, e.g. {missing:?} ({} of {})",
-            delivered.len(),
-            accepted.len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_all_delivered(&accepted, &out);
     let stats = get_stats(port);
     assert!(
         stats["disk_buffer"]["read"].as_u64().unwrap() >= accepted.len() as u64,
@@ -243,35 +255,8 @@ fn pipeline_kill_9_mid_stream_then_restart_delivers_every_accepted_event() {
         ),
     );
     let child = spawn_listening(common::run_command(&config).env("RUST_LOG", "error"), port);
-    let accepted = Arc::new(Mutex::new(BTreeSet::new()));
-    let poster = std::thread::spawn({
-        let accepted = accepted.clone();
-        move || {
-            let mut seq = 0u64;
-            loop {
-                let batch: Vec<u64> = (seq..seq + 20).collect();
-                seq += 20;
-                let body: String = batch
-                    .iter()
-                    .map(|n| format!("{{\"message\":\"event {n}\",\"seq\":{n}}}\n"))
-                    .collect();
-                match post_logs(port, &body) {
-                    Some(202) => accepted.lock().unwrap().extend(batch),
-                    Some(other) => panic!("unexpected status {other}"),
-                    None => return, // the pipeline is gone
-                }
-            }
-        }
-    });
-    let deadline = Instant::now() + BOUND;
-    while accepted.lock().unwrap().len() < 2000 {
-        assert!(Instant::now() < deadline, "events are accepted");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    kill_hard(child);
-    poster.join().unwrap();
+    let accepted = post_until_killed(port, child);
     sink_stop.store(true, Ordering::Relaxed);
-    let accepted = accepted.lock().unwrap().clone();
 
     // Run 2: same buffer directory, the sink now a file.
     let out = dir.path().join("events.jsonl");
@@ -286,20 +271,6 @@ fn pipeline_kill_9_mid_stream_then_restart_delivers_every_accepted_event() {
         ),
     );
     let child = spawn_listening(common::run_command(&config).env("RUST_LOG", "error"), port);
-    let deadline = Instant::now() + BOUND;
-    loop {
-        let delivered = seqs_in(&out);
-        let missing: Vec<_> = accepted.difference(&delivered).take(5).collect();
-        if missing.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "accepted events never delivered, e.g. {missing:?} ({} of {})",
-            delivered.len(),
-            accepted.len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_all_delivered(&accepted, &out);
     stop_with_output(child);
 }
