@@ -6,7 +6,7 @@
 mod common;
 
 use common::{dispatcher_command, final_counters, free_port, spawn_listening, stop_with_output};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
@@ -34,24 +34,7 @@ fn answer(stream: TcpStream, seen: &Mutex<Vec<String>>) {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut reader = BufReader::new(stream);
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap();
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
+    let body = common::read_request_body(&mut reader).expect("a whole request");
     let body = String::from_utf8(body).unwrap();
     let status = if body.contains("poison") {
         "400 Bad Request"

@@ -3,7 +3,7 @@
 //! library's publisher, results checked in the files and with raw commands.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -335,26 +335,9 @@ fn refusing_server(marker: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
 
 fn answer(stream: TcpStream, marker: &str, seen: &Mutex<Vec<String>>) {
     let mut reader = BufReader::new(stream);
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap();
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
+    let Some(body) = common::read_request_body(&mut reader) else {
         return;
-    }
+    };
     let body = String::from_utf8_lossy(&body).into_owned();
     let status = if body.contains(marker) {
         "400 Bad Request"

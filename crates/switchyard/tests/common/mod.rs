@@ -211,3 +211,28 @@ pub fn kill_hard(mut child: Child) {
     let _ = child.wait();
     forget(pid);
 }
+
+/// Read one HTTP/1.1 request's head and its `Content-Length` body; `None`
+/// when the connection ends first.
+pub fn read_request_body(reader: &mut std::io::BufReader<std::net::TcpStream>) -> Option<Vec<u8>> {
+    use std::io::{BufRead, Read};
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(body)
+}
