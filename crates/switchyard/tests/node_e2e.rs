@@ -1,12 +1,18 @@
 //! End to end: three real `switchyard node` processes on loopback, driven by
 //! `switchyard mesh call` and the admin API.
+//!
+//! The nodes' ports are chosen before the nodes start (a's config names b's
+//! and c's), so another process may take one in between; the mesh is then
+//! started again on fresh ports. Each node logs to a file, and every wait that
+//! times out prints those logs, which node exited, and a's `/peers`.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// A port free a moment ago. Not reserved: see [`start_mesh`].
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -19,41 +25,111 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_switchyard"))
 }
 
-fn start_node(dir: &Path, name: &str, yaml: &str) -> Child {
-    let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, yaml).unwrap();
-    bin()
-        .args(["node", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+/// A running `switchyard node`; its stdout and stderr go to files (an unread
+/// pipe would block the node once full, and its output would be lost).
+struct Node {
+    name: String,
+    child: Child,
+    out: PathBuf,
+    log: PathBuf,
 }
 
-fn wait_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "port {port} never opened");
-        std::thread::sleep(Duration::from_millis(20));
+impl Node {
+    fn start(dir: &Path, name: &str, yaml: &str) -> Node {
+        let config = dir.join(format!("{name}.yaml"));
+        std::fs::write(&config, yaml).unwrap();
+        let (out, log) = (
+            dir.join(format!("{name}.stdout")),
+            dir.join(format!("{name}.stderr")),
+        );
+        let child = bin()
+            .args(["node", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info,switchyard_mesh=debug")
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Node {
+            name: name.to_string(),
+            child,
+            out,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Exit status, if the node has exited.
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
+    /// The node exited because a port it was given was taken meanwhile.
+    fn lost_its_port(&mut self) -> bool {
+        self.exited().is_some() && self.log().contains("cannot listen")
+    }
+
+    /// Send `signal` and wait for the exit; returns the node's stdout.
+    fn stop(mut self, signal: &str) -> String {
+        Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap();
+        std::fs::read_to_string(&self.out).unwrap_or_default()
     }
 }
 
+impl Drop for Node {
+    fn drop(&mut self) {
+        // A failed test must not leave nodes behind (no-op once stopped).
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Everything needed to explain a failed wait: each node's state and log,
+/// and a's view of its peers.
+fn diagnose(nodes: &mut [&mut Node], admin: u16) -> String {
+    let mut report = format!(
+        "a's /peers: {}\n",
+        try_http(admin, "GET", "/peers", "")
+            .map(|(status, body)| format!("{status} {body}"))
+            .unwrap_or_else(|e| format!("unavailable: {e}"))
+    );
+    for node in nodes.iter_mut() {
+        let state = match node.exited() {
+            Some(status) => format!("exited ({status})"),
+            None => "running".to_string(),
+        };
+        report += &format!("--- node {} ({state}), stderr:\n{}", node.name, node.log());
+    }
+    report
+}
+
 /// Minimal HTTP/1.1 request; returns (status, body).
-fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+fn try_http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    )?;
     let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out[9..12].parse().unwrap();
+    s.read_to_string(&mut out)?;
+    let status = out
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {out:?}")))?;
     let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
+    Ok((status, body))
+}
+
+fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    try_http(port, method, path, body).unwrap()
 }
 
 fn peers(admin: u16) -> serde_json::Value {
@@ -62,22 +138,37 @@ fn peers(admin: u16) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
-fn healthy_peers(admin: u16) -> Vec<String> {
-    let mut ids: Vec<String> = peers(admin)["peers"]
-        .as_array()
-        .unwrap()
+/// a's healthy peers, or `None` while a's admin API does not answer.
+fn healthy_peers(admin: u16) -> Option<Vec<String>> {
+    let (status, body) = try_http(admin, "GET", "/peers", "").ok()?;
+    if status != 200 {
+        return None;
+    }
+    let peers: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let mut ids: Vec<String> = peers["peers"]
+        .as_array()?
         .iter()
         .filter(|p| p["healthy"] == true)
-        .map(|p| p["id"].as_str().unwrap().to_string())
+        .map(|p| p["id"].as_str().unwrap_or_default().to_string())
         .collect();
     ids.sort();
-    ids
+    Some(ids)
 }
 
-fn wait_for(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+/// Wait until `check` holds; on time-out, panic with the state and logs of
+/// `nodes` (see [`diagnose`]).
+fn wait_for(
+    what: &str,
+    within: Duration,
+    nodes: &mut [&mut Node],
+    admin: u16,
+    mut check: impl FnMut(&mut [&mut Node]) -> bool,
+) {
     let deadline = Instant::now() + within;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+    while !check(nodes) {
+        if Instant::now() >= deadline {
+            panic!("timed out waiting for {what}\n{}", diagnose(nodes, admin));
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -86,6 +177,7 @@ fn call(addr: u16, args: &[&str]) -> (Output, serde_json::Value) {
     let out = bin()
         .args(["mesh", "call", "--addr", &format!("127.0.0.1:{addr}")])
         .args(args)
+        .stdin(Stdio::null())
         .output()
         .unwrap();
     let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -98,49 +190,117 @@ fn call(addr: u16, args: &[&str]) -> (Output, serde_json::Value) {
     (out, json)
 }
 
-fn stop(child: Child, signal: &str) -> String {
-    Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// The three nodes, connected: a routes to b and c.
+struct Mesh {
+    a: Node,
+    b: Node,
+    c: Node,
+    /// gRPC ports of a, b and c, and a's admin port.
+    ports: (u16, u16, u16, u16),
+    events: PathBuf,
+}
+
+/// How often the mesh is started on fresh ports when a port was taken.
+const PORT_ATTEMPTS: usize = 10;
+
+/// Start a, then b and c, and wait until a has both as healthy peers. A node
+/// that exits because its port was taken (by another test, between
+/// `free_port` and its bind) restarts the whole mesh on fresh ports; any other
+/// failure panics with the nodes' logs.
+fn start_mesh(dir: &Path) -> Mesh {
+    for attempt in 1..=PORT_ATTEMPTS {
+        let run = dir.join(format!("attempt-{attempt}"));
+        std::fs::create_dir(&run).unwrap();
+        let (a, b, c, admin) = (free_port(), free_port(), free_port(), free_port());
+        let events = run.join("a-events.jsonl");
+        // a starts first: its peers are retried until they are up.
+        let mut node_a = Node::start(
+            &run,
+            "a",
+            &format!(
+                "id: node-a\nlisten: 127.0.0.1:{a}\nadmin: 127.0.0.1:{admin}\n\
+                 namespaces: [orders, events]\npeers: [127.0.0.1:{b}, 127.0.0.1:{c}]\n\
+                 health: {{probe_interval: 200ms, probe_timeout: 3s, max_backoff: 1s}}\n\
+                 pipeline: {{endpoint: {}, flush_interval: 50ms}}\n\
+                 services:\n  - bind: events/Events.Publish\n    handler: publish\n",
+                events.display()
+            ),
+        );
+        // Wait for a's own log line, not just an open port: a port taken by
+        // another process would be open too.
+        let admin_line = format!("admin API listening admin=127.0.0.1:{admin}");
+        wait_for(
+            "a's admin API",
+            Duration::from_secs(20),
+            &mut [&mut node_a],
+            admin,
+            |n| n[0].log().contains(&admin_line) || n[0].exited().is_some(),
+        );
+        if node_a.lost_its_port() {
+            eprintln!(
+                "attempt {attempt}: a port was taken; again on fresh ports\n{}",
+                diagnose(&mut [&mut node_a], admin)
+            );
+            continue;
+        }
+        let mut node_b = worker(&run, "b", b);
+        let mut node_c = worker(&run, "c", c);
+        let mut lost = false;
+        wait_for(
+            "both peers connected",
+            Duration::from_secs(20),
+            &mut [&mut node_a, &mut node_b, &mut node_c],
+            admin,
+            |nodes| {
+                lost = nodes.iter_mut().any(|n| n.lost_its_port());
+                lost || healthy_peers(admin).is_some_and(|p| p == ["node-b", "node-c"])
+            },
+        );
+        if lost {
+            eprintln!(
+                "attempt {attempt}: a port was taken; again on fresh ports\n{}",
+                diagnose(&mut [&mut node_a, &mut node_b, &mut node_c], admin)
+            );
+            continue;
+        }
+        return Mesh {
+            a: node_a,
+            b: node_b,
+            c: node_c,
+            ports: (a, b, c, admin),
+            events,
+        };
+    }
+    panic!("ports were taken by other processes in all {PORT_ATTEMPTS} attempts");
+}
+
+fn worker(dir: &Path, name: &str, port: u16) -> Node {
+    // Its own pipeline file in the test's directory (the default would be
+    // written to the working directory).
+    let events = dir.join(format!("{name}-events.jsonl"));
+    Node::start(
+        dir,
+        name,
+        &format!(
+            "id: node-{name}\nlisten: 127.0.0.1:{port}\nnamespaces: [orders]\n\
+             pipeline: {{endpoint: {}}}\n\
+             services:\n  - bind: orders/Who.Am\n    handler: echo\n",
+            events.display()
+        ),
+    )
 }
 
 #[test]
 fn three_nodes_route_balance_publish_and_survive_a_dead_peer() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, c, admin) = (free_port(), free_port(), free_port(), free_port());
-    let events = dir.path().join("a-events.jsonl");
-    // a starts first: its peers are retried until they are up.
-    let node_a = start_node(
-        dir.path(),
-        "a",
-        &format!(
-            "id: node-a\nlisten: 127.0.0.1:{a}\nadmin: 127.0.0.1:{admin}\n\
-             namespaces: [orders, events]\npeers: [127.0.0.1:{b}, 127.0.0.1:{c}]\n\
-             health: {{probe_interval: 200ms, probe_timeout: 3s, max_backoff: 1s}}\n\
-             pipeline: {{endpoint: {}, flush_interval: 50ms}}\n\
-             services:\n  - bind: events/Events.Publish\n    handler: publish\n",
-            events.display()
-        ),
-    );
-    wait_listening(admin);
-    let worker = |name: &str, port: u16| {
-        start_node(
-            dir.path(),
-            name,
-            &format!(
-                "id: node-{name}\nlisten: 127.0.0.1:{port}\nnamespaces: [orders]\n\
-                 services:\n  - bind: orders/Who.Am\n    handler: echo\n"
-            ),
-        )
-    };
-    let node_b = worker("b", b);
-    let node_c = worker("c", c);
-    wait_for("both peers connected", Duration::from_secs(20), || {
-        healthy_peers(admin) == ["node-b", "node-c"]
-    });
+    let Mesh {
+        a: mut node_a,
+        b: mut node_b,
+        c: node_c,
+        ports: (a, b, _, admin),
+        events,
+    } = start_mesh(dir.path());
+    let run = node_a.log.parent().unwrap().to_path_buf();
 
     // Round robin over b and c, the echo handler returns the input.
     let mut handled = vec![];
@@ -223,10 +383,14 @@ fn three_nodes_route_balance_publish_and_survive_a_dead_peer() {
     );
 
     // c dies: it leaves routing and every call goes to b.
-    stop(node_c, "-KILL");
-    wait_for("c out of routing", Duration::from_secs(10), || {
-        healthy_peers(admin) == ["node-b"]
-    });
+    node_c.stop("-KILL");
+    wait_for(
+        "c out of routing",
+        Duration::from_secs(10),
+        &mut [&mut node_a, &mut node_b],
+        admin,
+        |_| healthy_peers(admin).is_some_and(|p| p == ["node-b"]),
+    );
     for _ in 0..3 {
         let (_, r) = call(
             a,
@@ -259,21 +423,25 @@ fn three_nodes_route_balance_publish_and_survive_a_dead_peer() {
 
     // b's config gains `billing`; SIGHUP reloads it and b re-announces.
     std::fs::write(
-        dir.path().join("b.yaml"),
+        run.join("b.yaml"),
         format!(
             "id: node-b\nlisten: 127.0.0.1:{b}\nnamespaces: [orders, billing]\n\
-             services:\n  - bind: orders/Who.Am\n    handler: echo\n"
+             pipeline: {{endpoint: {}}}\n\
+             services:\n  - bind: orders/Who.Am\n    handler: echo\n",
+            run.join("b-events.jsonl").display()
         ),
     )
     .unwrap();
     Command::new("kill")
-        .args(["-HUP", &node_b.id().to_string()])
+        .args(["-HUP", &node_b.child.id().to_string()])
         .status()
         .unwrap();
     wait_for(
         "b's reloaded namespaces on a",
         Duration::from_secs(10),
-        || {
+        &mut [&mut node_a, &mut node_b],
+        admin,
+        |_| {
             peers(admin)["peers"].as_array().unwrap().iter().any(|p| {
                 p["id"] == "node-b"
                     && p["shared_namespaces"] == serde_json::json!(["orders", "billing"])
@@ -290,8 +458,8 @@ fn three_nodes_route_balance_publish_and_survive_a_dead_peer() {
         "{metrics}"
     );
 
-    stop(node_b, "-TERM");
-    let final_a = stop(node_a, "-TERM");
+    node_b.stop("-TERM");
+    let final_a = node_a.stop("-TERM");
     assert!(
         final_a.contains("received=1 sent=1"),
         "a's pipeline delivered the event: {final_a}"
