@@ -6,50 +6,9 @@
 mod common;
 
 use common::{dispatcher_command, final_counters, free_port, spawn_listening, stop_with_output};
-use std::io::{BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// A loopback HTTP server that answers 400 to a body containing `poison`
-/// and 200 otherwise, and keeps the bodies it accepted.
-fn poison_server() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(Mutex::new(Vec::new()));
-    let seen = accepted.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let seen = seen.clone();
-            std::thread::spawn(move || answer(stream, &seen));
-        }
-    });
-    (port, accepted)
-}
-
-fn answer(stream: TcpStream, seen: &Mutex<Vec<String>>) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut reader = BufReader::new(stream);
-    let body = common::read_request_body(&mut reader).expect("a whole request");
-    let body = String::from_utf8(body).unwrap();
-    let status = if body.contains("poison") {
-        "400 Bad Request"
-    } else {
-        seen.lock().unwrap().push(body);
-        "200 OK"
-    };
-    let reply = "{\"error\":\"no poison here\"}";
-    let mut stream = reader.into_inner();
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-        reply.len()
-    );
-}
 
 fn post(port: u16, body: &str) -> u16 {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -85,7 +44,7 @@ fn stdout(out: &Output) -> String {
 
 #[test]
 fn a_poison_event_is_dead_lettered_and_replayed_to_a_working_sink() {
-    let (sink_port, accepted) = poison_server();
+    let (sink_port, accepted) = common::refusing_server("poison");
     let dir = tempfile::tempdir().unwrap();
     let queue = dir.path().join("dlq");
     let queue = queue.to_str().unwrap();

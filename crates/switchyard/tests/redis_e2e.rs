@@ -3,11 +3,8 @@
 //! library's publisher, results checked in the files and with raw commands.
 
 use std::collections::HashMap;
-use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchyard_bus::redis::{Publisher, PublisherConfig, RedisTarget, Wire};
 use switchyard_core::{Event, HttpExchange};
@@ -316,41 +313,6 @@ fn configured_by_the_proxy_environment_variables() {
     assert_eq!(unique(&delivered(&[&out])), 20);
 }
 
-/// A loopback HTTP sink that answers `400` (a permanent error) to a body
-/// containing `marker` and `200` otherwise; keeps the bodies it accepted.
-fn refusing_server(marker: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(Mutex::new(Vec::new()));
-    let seen = accepted.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let seen = seen.clone();
-            std::thread::spawn(move || answer(stream, marker, &seen));
-        }
-    });
-    (port, accepted)
-}
-
-fn answer(stream: TcpStream, marker: &str, seen: &Mutex<Vec<String>>) {
-    let mut reader = BufReader::new(stream);
-    let Some(body) = common::read_request_body(&mut reader) else {
-        return;
-    };
-    let body = String::from_utf8_lossy(&body).into_owned();
-    let status = if body.contains(marker) {
-        "400 Bad Request"
-    } else {
-        seen.lock().unwrap().push(body);
-        "200 OK"
-    };
-    let _ = write!(
-        reader.into_inner(),
-        "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-}
-
 /// Ten good entries and one the sink refuses for good (`req-refused`), in
 /// one read; returns the refused entry's id.
 fn publish_with_one_refused(server: &RedisServer) -> String {
@@ -401,7 +363,7 @@ fn http_dispatcher(server: &RedisServer, sink_port: u16, extra: &[&str]) -> Chil
 fn a_permanently_refused_event_with_a_dlq_is_dead_lettered_and_acknowledged() {
     let server = RedisServer::start();
     publish_with_one_refused(&server);
-    let (sink_port, accepted) = refusing_server("req-refused");
+    let (sink_port, accepted) = common::refusing_server("req-refused");
     let dir = tempfile::tempdir().unwrap();
     let queue = dir.path().join("dlq");
     let d = http_dispatcher(
@@ -450,7 +412,7 @@ fn a_permanently_refused_event_with_a_dlq_is_dead_lettered_and_acknowledged() {
 fn a_permanently_refused_event_without_a_dlq_is_kept_in_the_dead_stream_and_acknowledged() {
     let server = RedisServer::start();
     let refused = publish_with_one_refused(&server);
-    let (sink_port, accepted) = refusing_server("req-refused");
+    let (sink_port, accepted) = common::refusing_server("req-refused");
     let d = http_dispatcher(&server, sink_port, &["--no-dlq"]);
     let dead_key = format!("{STREAM}:dead");
     wait_until("the refused entry kept", Duration::from_secs(60), || {

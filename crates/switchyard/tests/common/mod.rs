@@ -236,3 +236,41 @@ pub fn read_request_body(reader: &mut std::io::BufReader<std::net::TcpStream>) -
     reader.read_exact(&mut body).ok()?;
     Some(body)
 }
+
+/// A loopback HTTP sink that answers `400` (a permanent error, with a small
+/// JSON body) to a request whose body contains `marker`, and `200`
+/// otherwise; returns its port and the bodies it accepted.
+pub fn refusing_server(marker: &'static str) -> (u16, std::sync::Arc<Mutex<Vec<String>>>) {
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let seen = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut reader = std::io::BufReader::new(stream);
+                let Some(body) = read_request_body(&mut reader) else {
+                    return;
+                };
+                let body = String::from_utf8_lossy(&body).into_owned();
+                let status = if body.contains(marker) {
+                    "400 Bad Request"
+                } else {
+                    seen.lock().unwrap().push(body);
+                    "200 OK"
+                };
+                let reply = "{\"error\":\"refused by the test sink\"}";
+                let _ = write!(
+                    reader.into_inner(),
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+            });
+        }
+    });
+    (port, accepted)
+}
