@@ -2,8 +2,13 @@
 //!
 //! Reads incrementally past a cursor, pushes the events into the intake in
 //! `LogID` order, and moves the plugin's offset key
-//! (`llm-proxy-dispatcher:<plugin>:last_id`) only past events the engine
-//! reported done, in order — a crash re-reads at most what was in flight.
+//! (`llm-proxy-dispatcher:<plugin>:last_id`) only past events whose fate the
+//! engine decided, in order — a crash re-reads at most what was in flight.
+//! Events the engine gave up on (dropped, with no dead-letter queue to keep
+//! them) are copied to the stream `<key>:dead` in the same transaction that
+//! moves the offset past them, so a permanently refused event neither wedges
+//! the log nor vanishes. Events nobody decided (lost in flight) make the
+//! source re-read from the stored offset.
 //!
 //! Gaps: ids are handed out (`INCR`) before the entry is pushed, so a
 //! missing id may just be a push still on its way. A gap counts as lost (a
@@ -15,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchyard_bus::redis::list_log::{self, ListConfig, ListRead};
 use switchyard_bus::redis::{ConsumerStats, Link, RedisTarget};
-use switchyard_core::{AckBatch, BatchOutcome, Event};
+use switchyard_core::{Event, Fate, Fates, IndexedAckBatch};
 use switchyard_engine::IntakeSender;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
@@ -41,12 +46,26 @@ pub struct ListSourceConfig {
     pub max_in_flight: usize,
 }
 
+/// Why a dead entry of the LIST log was kept (the Streams source's words).
+pub const DROPPED_REASON: &str = "dropped after delivery failed";
+
 /// One read handed to the engine, in id order.
 struct Chunk {
+    /// The cursor before this chunk: its ids lie in `after + 1 ..= up_to`.
+    after: i64,
     /// The offset may move to this id once the chunk is done.
     up_to: i64,
-    events: u64,
-    outcome: Option<oneshot::Receiver<BatchOutcome>>,
+    /// The `LogID` of each event handed over, by its token's index.
+    ids: Vec<i64>,
+    outcome: Option<oneshot::Receiver<Fates>>,
+}
+
+/// What settling a chunk asks of Redis before the offset may move.
+struct Commit {
+    after: i64,
+    up_to: i64,
+    /// Events given up on, to keep in the dead stream.
+    dropped: Vec<i64>,
 }
 
 /// Run until `shutdown` becomes `true` or the engine stops; then wait for
@@ -92,37 +111,37 @@ pub async fn run(
             let Some(front) = in_flight.front_mut() else {
                 break;
             };
+            let entries = front.ids.len();
+            let lost = || Fates::unresolved(entries);
             let done = match front.outcome.as_mut() {
-                None => Some(BatchOutcome::default()),
-                Some(rx) if must_wait => Some(rx.await.unwrap_or(BatchOutcome {
-                    unresolved: 1,
-                    ..Default::default()
-                })),
+                None => Some(Fates::unresolved(0)),
+                Some(rx) if must_wait => Some(rx.await.unwrap_or_else(|_| lost())),
                 Some(rx) => match rx.try_recv() {
                     Ok(o) => Some(o),
                     Err(oneshot::error::TryRecvError::Empty) => None,
-                    Err(oneshot::error::TryRecvError::Closed) => Some(BatchOutcome {
-                        unresolved: 1,
-                        ..Default::default()
-                    }),
+                    Err(oneshot::error::TryRecvError::Closed) => Some(lost()),
                 },
             };
-            let Some(outcome) = done else { break };
+            let Some(fates) = done else { break };
             let chunk = in_flight.pop_front().expect("front exists");
-            if outcome.dropped == 0 && outcome.unresolved == 0 {
-                if store_offset(&mut link, &cfg.plugin, chunk.up_to, &shutdown).await {
-                    offset = chunk.up_to;
-                    ConsumerStats::add(&stats.acked, chunk.events);
+            let events = chunk.ids.len() as u64;
+            match settle(chunk, fates, &stats) {
+                Some(commit) => {
+                    if store(&mut link, &cfg, &commit, &stats, &shutdown).await {
+                        offset = commit.up_to;
+                        ConsumerStats::add(&stats.acked, events);
+                    }
                 }
-            } else {
-                warn!(
-                    up_to = chunk.up_to,
-                    "events not delivered; re-reading from the stored offset"
-                );
-                ConsumerStats::add(&stats.not_acked, chunk.events);
-                // Later chunks may be delivered twice; the offset stays honest.
-                in_flight.clear();
-                cursor = offset;
+                None => {
+                    warn!(
+                        offset,
+                        "events lost in flight; re-reading from the stored offset"
+                    );
+                    ConsumerStats::add(&stats.not_acked, events);
+                    // Later chunks may be delivered twice; the offset stays honest.
+                    in_flight.clear();
+                    cursor = offset;
+                }
             }
         }
         if stopping {
@@ -167,15 +186,16 @@ pub async fn run(
                     "LIST log gap: events lost to trimming or expiry"
                 );
                 ConsumerStats::add(&stats.lost, lost);
-                cursor = to;
                 in_flight.push_back(Chunk {
+                    after: cursor,
                     up_to: to,
-                    events: 0,
+                    ids: Vec::new(),
                     outcome: None,
                 });
+                cursor = to;
             }
             Step::Deliver(n) => {
-                let (chunk, events) = take_prefix(read, n, &stats);
+                let (chunk, events) = take_prefix(read, cursor, n, &stats);
                 cursor = chunk.up_to;
                 in_flight.push_back(chunk);
                 if !events.is_empty() && tx.send(events).await.is_err() {
@@ -237,14 +257,26 @@ fn next_step(
     }
 }
 
-fn take_prefix(read: ListRead, n: usize, stats: &ConsumerStats) -> (Chunk, Vec<Event>) {
-    let (batch, outcome) = AckBatch::new();
-    let mut up_to = 0;
-    let mut events = Vec::with_capacity(n);
+/// The first `n` entries of `read` (ids `after + 1 ..`) as events with one
+/// token each, and their chunk.
+fn take_prefix(read: ListRead, after: i64, n: usize, stats: &ConsumerStats) -> (Chunk, Vec<Event>) {
+    let good = read
+        .events
+        .iter()
+        .take(n)
+        .filter(|(_, d)| d.is_ok())
+        .count();
+    let (batch, outcome) = IndexedAckBatch::new(good);
+    let mut up_to = after;
+    let mut ids = Vec::with_capacity(good);
+    let mut events = Vec::with_capacity(good);
     for (id, decoded) in read.events.into_iter().take(n) {
         up_to = id;
         match decoded {
-            Ok(e) => events.push(e.with_ack(batch.token())),
+            Ok(e) => {
+                events.push(e.with_ack(batch.token(ids.len())));
+                ids.push(id);
+            }
             Err(reason) => {
                 error!(log_id = id, %reason, "poison LIST entry skipped");
                 ConsumerStats::add(&stats.poison, 1);
@@ -253,26 +285,90 @@ fn take_prefix(read: ListRead, n: usize, stats: &ConsumerStats) -> (Chunk, Vec<E
     }
     ConsumerStats::add(&stats.read, events.len() as u64);
     let chunk = Chunk {
+        after,
         up_to,
-        events: events.len() as u64,
+        ids,
         outcome: Some(outcome),
     };
     (chunk, events)
 }
 
-/// `SET` the offset, retrying through reconnects. At shutdown it gives up
+/// Count a chunk's fates. `None` when an event was lost in flight (the chunk
+/// must be read again); otherwise what to store before the offset moves.
+fn settle(chunk: Chunk, fates: Fates, stats: &ConsumerStats) -> Option<Commit> {
+    let o = fates.outcome;
+    ConsumerStats::add(&stats.delivered, o.delivered);
+    ConsumerStats::add(&stats.filtered, o.filtered);
+    ConsumerStats::add(&stats.dead_lettered, o.dead_lettered);
+    let mut dropped = Vec::new();
+    let mut unresolved = 0;
+    for (id, fate) in chunk.ids.iter().zip(&fates.fates) {
+        match fate {
+            Fate::Delivered | Fate::Filtered | Fate::DeadLettered => {}
+            Fate::Dropped => dropped.push(*id),
+            Fate::Unresolved => unresolved += 1,
+        }
+    }
+    if unresolved > 0 {
+        ConsumerStats::add(&stats.unresolved, unresolved);
+        return None;
+    }
+    Some(Commit {
+        after: chunk.after,
+        up_to: chunk.up_to,
+        dropped,
+    })
+}
+
+/// Keep the commit's dropped events in the dead stream and `SET` the offset,
+/// in one transaction, retrying through reconnects. At shutdown it gives up
 /// after a grace period if Redis stays away: the offset then lags, which
 /// means a re-read after restart, never a loss.
-async fn store_offset(
+async fn store(
     link: &mut Link,
-    plugin: &str,
-    id: i64,
+    cfg: &ListSourceConfig,
+    commit: &Commit,
+    stats: &ConsumerStats,
     shutdown: &watch::Receiver<bool>,
 ) -> bool {
+    let id = commit.up_to;
     let store = async {
         loop {
             let mut conn = link.get().await;
-            match list_log::set_offset(&mut conn, plugin, id).await {
+            let result = if commit.dropped.is_empty() {
+                list_log::set_offset(&mut conn, &cfg.plugin, id).await
+            } else {
+                let span = (commit.up_to - commit.after).max(0) as usize;
+                list_log::keep_and_store_offset(
+                    &mut conn,
+                    &cfg.list,
+                    &cfg.plugin,
+                    commit.after,
+                    span,
+                    &commit.dropped,
+                    DROPPED_REASON,
+                    id,
+                )
+                .await
+                .map(|found| {
+                    let n = commit.dropped.len() as u64;
+                    warn!(
+                        events = n,
+                        dead = %cfg.list.dead_stream(),
+                        "events were dropped after delivery failed; kept in the dead stream"
+                    );
+                    ConsumerStats::add(&stats.dropped, n);
+                    let gone = n.saturating_sub(found);
+                    if gone > 0 {
+                        warn!(
+                            events = gone,
+                            "dropped entries were trimmed from the list before they could be kept; the dead stream has only their ids"
+                        );
+                        ConsumerStats::add(&stats.lost, gone);
+                    }
+                })
+            };
+            match result {
                 Ok(()) => return,
                 Err(e) => {
                     if !link.broken(&e) {

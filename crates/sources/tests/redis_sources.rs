@@ -402,9 +402,63 @@ fn list_push(server: &RedisServer, key: &str, i: usize) -> i64 {
         .unwrap()
         .parse()
         .unwrap();
-    let json = exchange(i).replace(r#""LogID":0"#, &format!(r#""LogID":{id}"#));
-    server.command(&["LPUSH", key, &json]).unwrap();
+    server.command(&["LPUSH", key, &list_entry(i, id)]).unwrap();
     id
+}
+
+/// Event `i` as a LIST entry with `LogID` `id`.
+fn list_entry(i: usize, id: i64) -> String {
+    exchange(i).replace(r#""LogID":0"#, &format!(r#""LogID":{id}"#))
+}
+
+/// Regression: one dropped event made the LIST source re-read from the
+/// stored offset, so a permanently refused event was delivered (and refused)
+/// forever and its neighbours again and again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_log_keeps_a_dropped_event_in_the_dead_stream_and_moves_on() {
+    let server = RedisServer::start();
+    let key = "llm-proxy-events";
+    let sink = Collect::default();
+    sink.refuse.lock().unwrap().insert("req-7".into());
+    for i in 0..20 {
+        list_push(&server, key, i);
+    }
+    let running = start_list(&server, &sink, key);
+    wait_for("the offset past every event", || {
+        let s = running.stats.snapshot();
+        s.dropped == 1 && s.acked == 20
+    })
+    .await;
+    // Several poll intervals: nothing may come back.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = running.finish().await;
+    assert_eq!(sink.len(), 19, "each neighbour delivered once: {stats:?}");
+    assert!(!sink.unique().contains("req-7"));
+    assert_eq!((stats.delivered, stats.dropped), (19, 1), "{stats:?}");
+    assert_eq!((stats.not_acked, stats.lost), (0, 0), "{stats:?}");
+    assert_eq!(
+        server
+            .command(&["GET", "llm-proxy-dispatcher:file:last_id"])
+            .unwrap(),
+        "20"
+    );
+    let dead_key = format!("{key}:dead");
+    assert_eq!(server.command(&["XLEN", &dead_key]).unwrap(), "1");
+    let dead = server.command(&["XRANGE", &dead_key, "-", "+"]).unwrap();
+    let fields: Vec<&str> = dead.lines().skip(1).collect();
+    // req-7 was the 8th push: LogID 8.
+    assert_eq!(
+        fields,
+        [
+            "id",
+            "8",
+            "reason",
+            redis_list::DROPPED_REASON,
+            "data",
+            &list_entry(7, 8)
+        ],
+        "the original entry is kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,7 +29,17 @@ impl ListConfig {
     pub fn seq_key(&self) -> String {
         format!("{}:seq", self.key)
     }
+
+    /// Where a dispatcher keeps the entries it gave up on: the stream
+    /// `<key>:dead`, laid out like a Streams dead entry (`id`, `reason`,
+    /// `data`) so one reader handles both.
+    pub fn dead_stream(&self) -> String {
+        format!("{}:dead", self.key)
+    }
 }
+
+/// Approximate bound (`MAXLEN ~`) of the dead stream `<key>:dead`.
+pub const DEAD_MAX_LEN: usize = super::streams::DEFAULT_MAX_LEN;
 
 /// The dispatcher offset key of a plugin: `llm-proxy-dispatcher:<plugin>:last_id`
 /// (`default` for an empty name).
@@ -183,25 +193,14 @@ pub async fn read_after(
     after: i64,
     max: usize,
 ) -> RedisResult<ListRead> {
-    let last = last_id(conn, cfg).await?;
-    if last <= after {
-        return Ok(ListRead {
-            complete: true,
-            last_id: last,
-            ..Default::default()
-        });
-    }
-    let max = max.max(1) as i64;
-    let lag = last - after;
-    let start = (lag - max).max(0);
-    let stop = lag - 1 + max;
-    let raw = range(conn, &cfg.key, start as isize, stop as isize).await?;
+    let max = max.max(1);
+    let window = window(conn, cfg, after, max).await?;
     let mut read = ListRead {
-        last_id: last,
-        complete: (raw.len() as i64) < stop - start + 1,
+        last_id: window.last_id,
+        complete: window.short,
         ..Default::default()
     };
-    for item in raw {
+    for item in window.raw {
         let id = match serde_json::from_slice::<IdOnly>(&item) {
             Ok(x) => x.log_id,
             Err(e) => {
@@ -216,6 +215,92 @@ pub async fn read_after(
         read.events.push((id, decode::json(&item)));
     }
     read.events.sort_by_key(|(id, _)| *id);
-    read.events.truncate(max as usize);
+    read.events.truncate(max);
     Ok(read)
+}
+
+/// The raw entries of the window where the ids after `after` must be.
+struct Window {
+    last_id: i64,
+    raw: Vec<Vec<u8>>,
+    /// The list ended before the window did.
+    short: bool,
+}
+
+/// Empty (and `short`) when no id after `after` was handed out yet.
+async fn window(
+    conn: &mut MultiplexedConnection,
+    cfg: &ListConfig,
+    after: i64,
+    max: usize,
+) -> RedisResult<Window> {
+    let last = last_id(conn, cfg).await?;
+    if last <= after {
+        return Ok(Window {
+            last_id: last,
+            raw: Vec::new(),
+            short: true,
+        });
+    }
+    let max = max as i64;
+    let lag = last - after;
+    let start = (lag - max).max(0);
+    let stop = lag - 1 + max;
+    let raw = range(conn, &cfg.key, start as isize, stop as isize).await?;
+    Ok(Window {
+        last_id: last,
+        short: (raw.len() as i64) < stop - start + 1,
+        raw,
+    })
+}
+
+/// Keep the entries with the `LogID`s `ids` in the dead stream (`id`,
+/// `reason`, then `data`: the entry as it was in the list) and store the
+/// plugin's offset `up_to`, in one transaction: the offset never moves past
+/// an entry that was not kept. `ids` must lie within the `span` ids after
+/// `after`; they are read back from the list, so the caller need not hold
+/// their bytes while it waits for their fate. An entry trimmed or expired
+/// in the meantime is kept with its id and reason only. Returns how many
+/// entries were still in the list.
+#[allow(clippy::too_many_arguments)] // one transaction's worth of inputs
+pub async fn keep_and_store_offset(
+    conn: &mut MultiplexedConnection,
+    cfg: &ListConfig,
+    plugin: &str,
+    after: i64,
+    span: usize,
+    ids: &[i64],
+    reason: &str,
+    up_to: i64,
+) -> RedisResult<u64> {
+    let mut found: Vec<(i64, Vec<u8>)> = Vec::with_capacity(ids.len());
+    for item in window(conn, cfg, after, span.max(1)).await?.raw {
+        if let Ok(x) = serde_json::from_slice::<IdOnly>(&item) {
+            if ids.contains(&x.log_id) && !found.iter().any(|(id, _)| *id == x.log_id) {
+                found.push((x.log_id, item));
+            }
+        }
+    }
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for id in ids {
+        let xadd = pipe
+            .cmd("XADD")
+            .arg(cfg.dead_stream())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(DEAD_MAX_LEN)
+            .arg("*")
+            .arg("id")
+            .arg(id)
+            .arg("reason")
+            .arg(reason);
+        if let Some((_, raw)) = found.iter().find(|(f, _)| f == id) {
+            xadd.arg("data").arg(raw.as_slice());
+        }
+        xadd.ignore();
+    }
+    pipe.cmd("SET").arg(offset_key(plugin)).arg(up_to).ignore();
+    pipe.query_async::<()>(conn).await?;
+    Ok(found.len() as u64)
 }
