@@ -58,6 +58,45 @@ async fn stream_publisher_writes_xadd_with_one_data_field() {
     }
 }
 
+/// A connection that breaks with a batch on the wire: the batch is written
+/// again on a new connection and counted as `resent`, the bound on events
+/// stored twice. Here the server holds the batch unexecuted (`CLIENT PAUSE`)
+/// while the connection is killed, so nothing is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_cut_off_mid_write_is_written_again_and_counted() {
+    let server = RedisServer::start();
+    server
+        .command(&["CLIENT", "PAUSE", "3000", "WRITE"])
+        .unwrap();
+    let publisher = Publisher::start(
+        &target(&server),
+        PublisherConfig {
+            wire: Wire::Stream {
+                stream: "llm-proxy-events".into(),
+                max_len: 10_000,
+            },
+            buffer: 1000,
+            pipeline: 100,
+        },
+    )
+    .unwrap();
+    assert_eq!(publisher.publish_all((0..100).map(exchange)), 100);
+    // The batch reaches the server and waits there, unexecuted.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(publisher.stats().written, 0, "the pause holds the batch");
+    server
+        .command(&["CLIENT", "KILL", "TYPE", "normal"])
+        .unwrap();
+    server.command(&["CLIENT", "UNPAUSE"]).unwrap();
+    let stats = publisher.close(Duration::from_secs(30)).await;
+    assert_eq!((stats.written, stats.unsent), (100, 0), "{stats:?}");
+    assert_eq!(stats.resent, 100, "{stats:?}");
+    assert_eq!(
+        server.command(&["XLEN", "llm-proxy-events"]).unwrap(),
+        "100"
+    );
+}
+
 #[tokio::test]
 async fn stream_is_trimmed_approximately_to_max_len() {
     let server = RedisServer::start();

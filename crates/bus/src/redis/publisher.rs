@@ -7,6 +7,7 @@
 //!
 //! After a connection breaks mid-batch the batch is written again, so an
 //! event may be stored twice (at-least-once); it is never lost silently.
+//! Events written again are counted (`resent`): the bound on such duplicates.
 
 use super::link::{is_server_reply, Link};
 use super::list_log::{self, ListConfig};
@@ -61,6 +62,10 @@ pub struct PublisherStats {
     pub refused: u64,
     /// Events still buffered or in flight when the publisher was closed.
     pub unsent: u64,
+    /// Events written again after a connection broke mid-batch: Redis may
+    /// have stored part of the batch before the break, so at most this many
+    /// events are stored twice.
+    pub resent: u64,
 }
 
 #[derive(Default)]
@@ -69,6 +74,7 @@ struct Counters {
     written: AtomicU64,
     dropped: AtomicU64,
     refused: AtomicU64,
+    resent: AtomicU64,
 }
 
 /// A non-blocking Redis publisher. Share it behind an `Arc`.
@@ -129,6 +135,7 @@ impl Publisher {
             dropped: c.dropped.load(Relaxed),
             refused: c.refused.load(Relaxed),
             unsent: 0,
+            resent: c.resent.load(Relaxed),
         }
     }
 
@@ -159,6 +166,7 @@ impl Publisher {
             dropped,
             refused,
             unsent,
+            resent: c.resent.load(Relaxed),
         }
     }
 }
@@ -312,6 +320,7 @@ async fn settle(
         }
         link.broken(e);
         let mut conn = link.get().await;
+        counters.resent.fetch_add(ready.len(), Relaxed);
         result = write(&mut conn, wire, &mut ready).await;
     }
     let n = ready.len();
