@@ -125,7 +125,15 @@ pub async fn run_pipeline(
         stats.clone(),
         pipeline.dlq.clone(),
     ));
-    let mut stack = delivery::build(sink.clone(), &pipeline.delivery, settle, stats.clone());
+    // One bucket for new batches and dead-letter re-sends alike.
+    let rate = delivery::RateLimitLayer::new(pipeline.delivery.rate_limit, stats.clone());
+    let mut stack = delivery::build_with_rate_limit(
+        sink.clone(),
+        &pipeline.delivery,
+        settle,
+        stats.clone(),
+        rate.clone(),
+    );
     let auto_retry = pipeline
         .dlq
         .as_ref()
@@ -136,6 +144,7 @@ pub async fn run_pipeline(
                 sink.clone(),
                 pipeline.sink_name.clone(),
                 stats.clone(),
+                rate,
                 pipeline.batch_size,
                 pipeline.delivery.timeout.unwrap_or(Duration::from_secs(30)),
             ))

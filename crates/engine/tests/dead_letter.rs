@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchyard_core::{AckBatch, Event, Identity, LogRecord, Sink, SinkError};
-use switchyard_engine::delivery::{BreakerConfig, DeliveryConfig};
+use switchyard_engine::delivery::{BreakerConfig, DeliveryConfig, RateLimit, RateUnit};
 use switchyard_engine::dlq::record::PayloadKind;
 use switchyard_engine::{
     intake, run_pipeline, Counters, CountersSnapshot, DeliveryStats, Dlq, DlqConfig, Pipeline,
@@ -190,6 +190,67 @@ async fn auto_retry_delivers_dead_letters_once_the_sink_recovers() {
     }
     assert!(dlq.is_empty(), "auto-retry emptied the queue");
     assert!(sink.accepted.lock().unwrap()[0].contains("\"late\""));
+    drop(tx);
+    engine.await.unwrap();
+}
+
+/// Regression: auto-retry sent straight to the sink, so a sink's rate limit
+/// did not hold for re-sent dead letters. Two records, re-sent one per
+/// request under a limit of one request per second, cannot both arrive
+/// within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_retry_takes_from_the_sinks_rate_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let dlq = Arc::new(Dlq::open(dlq_config(dir.path(), 10, true)).unwrap());
+    let sink = Picky::default();
+    sink.down.store(true, SeqCst);
+    let mut limited = pipeline(Some(dlq.clone()));
+    limited.delivery.max_retries = 0;
+    limited.delivery.rate_limit = Some(RateLimit {
+        per_second: 1,
+        unit: RateUnit::Requests,
+    });
+    let (tx, rx) = intake(100);
+    let counters = Arc::new(Counters::default());
+    let stats = Arc::new(DeliveryStats::default());
+    let engine = tokio::spawn(run_pipeline(
+        rx,
+        Arc::new(Identity),
+        Arc::new(sink.clone()),
+        limited,
+        counters.clone(),
+        stats.clone(),
+    ));
+    tx.send(vec![
+        LogRecord::new("first").into(),
+        LogRecord::new("second").into(),
+    ])
+    .await
+    .unwrap();
+    for _ in 0..1000 {
+        if counters.snapshot().dead_lettered == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(dlq.len(), 2);
+    let waits_before = stats.snapshot().rate_limited_waits;
+    sink.down.store(false, SeqCst);
+    let recovered = std::time::Instant::now();
+    for _ in 0..1000 {
+        if dlq.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = recovered.elapsed();
+    assert!(dlq.is_empty(), "auto-retry emptied the queue");
+    assert_eq!(sink.accepted.lock().unwrap().len(), 2);
+    assert!(
+        took >= Duration::from_millis(800),
+        "two re-sends within {took:?} under a limit of 1 request/s"
+    );
+    assert!(stats.snapshot().rate_limited_waits > waits_before);
     drop(tx);
     engine.await.unwrap();
 }

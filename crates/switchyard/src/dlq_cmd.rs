@@ -8,8 +8,10 @@ use clap::{Args, Subcommand};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use switchyard_core::SinkConfig;
+use switchyard_engine::delivery::{DeliveryStats, RateLimit, RateLimitLayer, RateUnit};
 use switchyard_engine::dlq::{self, Dlq, DlqConfig};
 use time::OffsetDateTime;
 
@@ -69,6 +71,10 @@ pub struct ReplayArgs {
     /// Deadline of one request.
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub timeout: Duration,
+    /// Send at most this many events per second (for a backend with a rate
+    /// limit of its own); unlimited when unset.
+    #[arg(long, value_name = "EVENTS_PER_SECOND", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: Option<u32>,
 }
 
 #[derive(Args)]
@@ -177,6 +183,13 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         cfg.insert(k.clone(), v.clone());
     }
     let total = chosen.len() as u64;
+    let rate = RateLimitLayer::new(
+        args.rate_limit.map(|per_second| RateLimit {
+            per_second,
+            unit: RateUnit::Events,
+        }),
+        Arc::new(DeliveryStats::default()),
+    );
     let mut summary = dlq::ReplaySummary::default();
     let registry = switchyard_sinks::builtin();
     for (service, ids) in by_service {
@@ -188,6 +201,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         let s = dlq::replay(
             &dlq,
             sink.as_ref(),
+            &rate,
             &ids,
             args.batch_size,
             args.timeout,

@@ -39,6 +39,19 @@ pub fn build(
     settle: Arc<Settle>,
     stats: Arc<DeliveryStats>,
 ) -> DeliveryService {
+    let rate = RateLimitLayer::new(config.rate_limit, stats.clone());
+    build_with_rate_limit(sink, config, settle, stats, rate)
+}
+
+/// [`build`] with a rate limit made by the caller (from
+/// `config.rate_limit`), so that others can take from the same bucket.
+pub fn build_with_rate_limit(
+    sink: Arc<dyn Sink>,
+    config: &DeliveryConfig,
+    settle: Arc<Settle>,
+    stats: Arc<DeliveryStats>,
+    rate: RateLimitLayer,
+) -> DeliveryService {
     let breaker = config.circuit_breaker.enabled.then(|| {
         Arc::new(Breaker::new(
             config.circuit_breaker.clone(),
@@ -54,7 +67,7 @@ pub fn build(
         max_elapsed: config.max_elapsed,
     };
     let stack = ServiceBuilder::new()
-        .layer(RateLimitLayer::new(config.rate_limit, stats.clone()))
+        .layer(rate)
         .layer(ConcurrencyLayer::new(
             config.concurrency,
             &config.flow_control,

@@ -59,8 +59,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchyard_core::{Event, SinkError, SinkErrorKind};
 
-pub use builder::{build, DeliveryService};
+pub use builder::{build, build_with_rate_limit, DeliveryService};
 pub use config::{BreakerConfig, Concurrency, DeliveryConfig, FlowControl, RateLimit, RateUnit};
+pub use rate_limit::RateLimitLayer;
 pub use settle::Settle;
 pub use stats::{BreakerState, DeliveryStats, DeliveryStatsSnapshot};
 

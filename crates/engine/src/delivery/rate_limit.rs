@@ -7,6 +7,10 @@
 //! The tokens are taken when the batch is handed in; a batch that finds them
 //! passes straight to the next layer (its future is the next layer's, with
 //! nothing added), and only one that must wait boxes its future.
+//!
+//! Clones of a layer share its bucket, and [`RateLimitLayer::admit`] takes
+//! from it too: the dead-letter queue's re-sends use it, so replayed batches
+//! count against the same limit as new ones instead of bypassing it.
 
 use super::config::{RateLimit, RateUnit};
 use super::stats::DeliveryStats;
@@ -38,6 +42,33 @@ impl RateLimitLayer {
             ))
         });
         Self { limiter, stats }
+    }
+
+    /// Wait until a batch of `events` may start: the same bucket and the
+    /// same rules as the batches going through the stack. Returns at once
+    /// without a limit.
+    pub async fn admit(&self, events: usize) {
+        let Some((limiter, unit, burst)) = &self.limiter else {
+            return;
+        };
+        let tokens = tokens(*unit, *burst, events);
+        if matches!(limiter.check_n(tokens), Ok(Ok(()))) {
+            return;
+        }
+        DeliveryStats::add(&self.stats.rate_limited_waits, 1);
+        let _ = limiter.until_n_ready(tokens).await;
+    }
+}
+
+/// Tokens a batch of `events` takes: one per request, or one per event but
+/// never more than the bucket holds.
+fn tokens(unit: RateUnit, burst: NonZeroU32, events: usize) -> NonZeroU32 {
+    match unit {
+        RateUnit::Requests => NonZeroU32::MIN,
+        RateUnit::Events => {
+            let n = u32::try_from(events).unwrap_or(u32::MAX).min(burst.get());
+            NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+        }
     }
 }
 
@@ -77,15 +108,7 @@ where
         let Some((limiter, unit, burst)) = &self.limiter else {
             return Either::Left(self.inner.call(batch));
         };
-        let tokens = match unit {
-            RateUnit::Requests => NonZeroU32::MIN,
-            RateUnit::Events => {
-                let n = u32::try_from(batch.len())
-                    .unwrap_or(u32::MAX)
-                    .min(burst.get());
-                NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
-            }
-        };
+        let tokens = tokens(*unit, *burst, batch.len());
         // `tokens` never exceeds the bucket, so neither call can fail for
         // lack of capacity.
         if matches!(limiter.check_n(tokens), Ok(Ok(()))) {

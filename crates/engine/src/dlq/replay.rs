@@ -1,8 +1,9 @@
 //! Re-sending dead-lettered events: `switchyard dlq replay` and the
 //! automatic retry of a running dispatcher share this code.
 //!
-//! Records are read, rebuilt into events and sent in batches straight to the
-//! sink (with a deadline per batch). A delivered record is removed; one that
+//! Records are read, rebuilt into events and sent in batches to the sink
+//! (with a deadline per batch), each batch first admitted by the sink's rate
+//! limit, if it has one. A delivered record is removed; one that
 //! fails again stays, with one more attempt and a new last-failure time. A
 //! record is removed only after its sink confirmed it, so a crash in between
 //! means it is sent again later: at least once, as everywhere else.
@@ -10,6 +11,7 @@
 use super::record::rfc3339;
 use super::store::{Dlq, DlqError};
 use crate::delivery::stats::{BreakerState, DeliveryStats};
+use crate::delivery::RateLimitLayer;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_core::{Event, Sink, SinkErrorKind};
@@ -25,11 +27,13 @@ pub struct ReplaySummary {
     pub failed: u64,
 }
 
-/// Send the records `ids` to `sink`, `batch_size` at a time, each batch
-/// within `timeout`; call `progress(done, total)` after each batch.
+/// Send the records `ids` to `sink`, `batch_size` at a time, each batch once
+/// `rate` admits it and within `timeout`; call `progress(done, total)` after
+/// each batch.
 pub async fn replay(
     dlq: &Dlq,
     sink: &dyn Sink,
+    rate: &RateLimitLayer,
     ids: &[u64],
     batch_size: usize,
     timeout: Duration,
@@ -54,6 +58,7 @@ pub async fn replay(
             }
         }
         if !events.is_empty() {
+            rate.admit(events.len()).await;
             let failed = send(sink, &events, timeout).await;
             let (mut delivered, mut again) = (Vec::new(), Vec::new());
             for (i, rec) in records.into_iter().enumerate() {
@@ -97,12 +102,14 @@ async fn send(sink: &dyn Sink, events: &[Event], timeout: Duration) -> Vec<(usiz
 }
 
 /// Every `retry_interval`, purge expired records and re-send `sink_name`'s
-/// records to `sink`, unless its breaker is open. Runs until aborted.
+/// records to `sink`, unless its breaker is open, within the sink's rate
+/// limit `rate` (the bucket its delivery stack uses). Runs until aborted.
 pub async fn auto_retry(
     dlq: Arc<Dlq>,
     sink: Arc<dyn Sink>,
     sink_name: String,
     stats: Arc<DeliveryStats>,
+    rate: RateLimitLayer,
     batch_size: usize,
     timeout: Duration,
 ) {
@@ -132,7 +139,17 @@ pub async fn auto_retry(
         }
         // Disk reads and syncs here are few and small next to a sink round
         // trip; they run on this task.
-        match replay(&dlq, sink.as_ref(), &ids, batch_size, timeout, |_, _| {}).await {
+        match replay(
+            &dlq,
+            sink.as_ref(),
+            &rate,
+            &ids,
+            batch_size,
+            timeout,
+            |_, _| {},
+        )
+        .await
+        {
             Ok(s) => {
                 info!(sink = %sink_name, replayed = s.replayed, failed = s.failed, "dead-letter retry round")
             }
