@@ -3,8 +3,13 @@
 //! `callers` concurrent callers for `seconds`, in one run.
 //!
 //! ```text
-//! cargo run --release -p switchyard-mesh --example bench -- [callers] [seconds] [layout] [phases]
+//! cargo run --release -p switchyard-mesh --example bench -- [callers] [seconds] [layout] [phases] [client]
 //! ```
+//!
+//! `client`: how the callers call — `tonic` (default: the generated tonic
+//! client over a `Channel`) or `lean` (the mesh's own [`UnaryClient`], the
+//! one nodes forward with). Both phases use the same kind; it changes only
+//! the callers' share of the CPU, not what the nodes do.
 //!
 //! `phases`: `both` (default), or only `direct` or `hop` — one phase alone is
 //! what an instruction-count profile (`valgrind --tool=callgrind`) wants.
@@ -29,7 +34,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchyard_mesh::pb::{DispatchRequest, ServeRequest, ServiceTypeRef};
-use switchyard_mesh::{any, dial, Client, Dispatcher, Security};
+use switchyard_mesh::{any, dial, CallHeaders, Client, Dispatcher, Security, UnaryClient};
 use tokio::net::TcpListener;
 
 /// HTTP/2 connections the callers spread over.
@@ -57,6 +62,11 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Some("direct") => (true, false),
         Some("hop") => (false, true),
         Some(other) => return Err(format!("unknown phases {other:?}: both, direct or hop").into()),
+    };
+    let lean = match args.next().as_deref() {
+        None | Some("tonic") => false,
+        Some("lean") => true,
+        Some(other) => return Err(format!("unknown client {other:?}: tonic or lean").into()),
     };
     let nodes_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -91,18 +101,21 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             Layout::Split => "split",
             Layout::Shared => "shared",
         };
-        println!("callers={callers} seconds={seconds} connections={CONNECTIONS} layout={name}");
+        let kind = if lean { "lean" } else { "tonic" };
+        println!(
+            "callers={callers} seconds={seconds} connections={CONNECTIONS} layout={name} client={kind}"
+        );
         let mut direct = None;
         if run_direct {
             let report = callers_handle
-                .spawn(run(addr_b.clone(), callers, seconds, Call::Serve))
+                .spawn(run(addr_b.clone(), callers, seconds, Call::Serve, lean))
                 .await??;
             report.print("direct Serve (client -> B)");
             direct = Some(report);
         }
         if run_hop {
             let hop = callers_handle
-                .spawn(run(addr_a.clone(), callers, seconds, Call::Dispatch))
+                .spawn(run(addr_a.clone(), callers, seconds, Call::Dispatch, lean))
                 .await??;
             hop.print("Dispatch hop (client -> A -> B)");
             if let Some(direct) = direct {
@@ -224,9 +237,23 @@ async fn run(
     callers: usize,
     seconds: u64,
     call: Call,
+    lean: bool,
 ) -> Result<Report, Box<dyn std::error::Error + Send + Sync>> {
-    let clients: Vec<Client> = (0..CONNECTIONS)
-        .map(|_| dial(&addr, &Security::default(), Duration::from_secs(2)))
+    let clients: Vec<Caller> = (0..CONNECTIONS)
+        .map(
+            |_| -> Result<Caller, Box<dyn std::error::Error + Send + Sync>> {
+                Ok(if lean {
+                    Caller::Lean(Arc::new(UnaryClient::new(
+                        &addr,
+                        None,
+                        Duration::from_secs(2),
+                        4 * 1024 * 1024,
+                    )?))
+                } else {
+                    Caller::Tonic(dial(&addr, &Security::default(), Duration::from_secs(2))?)
+                })
+            },
+        )
         .collect::<Result<_, _>>()?;
     // Warm up every connection.
     for c in &clients {
@@ -283,8 +310,19 @@ fn service() -> Option<ServiceTypeRef> {
     })
 }
 
+/// A caller's client.
+#[derive(Clone)]
+enum Caller {
+    Tonic(Client),
+    Lean(Arc<UnaryClient>),
+}
+
 /// One call; true when it answered 200.
-async fn one(client: &mut Client, call: Call) -> bool {
+async fn one(client: &mut Caller, call: Call) -> bool {
+    let client = match client {
+        Caller::Tonic(c) => c,
+        Caller::Lean(c) => return one_lean(c, call).await,
+    };
     let input = Some(any::json(r#"{"user":42,"action":"ping"}"#));
     let code = match call {
         Call::Serve => client
@@ -309,6 +347,43 @@ async fn one(client: &mut Client, call: Call) -> bool {
             .await
             .ok()
             .and_then(|r| r.into_inner().status.map(|s| s.code)),
+    };
+    code == Some(200)
+}
+
+/// One call with the lean client, of the same request as [`one`].
+async fn one_lean(client: &UnaryClient, call: Call) -> bool {
+    let input = Some(any::json(r#"{"user":42,"action":"ping"}"#));
+    let headers = CallHeaders::default();
+    let code = match call {
+        Call::Serve => client
+            .serve(
+                &ServeRequest {
+                    namespace: "bench".into(),
+                    service: service(),
+                    method_name: "Echo".into(),
+                    input,
+                    execution_context: Default::default(),
+                },
+                &headers,
+            )
+            .await
+            .ok()
+            .and_then(|r| r.status.map(|s| s.code)),
+        Call::Dispatch => client
+            .dispatch(
+                &DispatchRequest {
+                    namespace: "bench".into(),
+                    service: service(),
+                    method_name: "Echo".into(),
+                    input,
+                    ..Default::default()
+                },
+                &headers,
+            )
+            .await
+            .ok()
+            .and_then(|r| r.status.map(|s| s.code)),
     };
     code == Some(200)
 }

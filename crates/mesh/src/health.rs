@@ -9,6 +9,7 @@ use crate::connect;
 use crate::node::Node;
 use crate::pb;
 use crate::peers::Peer;
+use crate::unary::CallHeaders;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -94,13 +95,13 @@ async fn check(node: Arc<Node>, peer: Arc<Peer>) {
 }
 
 async fn probe(peer: &Peer, timeout: Duration) -> bool {
-    let mut request = tonic::Request::new(pb::ServeRequest::default());
-    request.set_timeout(timeout);
-    request.metadata_mut().insert(
-        PROBE_HEADER,
-        tonic::metadata::MetadataValue::from_static("1"),
-    );
-    match tokio::time::timeout(timeout, peer.client().serve(request)).await {
+    let headers = CallHeaders {
+        timeout: Some(timeout),
+        traceparent: None,
+        probe: true,
+    };
+    let call = pb::ServeRequest::default();
+    match tokio::time::timeout(timeout, peer.serve(&call, &headers)).await {
         Err(_) => false,
         Ok(Ok(_)) => true,
         // The peer answered, just not with a response (e.g. a token

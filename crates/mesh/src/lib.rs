@@ -30,6 +30,8 @@
 //! - `serve`, `route`, `connect`: the three RPCs' logic; `dialback`: the
 //!   bound on the dial-backs that Connects start.
 //! - [`peers`]: connected collectors, keyed by id; [`balance`]: their order.
+//! - [`unary`]: the lean client a forwarded call travels by; `wire`: the
+//!   bits of gRPC framing it needs.
 //! - [`health`]: probing, removal and reconnection; [`breaker`]: per-peer breaker.
 //! - [`trace`]: deadline and `traceparent` across a hop.
 //! - [`metrics`]: per-route Prometheus metrics.
@@ -65,7 +67,9 @@ mod serve;
 mod server;
 pub mod status;
 pub mod trace;
+pub mod unary;
 pub mod validator;
+mod wire;
 
 pub use breaker::BreakerConfig;
 pub use config::{HealthConfig, MeshConfig};
@@ -76,4 +80,5 @@ pub use handler::{Handler, HandlerError};
 pub use peers::{dial, Client, PeerInfo};
 pub use security::{Security, TlsConfig, Token};
 pub use trace::CallContext;
+pub use unary::{CallHeaders, UnaryClient};
 pub use validator::{AllowList, GrpcRegistryValidator, RegistryValidator};

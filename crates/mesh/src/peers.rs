@@ -5,8 +5,10 @@ use crate::balance::{self, RoundRobin};
 use crate::breaker::{Breaker, BreakerConfig};
 use crate::config::MeshConfig;
 use crate::error::MeshError;
+use crate::pb;
 use crate::pb::collective_dispatcher_client::CollectiveDispatcherClient;
 use crate::security::{ClientAuth, Security};
+use crate::unary::{CallHeaders, UnaryClient};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -38,10 +40,14 @@ pub struct Peer {
     pub id: String,
     /// The address it advertised (or we dialled).
     pub address: String,
-    /// Its clients: a few HTTP/2 connections, so that many concurrent
-    /// forwarded calls are not serialized through one connection's task.
+    /// Its tonic clients: for Connect, and with TLS for every call (a few
+    /// HTTP/2 connections then, so that many concurrent forwarded calls are
+    /// not serialized through one connection's task).
     clients: Vec<Client>,
     next_client: AtomicUsize,
+    /// Without TLS: the lean clients that forwarded calls and probes use.
+    hops: Vec<UnaryClient>,
+    next_hop: AtomicUsize,
     /// Its circuit breaker.
     pub breaker: Breaker,
     shared: RwLock<Vec<String>>,
@@ -51,14 +57,49 @@ pub struct Peer {
     dead_since: Mutex<Option<Instant>>,
 }
 
-/// HTTP/2 connections per peer.
+/// HTTP/2 connections per peer for forwarded calls, through tonic (TLS).
 pub const CONNECTIONS_PER_PEER: usize = 2;
 
+/// Lean connections per peer (without TLS). Their calls do not queue behind
+/// a connection task (each call writes its frames to the shared stream state
+/// itself), so one connection serves many concurrent calls.
+pub const HOP_CONNECTIONS_PER_PEER: usize = 1;
+
 impl Peer {
-    /// A client of this peer (connections taken in turn).
+    /// A tonic client of this peer (connections taken in turn).
     pub fn client(&self) -> Client {
         let i = self.next_client.fetch_add(1, Ordering::Relaxed) % self.clients.len();
         self.clients[i].clone()
+    }
+
+    /// Call Serve on this peer: over a lean hop connection without TLS, else
+    /// through tonic. Errors are transport or gRPC failures of the call.
+    pub(crate) async fn serve(
+        &self,
+        call: &pb::ServeRequest,
+        headers: &CallHeaders,
+    ) -> Result<pb::ServeResponse, tonic::Status> {
+        if !self.hops.is_empty() {
+            let i = self.next_hop.fetch_add(1, Ordering::Relaxed) % self.hops.len();
+            return self.hops[i].serve(call, headers).await;
+        }
+        let mut request = tonic::Request::new(call.clone());
+        if let Some(timeout) = headers.timeout {
+            request.set_timeout(timeout);
+        }
+        let metadata = request.metadata_mut();
+        if let Some(v) = headers.traceparent.as_ref().and_then(|v| v.to_str().ok()) {
+            if let Ok(v) = v.parse() {
+                metadata.insert(crate::trace::TRACEPARENT, v);
+            }
+        }
+        if headers.probe {
+            metadata.insert(
+                crate::health::PROBE_HEADER,
+                tonic::metadata::MetadataValue::from_static("1"),
+            );
+        }
+        Ok(self.client().serve(request).await?.into_inner())
     }
 
     /// The namespaces both sides serve.
@@ -154,6 +195,29 @@ impl Dialer {
             .max_decoding_message_size(self.max_response)
             .max_encoding_message_size(self.max_response))
     }
+
+    /// The lean clients for `address`: none with TLS (or an `https://`
+    /// address), where tonic's client carries the calls.
+    fn hops(&self, address: &str) -> Result<Vec<UnaryClient>, MeshError> {
+        if self.security.tls.is_some() || address.contains("://") && !address.starts_with("http://")
+        {
+            return Ok(Vec::new());
+        }
+        (0..HOP_CONNECTIONS_PER_PEER)
+            .map(|_| {
+                UnaryClient::new(
+                    address,
+                    self.security.authorization(),
+                    self.connect_timeout,
+                    self.max_response,
+                )
+                .map_err(|reason| MeshError::Address {
+                    address: address.to_string(),
+                    reason,
+                })
+            })
+            .collect()
+    }
 }
 
 impl PeerTable {
@@ -196,7 +260,14 @@ impl PeerTable {
             peer.mark_alive(Instant::now());
             return Ok(());
         }
-        let clients = (0..CONNECTIONS_PER_PEER)
+        let hops = self.dialer.hops(address)?;
+        // With hop clients, tonic's carries only Connect: one is plenty.
+        let tonic_clients = if hops.is_empty() {
+            CONNECTIONS_PER_PEER
+        } else {
+            1
+        };
+        let clients = (0..tonic_clients)
             .map(|_| self.dialer.dial(address))
             .collect::<Result<Vec<_>, _>>()?;
         // An id first seen as "unknown" (no collector_id sent) is the same
@@ -214,6 +285,8 @@ impl PeerTable {
                 address: address.to_string(),
                 clients,
                 next_client: AtomicUsize::new(0),
+                hops,
+                next_hop: AtomicUsize::new(0),
                 breaker: Breaker::new(self.breaker),
                 shared: RwLock::new(shared),
                 healthy: AtomicBool::new(true),

@@ -9,6 +9,7 @@ use crate::peers::Peer;
 use crate::serve;
 use crate::status::{self, INTERNAL, NOT_FOUND};
 use crate::trace::{child_traceparent, TRACEPARENT};
+use crate::unary::CallHeaders;
 use tokio::time::Instant;
 use tonic::Code;
 
@@ -54,7 +55,7 @@ pub(crate) async fn dispatch(
                 format!("no connection to collector '{target}'"),
             ));
         };
-        return match forward(node, &peer, call, deadline, traceparent.as_deref()).await {
+        return match forward(node, &peer, &mut call, deadline, traceparent.as_deref()).await {
             Ok(response) => from_serve(response),
             Err(e) => answer(status::new(INTERNAL, format!("serve RPC failed: {e}"))),
         };
@@ -66,17 +67,10 @@ pub(crate) async fn dispatch(
     }
 
     // Then the peers sharing the namespace, in balancing order; first 200 wins.
-    let namespace = call.namespace.clone();
-    let candidates = node.peers.candidates(&namespace, hash_key.as_deref());
+    let candidates = node.peers.candidates(&call.namespace, hash_key.as_deref());
     let mut last_error = None;
-    for (i, peer) in candidates.iter().enumerate() {
-        // Only a call that may be retried on another peer needs a copy.
-        let attempt = if i + 1 < candidates.len() {
-            call.clone()
-        } else {
-            std::mem::take(&mut call)
-        };
-        match forward(node, peer, attempt, deadline, traceparent.as_deref()).await {
+    for peer in &candidates {
+        match forward(node, peer, &mut call, deadline, traceparent.as_deref()).await {
             Ok(response) if status::is_ok(response.status.as_ref()) => return from_serve(response),
             Ok(response) => {
                 let s = response.status.unwrap_or_default();
@@ -90,7 +84,7 @@ pub(crate) async fn dispatch(
     }
     let status = status::new(
         NOT_FOUND,
-        format!("no collector found for namespace '{namespace}'"),
+        format!("no collector found for namespace '{}'", call.namespace),
     );
     answer(match last_error {
         Some(e) => status::with_details(
@@ -111,11 +105,13 @@ fn from_serve(response: pb::ServeResponse) -> pb::DispatchResponse {
 
 /// Forward `call` to `peer` as a Serve, within the caller's deadline (or the
 /// configured call timeout), with a child trace context, through the peer's
-/// circuit breaker. `Err` is a transport-level failure, as text.
+/// circuit breaker. `Err` is a transport-level failure, as text. `call` is
+/// only borrowed (its trace context entry is set for this attempt), so a
+/// retry on another peer needs no copy.
 pub(crate) async fn forward(
     node: &Node,
     peer: &Peer,
-    mut call: pb::ServeRequest,
+    call: &mut pb::ServeRequest,
     deadline: Option<Instant>,
     traceparent: Option<&str>,
 ) -> Result<pb::ServeResponse, String> {
@@ -136,7 +132,11 @@ pub(crate) async fn forward(
         return Err("deadline exceeded before the call was forwarded".into());
     }
     let trace = child_traceparent(traceparent);
-    let trace_header = trace.parse();
+    let headers = CallHeaders {
+        timeout: Some(budget),
+        traceparent: trace.parse().ok(),
+        probe: false,
+    };
     call.execution_context
         .insert(TRACEPARENT.to_string(), trace);
     // A forwarded call always has a service (Dispatch checked it).
@@ -146,12 +146,7 @@ pub(crate) async fn forward(
         call.service.as_ref().map(|s| s.service_name.as_str()),
         &call.method_name,
     );
-    let mut request = tonic::Request::new(call);
-    request.set_timeout(budget);
-    if let Ok(v) = trace_header {
-        request.metadata_mut().insert(TRACEPARENT, v);
-    }
-    let result = tokio::time::timeout(budget, peer.client().serve(request)).await;
+    let result = tokio::time::timeout(budget, peer.serve(call, &headers)).await;
     let now = Instant::now();
     let outcome = match result {
         Err(_) => Err(format!("deadline exceeded after {} ms", budget.as_millis())),
@@ -162,7 +157,7 @@ pub(crate) async fn forward(
             }
             Err(describe(&status))
         }
-        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Ok(response)) => Ok(response),
     };
     let healthy = match &outcome {
         Ok(r) => r.status.as_ref().is_none_or(|s| s.code < 500),

@@ -110,6 +110,17 @@ impl Security {
         }))
     }
 
+    /// The `authorization` header value outgoing calls carry, if any (for
+    /// clients that build their own requests, like [`crate::UnaryClient`]).
+    /// Marked sensitive, so HTTP/2 never indexes it.
+    pub fn authorization(&self) -> Option<http::HeaderValue> {
+        self.token.as_ref().and_then(|t| {
+            let mut v = http::HeaderValue::try_from(format!("Bearer {}", t.0)).ok()?;
+            v.set_sensitive(true);
+            Some(v)
+        })
+    }
+
     /// The interceptor that checks the token of incoming calls.
     pub fn server_auth(&self) -> ServerAuth {
         ServerAuth(self.token.as_ref().map(|t| format!("Bearer {}", t.0)))

@@ -1,0 +1,329 @@
+//! A lean unary client of `CollectiveDispatcher`: each call goes straight
+//! onto an HTTP/2 connection. A node forwards its hops (and probes its
+//! peers) with it; tools and benchmarks may call nodes with it too.
+//!
+//! tonic's `Channel` puts every request through a tower `Buffer` task and
+//! then hyper's dispatch channel into the connection task, which spawns yet
+//! another task to pipe the request body; that is three task hand-offs, and
+//! their allocations, per forwarded call. A forwarded call is one small,
+//! fully known message, so here it is encoded once into one buffer and
+//! handed to `h2` directly: the connection task only does the socket I/O.
+//! The wire format is plain gRPC (same path, headers, framing and trailers),
+//! so any gRPC server — ours or the original collectors — answers it.
+//!
+//! Plaintext only: with TLS a node's peers keep tonic's client (see `peers`).
+
+use crate::pb;
+use crate::wire;
+use bytes::{Bytes, BytesMut};
+use h2::client::SendRequest;
+use http::{HeaderValue, Method, Request, Uri, Version};
+use prost::Message;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tonic::{Code, Status};
+use tracing::debug;
+
+/// The gRPC paths of Serve and Dispatch.
+const SERVE_PATH: &str = "/collector.CollectiveDispatcher/Serve";
+const DISPATCH_PATH: &str = "/collector.CollectiveDispatcher/Dispatch";
+/// A keep-alive ping is sent this often...
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// ...and the connection is dropped if its answer takes longer than this.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Flow-control windows: large enough that small calls never wait for a
+/// window update, and few updates are sent (hyper's defaults).
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
+
+/// What travels with one call besides its message.
+#[derive(Debug, Clone, Default)]
+pub struct CallHeaders {
+    /// The caller's remaining budget, sent as `grpc-timeout`.
+    pub timeout: Option<Duration>,
+    /// `traceparent`.
+    pub traceparent: Option<HeaderValue>,
+    /// Marks a health probe.
+    pub probe: bool,
+}
+
+/// One HTTP/2 connection to a node, dialled on first use and re-dialled on
+/// the call after it broke. Share it (`Arc`) rather than clone it: calls on
+/// one client share its connection.
+pub struct UnaryClient {
+    /// `host:port` to dial.
+    authority: String,
+    serve_uri: Uri,
+    dispatch_uri: Uri,
+    authorization: Option<HeaderValue>,
+    connect_timeout: Duration,
+    max_message: usize,
+    /// The live connection's handle and its generation, so that a failed
+    /// call forgets only the connection it failed on.
+    conn: Mutex<Option<(u64, SendRequest<Bytes>)>>,
+    /// Serializes dialling: many callers arriving at a cold or broken
+    /// connection make one new connection, not one each.
+    dialing: tokio::sync::Mutex<u64>,
+}
+
+impl UnaryClient {
+    /// A client of the node at `address` (`host:port` or `http://host:port`).
+    /// `authorization` is sent with every call; messages either way are
+    /// limited to `max_message` bytes. Nothing is dialled yet.
+    pub fn new(
+        address: &str,
+        authorization: Option<HeaderValue>,
+        connect_timeout: Duration,
+        max_message: usize,
+    ) -> Result<Self, String> {
+        let authority = address
+            .strip_prefix("http://")
+            .unwrap_or(address)
+            .trim_end_matches('/');
+        let uri = |path: &str| {
+            Uri::builder()
+                .scheme("http")
+                .authority(authority)
+                .path_and_query(path)
+                .build()
+                .map_err(|e| e.to_string())
+        };
+        Ok(Self {
+            authority: authority.to_string(),
+            serve_uri: uri(SERVE_PATH)?,
+            dispatch_uri: uri(DISPATCH_PATH)?,
+            authorization,
+            connect_timeout,
+            max_message,
+            conn: Mutex::new(None),
+            dialing: tokio::sync::Mutex::new(0),
+        })
+    }
+
+    /// Call Serve. Transport failures, and gRPC errors of the call itself,
+    /// are a `Status` as tonic's client would report them.
+    pub async fn serve(
+        &self,
+        call: &pb::ServeRequest,
+        headers: &CallHeaders,
+    ) -> Result<pb::ServeResponse, Status> {
+        self.unary(&self.serve_uri, call, headers).await
+    }
+
+    /// Call Dispatch; errors as for [`Self::serve`].
+    pub async fn dispatch(
+        &self,
+        call: &pb::DispatchRequest,
+        headers: &CallHeaders,
+    ) -> Result<pb::DispatchResponse, Status> {
+        self.unary(&self.dispatch_uri, call, headers).await
+    }
+
+    async fn unary<Req: Message, Resp: Message + Default>(
+        &self,
+        uri: &Uri,
+        call: &Req,
+        headers: &CallHeaders,
+    ) -> Result<Resp, Status> {
+        let body = wire::encode(call, self.max_message)?;
+        let request = self.request(uri, headers);
+        let (generation, sender) = self.sender().await?;
+        let fail = |e: h2::Error| self.failed(generation, e);
+        let mut sender = sender.ready().await.map_err(fail)?;
+        let (response, mut stream) = sender.send_request(request, false).map_err(fail)?;
+        stream.send_data(body, true).map_err(fail)?;
+        let response = response.await.map_err(fail)?;
+        let (head, mut body) = response.into_parts();
+        if head.status != http::StatusCode::OK {
+            return Err(wire::status_of_http(head.status));
+        }
+        // A trailers-only response: the status is in the headers.
+        if let Some(status) = wire::status_of(&head.headers) {
+            return Err(match status.code() {
+                Code::Ok => Status::internal("response without a message"),
+                _ => status,
+            });
+        }
+        let frame = self.read_body(&mut body).await.map_err(fail)??;
+        let trailers = body.trailers().await.map_err(fail)?;
+        match trailers.as_ref().and_then(wire::status_of) {
+            Some(status) if status.code() == Code::Ok => wire::decode(&frame, self.max_message),
+            Some(status) => Err(status),
+            None => Err(Status::internal("response without grpc-status")),
+        }
+    }
+
+    fn request(&self, uri: &Uri, headers: &CallHeaders) -> Request<()> {
+        let mut request = Request::new(());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri.clone();
+        *request.version_mut() = Version::HTTP_2;
+        let h = request.headers_mut();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        h.insert(http::header::TE, HeaderValue::from_static("trailers"));
+        // Values that differ on every call are sent "never indexed": put in
+        // HPACK's dynamic table they would only evict the entries that do
+        // repeat, at a cost to both ends.
+        if let Some(timeout) = headers.timeout {
+            let mut v = wire::grpc_timeout(timeout);
+            v.set_sensitive(true);
+            h.insert("grpc-timeout", v);
+        }
+        if let Some(v) = &headers.traceparent {
+            let mut v = v.clone();
+            v.set_sensitive(true);
+            h.insert(crate::trace::TRACEPARENT, v);
+        }
+        if headers.probe {
+            h.insert(crate::health::PROBE_HEADER, HeaderValue::from_static("1"));
+        }
+        if let Some(v) = &self.authorization {
+            h.insert(http::header::AUTHORIZATION, v.clone());
+        }
+        request
+    }
+
+    /// The whole response body, within the size limit. The outer error is
+    /// the transport's, the inner one a refused (oversized) body.
+    async fn read_body(
+        &self,
+        body: &mut h2::RecvStream,
+    ) -> Result<Result<Bytes, Status>, h2::Error> {
+        let limit = self.max_message.saturating_add(wire::PREFIX);
+        // The usual case is one DATA frame holding the whole message: keep it
+        // as it came, without a copy.
+        let mut first: Option<Bytes> = None;
+        let mut more: Option<BytesMut> = None;
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk?;
+            let _ = body.flow_control().release_capacity(chunk.len());
+            let so_far: &[u8] = if let Some(buf) = more.as_mut() {
+                buf.extend_from_slice(&chunk);
+                buf
+            } else if let Some(f) = &first {
+                let mut buf = BytesMut::with_capacity(f.len() + chunk.len());
+                buf.extend_from_slice(f);
+                buf.extend_from_slice(&chunk);
+                more.insert(buf)
+            } else {
+                first.insert(chunk)
+            };
+            let declared = wire::declared_len(so_far).unwrap_or(0);
+            if so_far.len() > limit || declared > self.max_message {
+                let len = declared.max(so_far.len().saturating_sub(wire::PREFIX));
+                return Ok(Err(wire::too_large("response", len, self.max_message)));
+            }
+        }
+        Ok(Ok(match more {
+            Some(buf) => buf.freeze(),
+            None => first.unwrap_or_default(),
+        }))
+    }
+
+    /// The live connection, dialling one if there is none.
+    async fn sender(&self) -> Result<(u64, SendRequest<Bytes>), Status> {
+        if let Some(live) = self.live() {
+            return Ok(live);
+        }
+        let mut generation = self.dialing.lock().await;
+        // Someone else may have dialled while we waited.
+        if let Some(live) = self.live() {
+            return Ok(live);
+        }
+        let sender = self.dial().await?;
+        *generation += 1;
+        *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some((*generation, sender.clone()));
+        Ok((*generation, sender))
+    }
+
+    fn live(&self) -> Option<(u64, SendRequest<Bytes>)> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn dial(&self) -> Result<SendRequest<Bytes>, Status> {
+        let unavailable =
+            |what: String| Status::unavailable(format!("connecting to {}: {what}", self.authority));
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.authority))
+            .await
+            .map_err(|_| unavailable("timed out".into()))?
+            .map_err(|e| unavailable(e.to_string()))?;
+        // Small writes go out at once (see the server's note on Nagle).
+        tcp.set_nodelay(true)
+            .map_err(|e| unavailable(e.to_string()))?;
+        let handshake = h2::client::Builder::new()
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_send_buffer_size(self.max_message.saturating_add(wire::PREFIX))
+            .max_header_list_size(64 * 1024)
+            .handshake::<_, Bytes>(tcp);
+        let (sender, mut connection) = tokio::time::timeout(self.connect_timeout, handshake)
+            .await
+            .map_err(|_| unavailable("HTTP/2 handshake timed out".into()))?
+            .map_err(|e| unavailable(e.to_string()))?;
+        let ping = connection.ping_pong();
+        let authority = self.authority.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                result = &mut connection => {
+                    if let Err(error) = result {
+                        debug!(peer = %authority, %error, "connection closed");
+                    }
+                }
+                () = keepalive(ping) => {
+                    debug!(peer = %authority, "pings unanswered; connection dropped");
+                }
+            }
+        });
+        Ok(sender)
+    }
+
+    /// A call failed on connection `generation`: if the connection itself
+    /// is gone, forget it so the next call dials anew.
+    fn failed(&self, generation: u64, error: h2::Error) -> Status {
+        let broken = error.is_io() || error.is_go_away() || !error.is_reset();
+        if broken {
+            let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+            if conn.as_ref().is_some_and(|(g, _)| *g == generation) {
+                *conn = None;
+            }
+        }
+        status_of_h2(&error, broken)
+    }
+}
+
+/// Ping the peer every [`KEEPALIVE_INTERVAL`]; return when an answer takes
+/// longer than [`KEEPALIVE_TIMEOUT`] (or pinging is impossible).
+async fn keepalive(ping: Option<h2::PingPong>) {
+    let Some(mut ping) = ping else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(KEEPALIVE_INTERVAL).await;
+        match tokio::time::timeout(KEEPALIVE_TIMEOUT, ping.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_)) => {}
+            // The connection itself failed: its own future reports that.
+            Ok(Err(_)) => return std::future::pending().await,
+            Err(_) => return,
+        }
+    }
+}
+
+/// How tonic's client reports the same `h2` failure.
+fn status_of_h2(error: &h2::Error, broken: bool) -> Status {
+    let code = if broken {
+        Code::Unavailable
+    } else {
+        match error.reason() {
+            Some(h2::Reason::REFUSED_STREAM) => Code::Unavailable,
+            Some(h2::Reason::CANCEL) => Code::Cancelled,
+            Some(h2::Reason::ENHANCE_YOUR_CALM) => Code::ResourceExhausted,
+            Some(h2::Reason::INADEQUATE_SECURITY) => Code::PermissionDenied,
+            _ => Code::Internal,
+        }
+    };
+    Status::new(code, error.to_string())
+}

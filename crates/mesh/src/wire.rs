@@ -1,0 +1,221 @@
+//! The few pieces of the gRPC-over-HTTP/2 wire format the hop client needs:
+//! message framing, the `grpc-timeout` header, and a call's status from the
+//! response headers or trailers. Kept apart from the connection handling so
+//! each can be checked on its own.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use prost::Message;
+use std::time::Duration;
+use tonic::{Code, Status};
+
+/// Bytes before every message: a compression flag and a big-endian length.
+pub(crate) const PREFIX: usize = 5;
+
+/// `message` as one length-prefixed, uncompressed gRPC frame, in a single
+/// allocation of exactly the right size. Refused (`OUT_OF_RANGE`, as tonic's
+/// own limit) when larger than `max` bytes.
+pub(crate) fn encode(message: &impl Message, max: usize) -> Result<Bytes, Status> {
+    let len = message.encoded_len();
+    if len > max {
+        return Err(too_large("request", len, max));
+    }
+    let size = u32::try_from(len).map_err(|_| too_large("request", len, max))?;
+    let mut frame = BytesMut::with_capacity(PREFIX + len);
+    frame.put_u8(0);
+    frame.put_u32(size);
+    message
+        .encode(&mut frame)
+        .map_err(|e| Status::internal(format!("encoding the request: {e}")))?;
+    Ok(frame.freeze())
+}
+
+/// The one message of a unary response body (`frame` is the whole body).
+pub(crate) fn decode<M: Message + Default>(frame: &[u8], max: usize) -> Result<M, Status> {
+    let Some((head, rest)) = frame.split_first_chunk::<PREFIX>() else {
+        return Err(Status::internal("response without a message"));
+    };
+    if head[0] != 0 {
+        return Err(Status::unimplemented(
+            "compressed response (compression was not requested)",
+        ));
+    }
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    if len > max {
+        return Err(too_large("response", len, max));
+    }
+    if rest.len() != len {
+        return Err(Status::internal(format!(
+            "response body of {} bytes does not hold one message of {len} bytes",
+            rest.len()
+        )));
+    }
+    M::decode(rest).map_err(|e| Status::internal(format!("decoding the response: {e}")))
+}
+
+/// The declared length of the message a body starts with, once its prefix
+/// has arrived; lets a reader refuse an oversized response early.
+pub(crate) fn declared_len(body: &[u8]) -> Option<usize> {
+    let head = body.first_chunk::<PREFIX>()?;
+    Some(u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize)
+}
+
+pub(crate) fn too_large(what: &str, len: usize, max: usize) -> Status {
+    Status::out_of_range(format!(
+        "{what} message too large: {len} bytes exceeds the limit of {max} bytes"
+    ))
+}
+
+/// A `grpc-timeout` value for `timeout`: at most 8 digits, in the finest
+/// unit that fits, rounded up (a zero budget becomes `1n`, not "no deadline").
+pub(crate) fn grpc_timeout(timeout: Duration) -> HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let nanos = timeout.as_nanos().max(1);
+    let units: [(u128, char); 6] = [
+        (1, 'n'),
+        (1_000, 'u'),
+        (1_000_000, 'm'),
+        (1_000_000_000, 'S'),
+        (60_000_000_000, 'M'),
+        (3_600_000_000_000, 'H'),
+    ];
+    let (value, unit) = units
+        .iter()
+        .map(|&(per, unit)| (nanos.div_ceil(per), unit))
+        .find(|&(value, _)| value <= MAX)
+        .unwrap_or((MAX, 'H'));
+    HeaderValue::try_from(format!("{value}{unit}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("99999999H"))
+}
+
+/// The call's status if `headers` (trailers, or the headers of a
+/// trailers-only response) carry one. `grpc-message` is percent-decoded.
+pub(crate) fn status_of(headers: &HeaderMap) -> Option<Status> {
+    let code = headers.get("grpc-status")?;
+    let code = Code::from_bytes(code.as_bytes());
+    let message = headers
+        .get("grpc-message")
+        .map(|m| percent_decode(m.as_bytes()))
+        .unwrap_or_default();
+    Some(Status::new(code, message))
+}
+
+/// The status of a response whose HTTP status is not 200, as the gRPC
+/// specification maps them.
+pub(crate) fn status_of_http(status: StatusCode) -> Status {
+    let code = match status.as_u16() {
+        400 => Code::Internal,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::Unimplemented,
+        429 | 502 | 503 | 504 => Code::Unavailable,
+        _ => Code::Unknown,
+    };
+    Status::new(code, format!("peer answered HTTP {status}"))
+}
+
+fn percent_decode(input: &[u8]) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let escaped = || Some(hex(*input.get(i + 1)?)? << 4 | hex(*input.get(i + 2)?)?);
+        let decoded = if input[i] == b'%' { escaped() } else { None };
+        match decoded {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(input[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb;
+
+    #[test]
+    fn a_frame_round_trips_and_limits_hold() {
+        let msg = pb::ServeRequest {
+            namespace: "orders".into(),
+            method_name: "Create".into(),
+            ..Default::default()
+        };
+        let frame = encode(&msg, 1024).unwrap();
+        assert_eq!(frame[0], 0);
+        assert_eq!(declared_len(&frame), Some(msg.encoded_len()));
+        assert_eq!(frame.len(), PREFIX + msg.encoded_len());
+        let back: pb::ServeRequest = decode(&frame, 1024).unwrap();
+        assert_eq!(back, msg);
+
+        assert_eq!(encode(&msg, 3).unwrap_err().code(), Code::OutOfRange);
+        assert_eq!(
+            decode::<pb::ServeRequest>(&frame, 3).unwrap_err().code(),
+            Code::OutOfRange
+        );
+        let truncated = &frame[..frame.len() - 1];
+        assert_eq!(
+            decode::<pb::ServeRequest>(truncated, 1024)
+                .unwrap_err()
+                .code(),
+            Code::Internal
+        );
+        let mut compressed = frame.to_vec();
+        compressed[0] = 1;
+        assert_eq!(
+            decode::<pb::ServeRequest>(&compressed, 1024)
+                .unwrap_err()
+                .code(),
+            Code::Unimplemented
+        );
+        assert_eq!(
+            decode::<pb::ServeRequest>(&[0, 0], 1024)
+                .unwrap_err()
+                .code(),
+            Code::Internal
+        );
+    }
+
+    #[test]
+    fn timeouts_use_the_finest_unit_that_fits_and_round_up() {
+        let t = |d| grpc_timeout(d).to_str().unwrap().to_string();
+        assert_eq!(t(Duration::from_millis(300)), "300000u");
+        assert_eq!(t(Duration::from_nanos(1500)), "1500n");
+        assert_eq!(t(Duration::from_secs(30)), "30000000u");
+        assert_eq!(t(Duration::from_secs(500)), "500000m");
+        assert_eq!(t(Duration::from_secs(200_000)), "200000S");
+        assert_eq!(t(Duration::ZERO), "1n");
+        assert_eq!(
+            crate::trace::parse_grpc_timeout(&t(Duration::from_millis(300))),
+            Some(Duration::from_millis(300))
+        );
+    }
+
+    #[test]
+    fn status_comes_from_grpc_status_and_a_percent_encoded_message() {
+        let mut h = HeaderMap::new();
+        assert!(status_of(&h).is_none());
+        h.insert("grpc-status", HeaderValue::from_static("16"));
+        h.insert(
+            "grpc-message",
+            HeaderValue::from_static("missing%20token%3A%20caf%C3%A9%"),
+        );
+        let s = status_of(&h).unwrap();
+        assert_eq!(s.code(), Code::Unauthenticated);
+        assert_eq!(s.message(), "missing token: café%");
+        assert_eq!(
+            status_of_http(StatusCode::SERVICE_UNAVAILABLE).code(),
+            Code::Unavailable
+        );
+        assert_eq!(
+            status_of_http(StatusCode::NOT_FOUND).code(),
+            Code::Unimplemented
+        );
+    }
+}
