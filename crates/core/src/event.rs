@@ -70,26 +70,33 @@ pub enum Payload {
 /// One valid JSON document, kept as text: it is written far more often than
 /// it is inspected, and the text is what every sink sends.
 #[derive(Debug, Clone)]
-pub struct JsonDocument(Box<RawValue>);
+pub struct JsonDocument(Box<str>);
 
 impl JsonDocument {
     /// Wrap a document (already valid JSON by construction of `RawValue`).
     pub fn new(raw: Box<RawValue>) -> Self {
-        Self(raw)
+        Self(raw.into())
     }
 
     /// Serialize `value` into a document.
     pub fn from_value<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<Self> {
-        serde_json::value::to_raw_value(value).map(Self)
+        serde_json::value::to_raw_value(value).map(Self::new)
+    }
+
+    /// Wrap text that a writer produced as one valid JSON document by
+    /// construction, without parsing it again: validating a payload of a few
+    /// KB costs about as much as writing it, on every event. The writer's
+    /// tests are what vouch for it; debug builds check each document too.
+    pub fn from_valid_text(text: String) -> Self {
+        debug_assert!(
+            serde_json::from_str::<&RawValue>(&text).is_ok(),
+            "not one valid JSON document: {text}"
+        );
+        Self(text.into_boxed_str())
     }
 
     /// The JSON text.
     pub fn get(&self) -> &str {
-        self.0.get()
-    }
-
-    /// The document as a borrowed raw value.
-    pub fn raw(&self) -> &RawValue {
         &self.0
     }
 }

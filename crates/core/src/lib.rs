@@ -6,6 +6,7 @@
 //!   record, or a JSON document a transform produced).
 //! - [`event_codec`]: a lossless binary form of an event, for storage.
 //! - [`http_exchange`]: the LLM-proxy HTTP exchange, in the original Go JSON form.
+//! - `exchange_json`: reading that form fast, with serde as the fallback.
 //! - [`log_record`]: a log record; any JSON object round-trips through it.
 //! - [`ack`]: acknowledgements from sink back to source, per batch (counts) or
 //!   per event of a batch (indexed).
@@ -20,6 +21,7 @@ pub mod ack;
 pub mod bus;
 pub mod event;
 pub mod event_codec;
+mod exchange_json;
 pub mod fanout;
 pub mod fields;
 pub mod http_exchange;

@@ -34,7 +34,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchyard_bus::redis::decode;
 use switchyard_bus::redis::entry::RawEntry;
-use switchyard_bus::redis::{ConsumerStats, Group, Link, RedisTarget, StreamId};
+use switchyard_bus::redis::link::is_server_reply;
+use switchyard_bus::redis::{
+    ConsumerStats, Group, Link, ReadConn, ReadLink, RedisTarget, StreamId,
+};
 use switchyard_core::{Event, Fate, Fates, IndexedAckBatch};
 use switchyard_engine::IntakeSender;
 use tokio::sync::{mpsc, watch};
@@ -72,7 +75,8 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let cfg = group.config().clone();
-    let reader = Link::new(&target, "reader", cfg.block + Duration::from_secs(10))?;
+    let reader = Link::new(&target, "reader", Duration::from_secs(10))?;
+    let entries = ReadLink::new(&target, "stream reader");
     let ack_link = Link::new(&target, "acker", Duration::from_secs(10))?;
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let acker = tokio::spawn(ack_loop(
@@ -86,6 +90,7 @@ pub async fn run(
     let mut pump = Pump {
         group,
         reader,
+        entries,
         intake,
         stats,
         ack_tx,
@@ -103,7 +108,11 @@ pub async fn run(
 
 struct Pump {
     group: Group,
+    /// Group management, claims, lag and dead letters.
     reader: Link,
+    /// `XREADGROUP` alone: its replies are read without the redis crate's
+    /// parser (see `switchyard_bus::redis::resp`).
+    entries: ReadLink,
     intake: IntakeSender,
     stats: Arc<ConsumerStats>,
     ack_tx: mpsc::UnboundedSender<Settle>,
@@ -165,19 +174,44 @@ impl Pump {
                 }
             }
             let read = match phase {
-                Phase::Pending(after) => self.group.read_pending(&mut conn, after).await,
+                Phase::Pending(after) => {
+                    let mut rc = tokio::select! {
+                        c = self.entries.take() => c,
+                        _ = shutdown.changed() => return,
+                    };
+                    let r = self.group.read_pending(&mut rc, after).await;
+                    self.give_back(rc, &r);
+                    r
+                }
                 Phase::New => {
                     let mut next = match prefetch.0.take() {
                         Some(read) => read,
-                        None => spawn_read(&self.group, &conn),
+                        None => {
+                            let rc = tokio::select! {
+                                c = self.entries.take() => c,
+                                _ = shutdown.changed() => return,
+                            };
+                            spawn_read(&self.group, rc)
+                        }
                     };
-                    tokio::select! {
-                        r = &mut next => r.unwrap_or_else(|e| Err(join_error(e))),
+                    let done = tokio::select! {
+                        r = &mut next => r,
                         // Abandoning a read loses nothing: whatever it
                         // returned stays pending and is claimed later.
                         _ = shutdown.changed() => {
                             next.abort();
                             return;
+                        }
+                    };
+                    match done {
+                        Ok((rc, r)) => {
+                            self.give_back(rc, &r);
+                            r
+                        }
+                        Err(e) => {
+                            let e = join_error(e);
+                            self.entries.lost(&e);
+                            Err(e)
                         }
                     }
                 }
@@ -187,7 +221,7 @@ impl Pump {
                 Err(e) => {
                     // A Redis that restarted empty has no group any more.
                     group_ready &= e.code() != Some("NOGROUP");
-                    self.failed("XREADGROUP", &e).await;
+                    self.read_failed(&e).await;
                     continue;
                 }
             };
@@ -205,7 +239,10 @@ impl Pump {
                     // A busy stream: ask for the next entries while these are
                     // decoded and queued.
                     if entries.len() >= self.group.config().count {
-                        prefetch.0 = Some(spawn_read(&self.group, &conn));
+                        // The connection was just given back, so this
+                        // does not wait.
+                        let rc = self.entries.take().await;
+                        prefetch.0 = Some(spawn_read(&self.group, rc));
                     }
                 }
             }
@@ -317,6 +354,26 @@ impl Pump {
         }
     }
 
+    /// Keep the read connection after a read that left it in a known state.
+    fn give_back<T>(&mut self, conn: ReadConn, result: &redis::RedisResult<T>) {
+        match result {
+            Ok(_) => self.entries.put(conn),
+            Err(e) => {
+                self.entries.settle(conn, e);
+            }
+        }
+    }
+
+    /// A read failed: the connection was already settled by `give_back`.
+    async fn read_failed(&mut self, e: &redis::RedisError) {
+        if is_server_reply(e) {
+            error!(command = "XREADGROUP", error = %e, "Redis command failed; retrying");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        } else {
+            ConsumerStats::add(&self.stats.reconnects, 1);
+        }
+    }
+
     async fn failed(&mut self, what: &str, e: &redis::RedisError) {
         if self.reader.broken(e) {
             ConsumerStats::add(&self.stats.reconnects, 1);
@@ -327,8 +384,9 @@ impl Pump {
     }
 }
 
-/// A read of new entries running on its own task.
-type Read = JoinHandle<redis::RedisResult<Vec<RawEntry>>>;
+/// A read of new entries running on its own task, with the connection it
+/// owns meanwhile.
+type Read = JoinHandle<(ReadConn, redis::RedisResult<Vec<RawEntry>>)>;
 
 /// The read issued ahead of time, stopped when the loop returns.
 struct Prefetch(Option<Read>);
@@ -341,9 +399,12 @@ impl Drop for Prefetch {
     }
 }
 
-fn spawn_read(group: &Group, conn: &MultiplexedConnection) -> Read {
-    let (group, mut conn) = (group.clone(), conn.clone());
-    tokio::spawn(async move { group.read_new(&mut conn).await })
+fn spawn_read(group: &Group, mut conn: ReadConn) -> Read {
+    let group = group.clone();
+    tokio::spawn(async move {
+        let r = group.read_new(&mut conn).await;
+        (conn, r)
+    })
 }
 
 fn join_error(e: tokio::task::JoinError) -> redis::RedisError {

@@ -1,8 +1,11 @@
 //! Stream entries as Redis returns them (RESP arrays), parsed by hand from
-//! `redis::Value`: the crate's typed stream replies cannot represent the
-//! entries a poison-tolerant reader must see — a pending entry that was
-//! deleted comes back as `[id, nil]`, and field values need not be UTF-8.
+//! `redis::Value` (`XRANGE`, `XAUTOCLAIM`; `XREADGROUP` replies are taken
+//! apart from their bytes by [`resp`](super::resp)): the crate's typed
+//! stream replies cannot represent the entries a poison-tolerant reader must
+//! see — a pending entry that was deleted comes back as `[id, nil]`, and
+//! field values need not be UTF-8.
 
+use bytes::Bytes;
 use redis::Value;
 use std::fmt;
 use std::str::FromStr;
@@ -44,8 +47,8 @@ impl fmt::Display for StreamId {
 pub struct RawEntry {
     /// The entry id.
     pub id: StreamId,
-    /// Field/value pairs in stream order.
-    pub fields: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    /// Field/value pairs in stream order (slices of the reply they came in).
+    pub fields: Option<Vec<(Bytes, Bytes)>>,
 }
 
 impl RawEntry {
@@ -55,7 +58,7 @@ impl RawEntry {
             .as_ref()?
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_slice())
+            .map(|(_, v)| &v[..])
     }
 }
 
@@ -98,7 +101,7 @@ pub fn entries(v: Value) -> Result<Vec<RawEntry>, String> {
                     let mut it = flat.into_iter();
                     while let Some(k) = it.next() {
                         let v = it.next().ok_or("odd number of field items")?;
-                        pairs.push((bytes(k)?, bytes(v)?));
+                        pairs.push((Bytes::from(bytes(k)?), Bytes::from(bytes(v)?)));
                     }
                     Some(pairs)
                 }

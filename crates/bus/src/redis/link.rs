@@ -49,33 +49,13 @@ impl Link {
         if let Some(c) = &self.conn {
             return c.clone();
         }
-        let mut delay = FIRST_DELAY;
-        let mut attempt = 0u32;
-        loop {
-            match self
-                .client
-                .get_multiplexed_async_connection_with_config(&self.config)
-                .await
-            {
-                Ok(c) => {
-                    if attempt > 0 || self.reconnects > 0 {
-                        info!(role = self.role, redis = %self.target, attempts = attempt + 1, "connected to Redis");
-                    }
-                    self.conn = Some(c.clone());
-                    return c;
-                }
-                Err(e) => {
-                    attempt += 1;
-                    // Loud on the first failure, then once in a while.
-                    if attempt == 1 || attempt.is_power_of_two() {
-                        warn!(role = self.role, redis = %self.target, error = %redact(&e.to_string()), attempt, "cannot connect to Redis; retrying");
-                    }
-                    let jittered = delay.mul_f64(0.5 + fastrand::f64() / 2.0);
-                    tokio::time::sleep(jittered).await;
-                    delay = (delay * 2).min(MAX_DELAY);
-                }
-            }
-        }
+        let (client, config) = (&self.client, &self.config);
+        let c = connect_with_backoff(&self.target, self.role, self.reconnects, || {
+            client.get_multiplexed_async_connection_with_config(config)
+        })
+        .await;
+        self.conn = Some(c.clone());
+        c
     }
 
     /// Report an error from a command on the current connection. Errors the
@@ -107,4 +87,41 @@ impl Link {
 /// The server answered with an error reply: the connection itself is fine.
 pub fn is_server_reply(error: &RedisError) -> bool {
     error.code().is_some()
+}
+
+/// Call `connect` until it succeeds, with capped exponential backoff and
+/// jitter; loud on the first failure, then once in a while. `reconnects`
+/// (how often this role lost its connection before) only decides whether
+/// success is worth a log line.
+pub async fn connect_with_backoff<T, F, Fut>(
+    target: &RedisTarget,
+    role: &'static str,
+    reconnects: u64,
+    mut connect: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RedisError>>,
+{
+    let mut delay = FIRST_DELAY;
+    let mut attempt = 0u32;
+    loop {
+        match connect().await {
+            Ok(c) => {
+                if attempt > 0 || reconnects > 0 {
+                    info!(role, redis = %target, attempts = attempt + 1, "connected to Redis");
+                }
+                return c;
+            }
+            Err(e) => {
+                attempt += 1;
+                if attempt == 1 || attempt.is_power_of_two() {
+                    warn!(role, redis = %target, error = %redact(&e.to_string()), attempt, "cannot connect to Redis; retrying");
+                }
+                let jittered = delay.mul_f64(0.5 + fastrand::f64() / 2.0);
+                tokio::time::sleep(jittered).await;
+                delay = (delay * 2).min(MAX_DELAY);
+            }
+        }
+    }
 }

@@ -7,6 +7,8 @@
 //! visible here, byte for byte as the spec writes it.
 
 use super::entry::{self, AutoClaim, RawEntry, StreamId};
+use super::read_conn::ReadConn;
+use super::resp;
 use redis::aio::MultiplexedConnection;
 use redis::{RedisResult, Value};
 use std::time::Duration;
@@ -17,6 +19,9 @@ pub const DEFAULT_STREAM: &str = "llm-proxy-events";
 pub const DEFAULT_GROUP: &str = "llm-proxy-dispatchers";
 /// Default approximate maximum stream length.
 pub const DEFAULT_MAX_LEN: usize = 10_000;
+/// How long a read may take beyond its `BLOCK` time before the connection
+/// counts as dead.
+pub const READ_GRACE: Duration = Duration::from_secs(10);
 
 /// Append `payloads` with one pipelined round trip:
 /// `XADD <stream> MAXLEN ~ <max_len> * data <payload>` each.
@@ -125,7 +130,7 @@ impl Group {
     /// re-read.
     pub async fn read_pending(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut ReadConn,
         after: StreamId,
     ) -> RedisResult<Vec<RawEntry>> {
         self.read(conn, &after.to_string(), None).await
@@ -133,13 +138,16 @@ impl Group {
 
     /// New entries, waiting up to the block time:
     /// `XREADGROUP GROUP g c COUNT n BLOCK ms STREAMS s >`.
-    pub async fn read_new(&self, conn: &mut MultiplexedConnection) -> RedisResult<Vec<RawEntry>> {
+    pub async fn read_new(&self, conn: &mut ReadConn) -> RedisResult<Vec<RawEntry>> {
         self.read(conn, ">", Some(self.cfg.block)).await
     }
 
+    /// Reads go over a [`ReadConn`]: their replies are most of what a
+    /// dispatcher receives, and are taken apart without the redis crate's
+    /// `Value` tree.
     async fn read(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut ReadConn,
         id: &str,
         block: Option<Duration>,
     ) -> RedisResult<Vec<RawEntry>> {
@@ -154,8 +162,8 @@ impl Group {
             cmd.arg("BLOCK").arg(b.as_millis().max(1) as u64);
         }
         cmd.arg("STREAMS").arg(&self.cfg.stream).arg(id);
-        let v: Value = cmd.query_async(conn).await?;
-        entry::read_reply(v).map_err(protocol)
+        let timeout = block.unwrap_or_default() + READ_GRACE;
+        resp::read_reply(conn.query(&cmd, timeout).await?)
     }
 
     /// Take over entries idle longer than the claim time, from `cursor` on:
@@ -218,7 +226,7 @@ impl Group {
             .arg("reason")
             .arg(reason);
         for (k, v) in entry.fields.iter().flatten() {
-            xadd.arg(k.as_slice()).arg(v.as_slice());
+            xadd.arg(&k[..]).arg(&v[..]);
         }
         xadd.ignore();
         pipe.cmd("XACK")

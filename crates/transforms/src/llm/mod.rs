@@ -8,6 +8,8 @@
 //!
 //! # Layout
 //! - [`payload`]: the payload shape (the contract with the LLM sinks).
+//! - `payload_text`: the payload written as JSON text by hand (serde's bytes).
+//! - `json_text`: JSON strings and integers, as serde writes them, faster.
 //! - [`decode`]: gzip / brotli / deflate, capped against decompression bombs.
 //! - [`body`]: a decoded body as JSON, by content type.
 //! - [`sse`]: a streamed completion merged into one object.
@@ -20,7 +22,9 @@
 pub mod body;
 mod chunk;
 pub mod decode;
+mod json_text;
 pub mod payload;
+mod payload_text;
 pub mod redact;
 pub mod run_id;
 mod scan;
@@ -33,7 +37,7 @@ pub use redact::Redactor;
 use body::JsonBody;
 use decode::Decoded;
 use std::collections::BTreeMap;
-use switchyard_core::{Event, HttpExchange, JsonDocument, Payload, Transform, Verdict};
+use switchyard_core::{Event, HttpExchange, Payload, Transform, Verdict};
 use time::OffsetDateTime;
 
 /// Turns an exchange into a payload; `None` means "not an LLM call" and the
@@ -216,12 +220,9 @@ impl<T: Transformer> Transform for LlmTransform<T> {
         let Some(payload) = self.transformer.transform(exchange) else {
             return Verdict::Filter;
         };
-        // The payload holds only strings, numbers and valid raw JSON, so it
-        // always serializes; were that ever to fail, the original exchange is
-        // kept rather than lost.
-        if let Ok(doc) = JsonDocument::from_value(&payload) {
-            event.payload = Payload::Json(doc);
-        }
+        // Written by hand, byte for byte the serde form: the payload holds
+        // only strings, numbers and valid raw JSON, so it always is a document.
+        event.payload = Payload::Json(payload.to_document());
         Verdict::Keep
     }
 }

@@ -40,7 +40,7 @@ fn special(w: u64) -> u64 {
 /// The index of the first `"`, `\` or control byte at or after `i` (or the
 /// length): eight bytes per step, as strings in these documents are mostly
 /// plain text.
-fn special_from(bytes: &[u8], mut i: usize) -> usize {
+pub(crate) fn special_from(bytes: &[u8], mut i: usize) -> usize {
     while let Some(word) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
         let hits = special(u64::from_le_bytes(*word));
         if hits != 0 {
