@@ -24,21 +24,26 @@ fn target(server: &RedisServer) -> RedisTarget {
     RedisTarget::new(None, &server.addr(), None).unwrap()
 }
 
-#[tokio::test]
-async fn stream_publisher_writes_xadd_with_one_data_field() {
-    let server = RedisServer::start();
-    let publisher = Publisher::start(
-        &target(&server),
+/// A publisher to `llm-proxy-events` (`MAXLEN ~ 10000`).
+fn stream_publisher(server: &RedisServer, buffer: usize, pipeline: usize) -> Publisher {
+    Publisher::start(
+        &target(server),
         PublisherConfig {
             wire: Wire::Stream {
                 stream: "llm-proxy-events".into(),
                 max_len: 10_000,
             },
-            buffer: 100,
-            pipeline: 16,
+            buffer,
+            pipeline,
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn stream_publisher_writes_xadd_with_one_data_field() {
+    let server = RedisServer::start();
+    let publisher = stream_publisher(&server, 100, 16);
     assert_eq!(publisher.publish_all((0..3).map(exchange)), 3);
     let stats = publisher.close(Duration::from_secs(10)).await;
     assert_eq!((stats.written, stats.dropped, stats.unsent), (3, 0, 0));
@@ -68,18 +73,7 @@ async fn a_batch_cut_off_mid_write_is_written_again_and_counted() {
     server
         .command(&["CLIENT", "PAUSE", "3000", "WRITE"])
         .unwrap();
-    let publisher = Publisher::start(
-        &target(&server),
-        PublisherConfig {
-            wire: Wire::Stream {
-                stream: "llm-proxy-events".into(),
-                max_len: 10_000,
-            },
-            buffer: 1000,
-            pipeline: 100,
-        },
-    )
-    .unwrap();
+    let publisher = stream_publisher(&server, 1000, 100);
     assert_eq!(publisher.publish_all((0..100).map(exchange)), 100);
     // The batch reaches the server and waits there, unexecuted.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -358,14 +358,7 @@ async fn store(
                         "events were dropped after delivery failed; kept in the dead stream"
                     );
                     ConsumerStats::add(&stats.dropped, n);
-                    let gone = n.saturating_sub(found);
-                    if gone > 0 {
-                        warn!(
-                            events = gone,
-                            "dropped entries were trimmed from the list before they could be kept; the dead stream has only their ids"
-                        );
-                        ConsumerStats::add(&stats.lost, gone);
-                    }
+                    crate::redis_streams::count_trimmed(stats, n, found, "list");
                 })
             };
             match result {

@@ -521,6 +521,21 @@ async fn settle(
     }
 }
 
+/// Count (as lost) the dropped entries that were gone from their `source`
+/// (`stream` or `list`) when they were to be kept: `wanted` asked for,
+/// `found` still there. Their dead copies have only their ids.
+pub(crate) fn count_trimmed(stats: &ConsumerStats, wanted: u64, found: u64, source: &str) {
+    let gone = wanted.saturating_sub(found);
+    if gone > 0 {
+        warn!(
+            entries = gone,
+            source,
+            "dropped entries were trimmed before they could be kept; the dead stream has only their ids"
+        );
+        ConsumerStats::add(&stats.lost, gone);
+    }
+}
+
 async fn settle_until_done(link: &mut Link, group: &Group, job: &Settle, stats: &ConsumerStats) {
     loop {
         let mut conn = link.get().await;
@@ -529,16 +544,7 @@ async fn settle_until_done(link: &mut Link, group: &Group, job: &Settle, stats: 
             Settle::Keep(ids) => group
                 .keep_dropped(&mut conn, ids, DROPPED_REASON)
                 .await
-                .map(|found| {
-                    let gone = (ids.len() as u64).saturating_sub(found);
-                    if gone > 0 {
-                        warn!(
-                            entries = gone,
-                            "dropped entries were trimmed from the stream before they could be kept; the dead stream has only their ids"
-                        );
-                        ConsumerStats::add(&stats.lost, gone);
-                    }
-                }),
+                .map(|found| count_trimmed(stats, ids.len() as u64, found, "stream")),
         };
         match result {
             Ok(()) => return,
