@@ -44,5 +44,5 @@ pub enum MeshError {
     Task(String),
     /// Serving failed.
     #[error("server: {0}")]
-    Serve(#[from] tonic::transport::Error),
+    Serve(#[from] std::io::Error),
 }

@@ -1,12 +1,11 @@
-//! The gRPC face of a node: decode, check the size limit, call the logic
-//! module of each RPC, record metrics. Errors are statuses inside the
-//! response; the gRPC call itself succeeds.
+//! The RPCs of a node once their message is decoded: check the size limit,
+//! call the logic module of each RPC, record metrics. Errors are statuses
+//! inside the response; the gRPC call itself succeeds.
 
 use crate::connect;
 use crate::health::PROBE_HEADER;
 use crate::node::Node;
 use crate::pb;
-use crate::pb::collective_dispatcher_server::CollectiveDispatcher;
 use crate::route;
 use crate::serve;
 use crate::status::{self, TOO_LARGE};
@@ -15,11 +14,9 @@ use crate::validator::RegistryValidator;
 use prost::Message;
 use std::sync::Arc;
 use tokio::time::Instant;
-use tonic::{Request, Response};
+use tonic::metadata::MetadataMap;
 
 pub(crate) struct Front(pub Arc<Node>);
-
-type Reply<T> = Result<Response<T>, tonic::Status>;
 
 impl Front {
     fn too_large(&self, size: usize) -> Option<pb::Status> {
@@ -33,14 +30,16 @@ impl Front {
     }
 }
 
-#[tonic::async_trait]
-impl CollectiveDispatcher for Front {
-    async fn serve(&self, request: Request<pb::ServeRequest>) -> Reply<pb::ServeResponse> {
+impl Front {
+    pub(crate) async fn serve(
+        &self,
+        metadata: &MetadataMap,
+        req: pb::ServeRequest,
+    ) -> pb::ServeResponse {
         let started = Instant::now();
-        let probe = request.metadata().contains_key(PROBE_HEADER);
-        let deadline = deadline_of(request.metadata());
-        let trace = traceparent_of(request.metadata(), &request.get_ref().execution_context);
-        let req = request.into_inner();
+        let probe = metadata.contains_key(PROBE_HEADER);
+        let deadline = deadline_of(metadata);
+        let trace = traceparent_of(metadata, &req.execution_context);
         // Probes stay out of the call metrics.
         let metrics = (!probe).then(|| {
             self.0.metrics.route(
@@ -61,12 +60,11 @@ impl CollectiveDispatcher for Front {
         if let Some(metrics) = metrics {
             metrics.record(status::is_ok(response.status.as_ref()), started.elapsed());
         }
-        Ok(Response::new(response))
+        response
     }
 
-    async fn connect(&self, request: Request<pb::ConnectRequest>) -> Reply<pb::ConnectResponse> {
+    pub(crate) fn connect(&self, req: pb::ConnectRequest) -> pb::ConnectResponse {
         let started = Instant::now();
-        let req = request.into_inner();
         let response = match self.too_large(req.encoded_len()) {
             Some(s) => pb::ConnectResponse {
                 status: Some(s),
@@ -78,14 +76,17 @@ impl CollectiveDispatcher for Front {
         self.0
             .metrics
             .record("connect", "", "", ok, started.elapsed());
-        Ok(Response::new(response))
+        response
     }
 
-    async fn dispatch(&self, request: Request<pb::DispatchRequest>) -> Reply<pb::DispatchResponse> {
+    pub(crate) async fn dispatch(
+        &self,
+        metadata: &MetadataMap,
+        req: pb::DispatchRequest,
+    ) -> pb::DispatchResponse {
         let started = Instant::now();
-        let deadline = deadline_of(request.metadata());
-        let trace = traceparent_of(request.metadata(), &Default::default());
-        let req = request.into_inner();
+        let deadline = deadline_of(metadata);
+        let trace = traceparent_of(metadata, &Default::default());
         let metrics = self.0.metrics.route(
             "dispatch",
             &req.namespace,
@@ -100,7 +101,7 @@ impl CollectiveDispatcher for Front {
             None => route::dispatch(&self.0, req, deadline, trace).await,
         };
         metrics.record(status::is_ok(response.status.as_ref()), started.elapsed());
-        Ok(Response::new(response))
+        response
     }
 }
 

@@ -26,7 +26,9 @@
 //! # Layout
 //! - [`dispatcher`]: the library handle — register, connect, serve.
 //! - `node`: the state the pieces below share.
-//! - `grpc`: the gRPC face: size limit, metrics, one call per RPC.
+//! - `server`: the listener and each connection's HTTP/2 session; `rpc`:
+//!   one unary gRPC call on it, from headers to trailers.
+//! - `grpc`: the RPCs once decoded: size limit, metrics, one call per RPC.
 //! - `serve`, `route`, `connect`: the three RPCs' logic; `dialback`: the
 //!   bound on the dial-backs that Connects start.
 //! - [`peers`]: connected collectors, keyed by id; [`balance`]: their order.
@@ -62,6 +64,7 @@ pub mod metrics;
 mod node;
 pub mod peers;
 mod route;
+mod rpc;
 pub mod security;
 mod serve;
 mod server;

@@ -4,9 +4,14 @@
 
 use crate::error::MeshError;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
 /// TLS material, PEM-encoded.
@@ -57,11 +62,32 @@ pub struct Security {
 }
 
 impl Security {
-    /// The server-side TLS settings, if TLS is on.
-    pub fn server_tls(&self) -> Option<ServerTlsConfig> {
-        self.tls
-            .as_ref()
-            .map(|t| ServerTlsConfig::new().identity(Identity::from_pem(&t.cert_pem, &t.key_pem)))
+    /// The server side of TLS, if TLS is on: this node's certificate chain
+    /// and key, HTTP/2 offered by ALPN (gRPC clients insist on it).
+    pub fn tls_acceptor(&self) -> Result<Option<TlsAcceptor>, MeshError> {
+        let Some(tls) = &self.tls else {
+            return Ok(None);
+        };
+        let bad = |what: &str, e: &dyn fmt::Display| MeshError::Tls(format!("{what}: {e}"));
+        let chain = CertificateDer::pem_slice_iter(&tls.cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad("reading the certificate chain", &e))?;
+        if chain.is_empty() {
+            return Err(MeshError::Tls(
+                "the certificate PEM holds no certificate".into(),
+            ));
+        }
+        let key =
+            PrivateKeyDer::from_pem_slice(&tls.key_pem).map_err(|e| bad("reading the key", &e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad("protocol versions", &e))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| bad("certificate and key", &e))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Some(TlsAcceptor::from(Arc::new(config))))
     }
 
     /// An endpoint for `address` (`host:port`, or a full `http(s)://` URI).
@@ -144,23 +170,30 @@ impl tonic::service::Interceptor for ClientAuth {
 #[derive(Clone)]
 pub struct ServerAuth(Option<String>);
 
-impl tonic::service::Interceptor for ServerAuth {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+impl ServerAuth {
+    /// Whether a request with these headers may be served.
+    pub fn check(&self, headers: &http::HeaderMap) -> Result<(), Status> {
         let Some(expected) = &self.0 else {
-            return Ok(request);
+            return Ok(());
         };
-        let given = request
-            .metadata()
-            .get("authorization")
+        let given = headers
+            .get(http::header::AUTHORIZATION)
             .map(|v| v.as_bytes())
             .unwrap_or_default();
         if constant_time_eq(given, expected.as_bytes()) {
-            Ok(request)
+            Ok(())
         } else {
             Err(Status::unauthenticated(
                 "missing or wrong bearer token (expected `authorization: Bearer <token>`)",
             ))
         }
+    }
+}
+
+impl tonic::service::Interceptor for ServerAuth {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        self.check(request.metadata().as_ref())?;
+        Ok(request)
     }
 }
 

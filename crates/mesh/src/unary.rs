@@ -15,7 +15,7 @@
 
 use crate::pb;
 use crate::wire;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use h2::client::SendRequest;
 use http::{HeaderValue, Method, Request, Uri, Version};
 use prost::Message;
@@ -126,7 +126,7 @@ impl UnaryClient {
         call: &Req,
         headers: &CallHeaders,
     ) -> Result<Resp, Status> {
-        let body = wire::encode(call, self.max_message)?;
+        let body = wire::encode(call, self.max_message, "request")?;
         let request = self.request(uri, headers);
         let (generation, sender) = self.sender().await?;
         let fail = |e: h2::Error| self.failed(generation, e);
@@ -145,10 +145,14 @@ impl UnaryClient {
                 _ => status,
             });
         }
-        let frame = self.read_body(&mut body).await.map_err(fail)??;
+        let frame = wire::read_body(&mut body, self.max_message, "response")
+            .await
+            .map_err(fail)??;
         let trailers = body.trailers().await.map_err(fail)?;
         match trailers.as_ref().and_then(wire::status_of) {
-            Some(status) if status.code() == Code::Ok => wire::decode(&frame, self.max_message),
+            Some(status) if status.code() == Code::Ok => {
+                wire::decode(&frame, self.max_message, "response")
+            }
             Some(status) => Err(status),
             None => Err(Status::internal("response without grpc-status")),
         }
@@ -185,43 +189,6 @@ impl UnaryClient {
             h.insert(http::header::AUTHORIZATION, v.clone());
         }
         request
-    }
-
-    /// The whole response body, within the size limit. The outer error is
-    /// the transport's, the inner one a refused (oversized) body.
-    async fn read_body(
-        &self,
-        body: &mut h2::RecvStream,
-    ) -> Result<Result<Bytes, Status>, h2::Error> {
-        let limit = self.max_message.saturating_add(wire::PREFIX);
-        // The usual case is one DATA frame holding the whole message: keep it
-        // as it came, without a copy.
-        let mut first: Option<Bytes> = None;
-        let mut more: Option<BytesMut> = None;
-        while let Some(chunk) = body.data().await {
-            let chunk = chunk?;
-            let _ = body.flow_control().release_capacity(chunk.len());
-            let so_far: &[u8] = if let Some(buf) = more.as_mut() {
-                buf.extend_from_slice(&chunk);
-                buf
-            } else if let Some(f) = &first {
-                let mut buf = BytesMut::with_capacity(f.len() + chunk.len());
-                buf.extend_from_slice(f);
-                buf.extend_from_slice(&chunk);
-                more.insert(buf)
-            } else {
-                first.insert(chunk)
-            };
-            let declared = wire::declared_len(so_far).unwrap_or(0);
-            if so_far.len() > limit || declared > self.max_message {
-                let len = declared.max(so_far.len().saturating_sub(wire::PREFIX));
-                return Ok(Err(wire::too_large("response", len, self.max_message)));
-            }
-        }
-        Ok(Ok(match more {
-            Some(buf) => buf.freeze(),
-            None => first.unwrap_or_default(),
-        }))
     }
 
     /// The live connection, dialling one if there is none.

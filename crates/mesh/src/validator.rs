@@ -97,13 +97,12 @@ impl RegistryValidator for GrpcRegistryValidator {
 /// Serves a validator as `collector.CollectorRegistry`.
 pub struct RegistryService(pub Arc<dyn RegistryValidator>);
 
-#[tonic::async_trait]
-impl pb::collector_registry_server::CollectorRegistry for RegistryService {
-    async fn validate_method(
+impl RegistryService {
+    /// Answer one `ValidateMethod` request.
+    pub async fn validate_method(
         &self,
-        request: tonic::Request<pb::ValidateMethodRequest>,
-    ) -> Result<tonic::Response<pb::ValidateMethodResponse>, tonic::Status> {
-        let r = request.into_inner();
+        r: pb::ValidateMethodRequest,
+    ) -> pb::ValidateMethodResponse {
         let missing = if r.namespace.is_empty() {
             Some("namespace is required")
         } else if r.service_name.is_empty() {
@@ -113,7 +112,7 @@ impl pb::collector_registry_server::CollectorRegistry for RegistryService {
         } else {
             None
         };
-        let response = match missing {
+        match missing {
             Some(m) => pb::ValidateMethodResponse {
                 status: Some(status::new(status::BAD_REQUEST, m)),
                 is_valid: false,
@@ -135,7 +134,17 @@ impl pb::collector_registry_server::CollectorRegistry for RegistryService {
                     message: reason,
                 },
             },
-        };
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::collector_registry_server::CollectorRegistry for RegistryService {
+    async fn validate_method(
+        &self,
+        request: tonic::Request<pb::ValidateMethodRequest>,
+    ) -> Result<tonic::Response<pb::ValidateMethodResponse>, tonic::Status> {
+        let response = RegistryService::validate_method(self, request.into_inner()).await;
         Ok(tonic::Response::new(response))
     }
 }

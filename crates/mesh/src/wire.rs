@@ -1,6 +1,6 @@
-//! The few pieces of the gRPC-over-HTTP/2 wire format the hop client needs:
-//! message framing, the `grpc-timeout` header, and a call's status from the
-//! response headers or trailers. Kept apart from the connection handling so
+//! The few pieces of the gRPC-over-HTTP/2 wire format that the hop client
+//! and the server need: message framing, reading a unary body, the
+//! `grpc-timeout` header, and a call's status in headers or trailers. Kept apart from the connection handling so
 //! each can be checked on its own.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -12,45 +12,98 @@ use tonic::{Code, Status};
 /// Bytes before every message: a compression flag and a big-endian length.
 pub(crate) const PREFIX: usize = 5;
 
-/// `message` as one length-prefixed, uncompressed gRPC frame, in a single
-/// allocation of exactly the right size. Refused (`OUT_OF_RANGE`, as tonic's
-/// own limit) when larger than `max` bytes.
-pub(crate) fn encode(message: &impl Message, max: usize) -> Result<Bytes, Status> {
+/// `message` (a `what`: "request" or "response") as one length-prefixed,
+/// uncompressed gRPC frame, in a single allocation of exactly the right
+/// size. Refused (`OUT_OF_RANGE`, as tonic's own limit) when larger than
+/// `max` bytes.
+pub(crate) fn encode(message: &impl Message, max: usize, what: &str) -> Result<Bytes, Status> {
     let len = message.encoded_len();
     if len > max {
-        return Err(too_large("request", len, max));
+        return Err(too_large(what, len, max));
     }
-    let size = u32::try_from(len).map_err(|_| too_large("request", len, max))?;
+    let size = u32::try_from(len).map_err(|_| too_large(what, len, max))?;
     let mut frame = BytesMut::with_capacity(PREFIX + len);
     frame.put_u8(0);
     frame.put_u32(size);
     message
         .encode(&mut frame)
-        .map_err(|e| Status::internal(format!("encoding the request: {e}")))?;
+        .map_err(|e| Status::internal(format!("encoding the {what}: {e}")))?;
     Ok(frame.freeze())
 }
 
-/// The one message of a unary response body (`frame` is the whole body).
-pub(crate) fn decode<M: Message + Default>(frame: &[u8], max: usize) -> Result<M, Status> {
+/// The one message of a unary request or response body (`frame` is the
+/// whole body).
+pub(crate) fn decode<M: Message + Default>(
+    frame: &[u8],
+    max: usize,
+    what: &str,
+) -> Result<M, Status> {
     let Some((head, rest)) = frame.split_first_chunk::<PREFIX>() else {
-        return Err(Status::internal("response without a message"));
+        return Err(Status::internal(format!("{what} without a message")));
     };
-    if head[0] != 0 {
-        return Err(Status::unimplemented(
-            "compressed response (compression was not requested)",
-        ));
+    match head[0] {
+        0 => {}
+        1 => {
+            return Err(Status::unimplemented(format!(
+                "compressed {what}: only uncompressed messages are accepted"
+            )))
+        }
+        flag => {
+            return Err(Status::internal(format!(
+                "{what} message with an invalid compression flag {flag}"
+            )))
+        }
     }
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
     if len > max {
-        return Err(too_large("response", len, max));
+        return Err(too_large(what, len, max));
     }
     if rest.len() != len {
         return Err(Status::internal(format!(
-            "response body of {} bytes does not hold one message of {len} bytes",
+            "{what} body of {} bytes does not hold one message of {len} bytes",
             rest.len()
         )));
     }
-    M::decode(rest).map_err(|e| Status::internal(format!("decoding the response: {e}")))
+    M::decode(rest).map_err(|e| Status::internal(format!("decoding the {what}: {e}")))
+}
+
+/// The whole body of a unary request or response (a `what`), refused as
+/// soon as it holds more than one message of at most `max` bytes can. The
+/// outer error is the transport's, the inner one a refused (oversized) body.
+pub(crate) async fn read_body(
+    body: &mut h2::RecvStream,
+    max: usize,
+    what: &str,
+) -> Result<Result<Bytes, Status>, h2::Error> {
+    let limit = max.saturating_add(PREFIX);
+    // The usual case is one DATA frame holding the whole message: keep it
+    // as it came, without a copy.
+    let mut first: Option<Bytes> = None;
+    let mut more: Option<BytesMut> = None;
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        let so_far: &[u8] = if let Some(buf) = more.as_mut() {
+            buf.extend_from_slice(&chunk);
+            buf
+        } else if let Some(f) = &first {
+            let mut buf = BytesMut::with_capacity(f.len() + chunk.len());
+            buf.extend_from_slice(f);
+            buf.extend_from_slice(&chunk);
+            more.insert(buf)
+        } else {
+            first.insert(chunk)
+        };
+        let declared = declared_len(so_far).unwrap_or(0);
+        if so_far.len() > limit || declared > max {
+            let len = declared.max(so_far.len().saturating_sub(PREFIX));
+            return Ok(Err(too_large(what, len, max)));
+        }
+    }
+    Ok(Ok(match more {
+        Some(buf) => buf.freeze(),
+        None => first.unwrap_or_default(),
+    }))
 }
 
 /// The declared length of the message a body starts with, once its prefix
@@ -114,6 +167,22 @@ pub(crate) fn status_of_http(status: StatusCode) -> Status {
     Status::new(code, format!("peer answered HTTP {status}"))
 }
 
+/// A `grpc-message` value for `message`: bytes outside printable ASCII, and
+/// `%` itself, percent-encoded, as the gRPC specification asks.
+pub(crate) fn percent_encode(message: &str) -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = Vec::with_capacity(message.len());
+    for &b in message.as_bytes() {
+        if (0x20..=0x7E).contains(&b) && b != b'%' {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
+    }
+    // Every byte is now printable ASCII, which a header value accepts.
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
 fn percent_decode(input: &[u8]) -> String {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(input.len());
@@ -147,21 +216,26 @@ mod tests {
             method_name: "Create".into(),
             ..Default::default()
         };
-        let frame = encode(&msg, 1024).unwrap();
+        let frame = encode(&msg, 1024, "request").unwrap();
         assert_eq!(frame[0], 0);
         assert_eq!(declared_len(&frame), Some(msg.encoded_len()));
         assert_eq!(frame.len(), PREFIX + msg.encoded_len());
-        let back: pb::ServeRequest = decode(&frame, 1024).unwrap();
+        let back: pb::ServeRequest = decode(&frame, 1024, "request").unwrap();
         assert_eq!(back, msg);
 
-        assert_eq!(encode(&msg, 3).unwrap_err().code(), Code::OutOfRange);
         assert_eq!(
-            decode::<pb::ServeRequest>(&frame, 3).unwrap_err().code(),
+            encode(&msg, 3, "request").unwrap_err().code(),
+            Code::OutOfRange
+        );
+        assert_eq!(
+            decode::<pb::ServeRequest>(&frame, 3, "response")
+                .unwrap_err()
+                .code(),
             Code::OutOfRange
         );
         let truncated = &frame[..frame.len() - 1];
         assert_eq!(
-            decode::<pb::ServeRequest>(truncated, 1024)
+            decode::<pb::ServeRequest>(truncated, 1024, "response")
                 .unwrap_err()
                 .code(),
             Code::Internal
@@ -169,13 +243,13 @@ mod tests {
         let mut compressed = frame.to_vec();
         compressed[0] = 1;
         assert_eq!(
-            decode::<pb::ServeRequest>(&compressed, 1024)
+            decode::<pb::ServeRequest>(&compressed, 1024, "response")
                 .unwrap_err()
                 .code(),
             Code::Unimplemented
         );
         assert_eq!(
-            decode::<pb::ServeRequest>(&[0, 0], 1024)
+            decode::<pb::ServeRequest>(&[0, 0], 1024, "response")
                 .unwrap_err()
                 .code(),
             Code::Internal
@@ -209,6 +283,23 @@ mod tests {
         let s = status_of(&h).unwrap();
         assert_eq!(s.code(), Code::Unauthenticated);
         assert_eq!(s.message(), "missing token: café%");
+        let encoded = percent_encode("missing token: café%");
+        assert_eq!(encoded, "missing token: caf%C3%A9%25");
+        assert_eq!(
+            status_of(&HeaderMap::from_iter([
+                (
+                    http::header::HeaderName::from_static("grpc-status"),
+                    HeaderValue::from_static("3")
+                ),
+                (
+                    http::header::HeaderName::from_static("grpc-message"),
+                    encoded
+                ),
+            ]))
+            .unwrap()
+            .message(),
+            "missing token: café%"
+        );
         assert_eq!(
             status_of_http(StatusCode::SERVICE_UNAVAILABLE).code(),
             Code::Unavailable
