@@ -40,12 +40,12 @@ pub struct Peer {
     pub id: String,
     /// The address it advertised (or we dialled).
     pub address: String,
-    /// Its tonic clients: for Connect, and with TLS for every call (a few
-    /// HTTP/2 connections then, so that many concurrent forwarded calls are
-    /// not serialized through one connection's task).
+    /// Its tonic clients: for Connect, and for every call when there are no
+    /// lean clients (a few HTTP/2 connections then, so that many concurrent
+    /// forwarded calls are not serialized through one connection's task).
     clients: Vec<Client>,
     next_client: AtomicUsize,
-    /// Without TLS: the lean clients that forwarded calls and probes use.
+    /// The lean clients that forwarded calls and probes use.
     hops: Vec<UnaryClient>,
     next_hop: AtomicUsize,
     /// Its circuit breaker.
@@ -57,10 +57,11 @@ pub struct Peer {
     dead_since: Mutex<Option<Instant>>,
 }
 
-/// HTTP/2 connections per peer for forwarded calls, through tonic (TLS).
+/// HTTP/2 connections per peer for forwarded calls, through tonic (a peer
+/// address of a scheme the lean client does not speak).
 pub const CONNECTIONS_PER_PEER: usize = 2;
 
-/// Lean connections per peer (without TLS). Their calls do not queue behind
+/// Lean connections per peer. Their calls do not queue behind
 /// a connection task (each call writes its frames to the shared stream state
 /// itself), so one connection serves many concurrent calls.
 pub const HOP_CONNECTIONS_PER_PEER: usize = 1;
@@ -72,8 +73,8 @@ impl Peer {
         self.clients[i].clone()
     }
 
-    /// Call Serve on this peer: over a lean hop connection without TLS, else
-    /// through tonic. Errors are transport or gRPC failures of the call.
+    /// Call Serve on this peer: over a lean hop connection, else through
+    /// tonic. Errors are transport or gRPC failures of the call.
     pub(crate) async fn serve(
         &self,
         call: &pb::ServeRequest,
@@ -196,25 +197,40 @@ impl Dialer {
             .max_encoding_message_size(self.max_response))
     }
 
-    /// The lean clients for `address`: none with TLS (or an `https://`
-    /// address), where tonic's client carries the calls.
+    /// The lean clients for `address`, over TLS when it is on. None for an
+    /// address of another scheme (or `https://` without TLS settings),
+    /// which tonic's client then carries as best it can.
     fn hops(&self, address: &str) -> Result<Vec<UnaryClient>, MeshError> {
-        if self.security.tls.is_some() || address.contains("://") && !address.starts_with("http://")
-        {
+        let tls = self.security.tls_connector()?;
+        let scheme_ok = match address.split_once("://") {
+            None => true,
+            Some(("http", _)) => tls.is_none(),
+            Some(("https", _)) => tls.is_some(),
+            Some(_) => false,
+        };
+        if !scheme_ok {
             return Ok(Vec::new());
         }
+        let bad = |reason: String| MeshError::Address {
+            address: address.to_string(),
+            reason,
+        };
         (0..HOP_CONNECTIONS_PER_PEER)
             .map(|_| {
-                UnaryClient::new(
+                let client = UnaryClient::new(
                     address,
                     self.security.authorization(),
                     self.connect_timeout,
                     self.max_response,
                 )
-                .map_err(|reason| MeshError::Address {
-                    address: address.to_string(),
-                    reason,
-                })
+                .map_err(bad)?;
+                match &tls {
+                    None => Ok(client),
+                    Some(connector) => {
+                        let name = self.security.server_name(client.host())?;
+                        client.with_tls(connector.clone(), name).map_err(bad)
+                    }
+                }
             })
             .collect()
     }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
@@ -79,8 +79,7 @@ impl Security {
         }
         let key =
             PrivateKeyDer::from_pem_slice(&tls.key_pem).map_err(|e| bad("reading the key", &e))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        let mut config = rustls::ServerConfig::builder_with_provider(crypto())
             .with_safe_default_protocol_versions()
             .map_err(|e| bad("protocol versions", &e))?
             .with_no_client_auth()
@@ -88,6 +87,44 @@ impl Security {
             .map_err(|e| bad("certificate and key", &e))?;
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Some(TlsAcceptor::from(Arc::new(config))))
+    }
+
+    /// The client side of TLS, if TLS is on: the peers' CA, HTTP/2 asked
+    /// for by ALPN. The name a peer's certificate must carry is
+    /// [`Security::server_name`].
+    pub fn tls_connector(&self) -> Result<Option<TlsConnector>, MeshError> {
+        let Some(tls) = &self.tls else {
+            return Ok(None);
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&tls.ca_pem) {
+            let cert = cert.map_err(|e| MeshError::Tls(format!("reading the CA: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| MeshError::Tls(format!("the CA certificate: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(MeshError::Tls("the CA PEM holds no certificate".into()));
+        }
+        let mut config = rustls::ClientConfig::builder_with_provider(crypto())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| MeshError::Tls(format!("protocol versions: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Some(TlsConnector::from(Arc::new(config))))
+    }
+
+    /// The name a peer at `host` must present in its certificate: the
+    /// configured `server_name`, else the host itself.
+    pub fn server_name(&self, host: &str) -> Result<ServerName<'static>, MeshError> {
+        let name = self
+            .tls
+            .as_ref()
+            .and_then(|t| t.server_name.clone())
+            .unwrap_or_else(|| host.to_string());
+        ServerName::try_from(name.clone())
+            .map_err(|e| MeshError::Tls(format!("server name `{name}`: {e}")))
     }
 
     /// An endpoint for `address` (`host:port`, or a full `http(s)://` URI).
@@ -151,6 +188,11 @@ impl Security {
     pub fn server_auth(&self) -> ServerAuth {
         ServerAuth(self.token.as_ref().map(|t| format!("Bearer {}", t.0)))
     }
+}
+
+/// The cryptography both sides of TLS use.
+fn crypto() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// Adds `authorization: Bearer <token>` to every call.

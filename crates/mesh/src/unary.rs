@@ -11,7 +11,8 @@
 //! The wire format is plain gRPC (same path, headers, framing and trailers),
 //! so any gRPC server — ours or the original collectors — answers it.
 //!
-//! Plaintext only: with TLS a node's peers keep tonic's client (see `peers`).
+//! With TLS ([`UnaryClient::with_tls`]) the same HTTP/2 session runs over
+//! rustls, HTTP/2 chosen by ALPN.
 
 use crate::pb;
 use crate::wire;
@@ -21,7 +22,10 @@ use http::{HeaderValue, Method, Request, Uri, Version};
 use prost::Message;
 use std::sync::Mutex;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::TlsConnector;
 use tonic::{Code, Status};
 use tracing::debug;
 
@@ -59,6 +63,8 @@ pub struct UnaryClient {
     authorization: Option<HeaderValue>,
     connect_timeout: Duration,
     max_message: usize,
+    /// TLS, if on: how to start it and the name the peer must prove.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
     /// The live connection's handle and its generation, so that a failed
     /// call forgets only the connection it failed on.
     conn: Mutex<Option<(u64, SendRequest<Bytes>)>>,
@@ -68,37 +74,50 @@ pub struct UnaryClient {
 }
 
 impl UnaryClient {
-    /// A client of the node at `address` (`host:port` or `http://host:port`).
-    /// `authorization` is sent with every call; messages either way are
-    /// limited to `max_message` bytes. Nothing is dialled yet.
+    /// A client of the node at `address` (`host:port`, `http://host:port`
+    /// or, for [`Self::with_tls`], `https://host:port`). `authorization` is
+    /// sent with every call; messages either way are limited to
+    /// `max_message` bytes. Nothing is dialled yet.
     pub fn new(
         address: &str,
         authorization: Option<HeaderValue>,
         connect_timeout: Duration,
         max_message: usize,
     ) -> Result<Self, String> {
-        let authority = address
-            .strip_prefix("http://")
+        let authority = ["http://", "https://"]
+            .iter()
+            .find_map(|scheme| address.strip_prefix(scheme))
             .unwrap_or(address)
             .trim_end_matches('/');
-        let uri = |path: &str| {
-            Uri::builder()
-                .scheme("http")
-                .authority(authority)
-                .path_and_query(path)
-                .build()
-                .map_err(|e| e.to_string())
-        };
         Ok(Self {
             authority: authority.to_string(),
-            serve_uri: uri(SERVE_PATH)?,
-            dispatch_uri: uri(DISPATCH_PATH)?,
+            serve_uri: uri_of("http", authority, SERVE_PATH)?,
+            dispatch_uri: uri_of("http", authority, DISPATCH_PATH)?,
             authorization,
             connect_timeout,
             max_message,
+            tls: None,
             conn: Mutex::new(None),
             dialing: tokio::sync::Mutex::new(0),
         })
+    }
+
+    /// Speak TLS through `connector`; the node must present a certificate
+    /// for `server_name`.
+    pub fn with_tls(
+        mut self,
+        connector: TlsConnector,
+        server_name: ServerName<'static>,
+    ) -> Result<Self, String> {
+        self.serve_uri = uri_of("https", &self.authority, SERVE_PATH)?;
+        self.dispatch_uri = uri_of("https", &self.authority, DISPATCH_PATH)?;
+        self.tls = Some((connector, server_name));
+        Ok(self)
+    }
+
+    /// The host part of the address dialled (what a certificate names).
+    pub fn host(&self) -> &str {
+        self.serve_uri.host().unwrap_or(&self.authority)
     }
 
     /// Call Serve. Transport failures, and gRPC errors of the call itself,
@@ -221,12 +240,34 @@ impl UnaryClient {
         // Small writes go out at once (see the server's note on Nagle).
         tcp.set_nodelay(true)
             .map_err(|e| unavailable(e.to_string()))?;
+        let Some((connector, name)) = &self.tls else {
+            return self.handshake(tcp).await;
+        };
+        let tls = tokio::time::timeout(self.connect_timeout, connector.connect(name.clone(), tcp))
+            .await
+            .map_err(|_| unavailable("TLS handshake timed out".into()))?
+            .map_err(|e| unavailable(format!("TLS handshake: {e}")))?;
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            return Err(unavailable(
+                "the node did not agree to HTTP/2 (ALPN h2) over TLS".into(),
+            ));
+        }
+        self.handshake(tls).await
+    }
+
+    /// Start HTTP/2 on `io` and drive the connection in a task of its own.
+    async fn handshake<T>(&self, io: T) -> Result<SendRequest<Bytes>, Status>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let unavailable =
+            |what: String| Status::unavailable(format!("connecting to {}: {what}", self.authority));
         let handshake = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .max_send_buffer_size(self.max_message.saturating_add(wire::PREFIX))
             .max_header_list_size(64 * 1024)
-            .handshake::<_, Bytes>(tcp);
+            .handshake::<_, Bytes>(io);
         let (sender, mut connection) = tokio::time::timeout(self.connect_timeout, handshake)
             .await
             .map_err(|_| unavailable("HTTP/2 handshake timed out".into()))?
@@ -260,6 +301,15 @@ impl UnaryClient {
         }
         status_of_h2(&error, broken)
     }
+}
+
+fn uri_of(scheme: &str, authority: &str, path: &str) -> Result<Uri, String> {
+    Uri::builder()
+        .scheme(scheme)
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// Ping the peer every [`KEEPALIVE_INTERVAL`]; return when an answer takes

@@ -6,7 +6,9 @@ mod common;
 use common::*;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use std::time::Duration;
-use switchyard_mesh::{dial, MeshConfig, MeshError, Security, TlsConfig, Token};
+use switchyard_mesh::{
+    dial, CallHeaders, MeshConfig, MeshError, Security, TlsConfig, Token, UnaryClient,
+};
 
 /// A CA and one certificate for `localhost` / `127.0.0.1` signed by it.
 fn tls_material() -> TlsConfig {
@@ -137,4 +139,69 @@ async fn token_is_required_when_configured() {
         !format!("{:?}", security).contains("s3cret"),
         "Debug redacts"
     );
+}
+
+#[tokio::test]
+async fn lean_client_speaks_tls_and_checks_the_certificate() {
+    let security = Security {
+        tls: Some(tls_material()),
+        token: Some(Token::new("s3cret")),
+    };
+    let b = TestNode::start_with("b", &["orders"], with(security.clone())).await;
+    answer(&b.node, "orders", "Who", "Am", "b");
+    let lean = |security: &Security| {
+        let client = UnaryClient::new(
+            &b.addr,
+            security.authorization(),
+            Duration::from_secs(2),
+            1024 * 1024,
+        )
+        .unwrap();
+        let name = security.server_name(client.host()).unwrap();
+        client
+            .with_tls(security.tls_connector().unwrap().unwrap(), name)
+            .unwrap()
+    };
+
+    let r = lean(&security)
+        .serve(&serve_req("orders", "Who", "Am"), &CallHeaders::default())
+        .await
+        .unwrap();
+    assert_eq!(code_msg(r.status).0, 200);
+    assert_eq!(r.executor_id, "b");
+
+    // Trusting another CA: the handshake fails, nothing is sent.
+    let mut other = security.clone();
+    if let Some(t) = other.tls.as_mut() {
+        t.ca_pem = tls_material().ca_pem;
+    }
+    let err = lean(&other)
+        .serve(&serve_req("orders", "Who", "Am"), &CallHeaders::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    assert!(err.message().contains("TLS handshake"), "{err:?}");
+
+    // Plaintext against the TLS node fails too.
+    let plain = UnaryClient::new(
+        &b.addr,
+        security.authorization(),
+        Duration::from_secs(2),
+        1024,
+    )
+    .unwrap();
+    assert!(plain
+        .serve(&serve_req("orders", "Who", "Am"), &CallHeaders::default())
+        .await
+        .is_err());
+
+    // A CA file without a certificate is a clear configuration error.
+    let mut empty = security.clone();
+    if let Some(t) = empty.tls.as_mut() {
+        t.ca_pem = b"not a pem".to_vec();
+    }
+    match empty.tls_connector() {
+        Err(MeshError::Tls(reason)) => assert!(reason.contains("no certificate"), "{reason}"),
+        other => panic!("expected a TLS error, got {:?}", other.map(|c| c.is_some())),
+    }
 }
