@@ -100,7 +100,11 @@ impl Peer {
                 tonic::metadata::MetadataValue::from_static("1"),
             );
         }
-        Ok(self.client().serve(request).await?.into_inner())
+        // Boxed: tonic's call future is large, and inline it would make
+        // every forwarded call's future (and each copy of it) that large.
+        let mut client = self.client();
+        let call = Box::pin(client.serve(request));
+        Ok(call.await?.into_inner())
     }
 
     /// The namespaces both sides serve.

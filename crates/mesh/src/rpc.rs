@@ -198,6 +198,8 @@ fn status_headers(code: Code, message: &str) -> HeaderMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pb;
+    use std::time::Duration;
 
     #[test]
     fn paths_name_the_four_methods_and_nothing_else() {
@@ -227,6 +229,40 @@ mod tests {
         assert!(!with("application/grpcx"));
         assert!(!with("application/json"));
         assert!(!is_grpc(&HeaderMap::new()));
+    }
+
+    /// Every call's future is allocated and moved per call: a rarely taken
+    /// branch that is large inline (dialling, tonic's client) makes every
+    /// call pay for copying it. Such branches are boxed; this keeps them so.
+    #[test]
+    fn call_futures_stay_small() {
+        fn returned_size<A, B, R>(_: &impl Fn(A, B) -> R) -> usize {
+            std::mem::size_of::<R>()
+        }
+        let answer_size = returned_size(&|r: Request<RecvStream>, s: SendResponse<Bytes>| {
+            answer(Arc::new(methods()), r, s)
+        });
+        assert!(
+            answer_size <= 4096,
+            "a call's future takes {answer_size} bytes"
+        );
+        let hop = crate::unary::UnaryClient::new("127.0.0.1:1", None, Duration::from_secs(1), 64)
+            .expect("valid address");
+        let (call, headers) = (pb::ServeRequest::default(), Default::default());
+        let hop_size = std::mem::size_of_val(&hop.serve(&call, &headers));
+        assert!(
+            hop_size <= 1024,
+            "a forwarded call's future takes {hop_size} bytes"
+        );
+    }
+
+    fn methods() -> Methods {
+        let me = crate::node::Identity {
+            id: "a".into(),
+            address: "127.0.0.1:1".into(),
+        };
+        let node = crate::node::Node::new(me, vec![], crate::config::MeshConfig::default());
+        Methods::new(Arc::new(node))
     }
 
     #[test]

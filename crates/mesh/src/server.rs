@@ -155,7 +155,9 @@ where
             Some(()) = calls.next(), if !calls.is_empty() => {}
             accepted = conn.accept() => match accepted {
                 Some(Ok((request, respond))) => {
-                    calls.push(rpc::answer(methods.clone(), request, respond));
+                    // Boxed, it is moved once rather than on each step into
+                    // the set.
+                    calls.push(Box::pin(rpc::answer(methods.clone(), request, respond)));
                 }
                 Some(Err(e)) => return Err(e.to_string()),
                 None => return Ok(()),

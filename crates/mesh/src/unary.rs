@@ -220,7 +220,10 @@ impl UnaryClient {
         if let Some(live) = self.live() {
             return Ok(live);
         }
-        let sender = self.dial().await?;
+        // Boxed: dialling (TCP, TLS, HTTP/2 handshakes) is a large future
+        // that is rarely needed; inline, every call's future (and each copy
+        // of it) would be that large.
+        let sender = Box::pin(self.dial()).await?;
         *generation += 1;
         *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some((*generation, sender.clone()));
         Ok((*generation, sender))
