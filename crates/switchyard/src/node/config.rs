@@ -260,9 +260,14 @@ impl NodeConfig {
 
     /// The address peers dial.
     pub fn advertised(&self) -> String {
-        self.advertise
-            .clone()
-            .unwrap_or_else(|| self.listen.to_string())
+        self.advertised_for(self.listen)
+    }
+
+    /// The address peers are told, once the listener is bound to `bound`:
+    /// `advertise` if set, else the address actually bound (which differs
+    /// from `listen` when that asks for port 0).
+    pub fn advertised_for(&self, bound: std::net::SocketAddr) -> String {
+        self.advertise.clone().unwrap_or_else(|| bound.to_string())
     }
 }
 
@@ -295,6 +300,12 @@ services:
         let c = NodeConfig::parse(FULL).unwrap();
         assert_eq!(c.id, "node-a");
         assert_eq!(c.advertised(), "127.0.0.1:7001");
+        let mut any_port = NodeConfig::parse(FULL).unwrap();
+        any_port.listen = "127.0.0.1:0".parse().unwrap();
+        let bound = "127.0.0.1:40123".parse().unwrap();
+        assert_eq!(any_port.advertised_for(bound), "127.0.0.1:40123");
+        any_port.advertise = Some("node-a.example:7001".into());
+        assert_eq!(any_port.advertised_for(bound), "node-a.example:7001");
         assert_eq!(c.health.probe_interval, Duration::from_millis(200));
         assert_eq!(
             c.services[0].route().unwrap(),

@@ -121,22 +121,27 @@ async fn run(args: NodeArgs, config: NodeConfig) -> anyhow::Result<()> {
     ));
     let publisher = Arc::new(Publisher::new(tx, Duration::from_secs(2)));
 
+    // Bound first, so that `listen: host:0` advertises the port it got.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("key `listen`: cannot listen on {}", config.listen))?;
+    let bound = listener.local_addr().context("the bound address")?;
+    let advertised = config.advertised_for(bound);
     let node = Dispatcher::with_config(
         config.id.clone(),
-        config.advertised(),
+        advertised.clone(),
         config.namespaces.clone(),
         mesh,
     );
     bind_services(&node, &config, &publisher)?;
-
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("key `listen`: cannot listen on {}", config.listen))?;
     let mut background = JoinSet::new();
     if let Some(addr) = config.admin {
         let admin = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("key `admin`: cannot listen on {addr}"))?;
+        let addr = admin
+            .local_addr()
+            .context("the admin API's bound address")?;
         let c = counters.clone();
         let extra: admin::ExtraMetrics = Arc::new(move || {
             let s = c.snapshot();
@@ -162,7 +167,7 @@ async fn run(args: NodeArgs, config: NodeConfig) -> anyhow::Result<()> {
     }
     background.spawn(reload_on_sighup(node.clone(), args.config.clone()));
 
-    info!(id = %config.id, listen = %config.listen, namespaces = ?config.namespaces, "node listening");
+    info!(id = %config.id, listen = %bound, advertise = %advertised, namespaces = ?config.namespaces, "node listening");
     let served = node
         .serve(listener, crate::dispatcher::shutdown_signal())
         .await;
