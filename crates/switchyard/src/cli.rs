@@ -135,6 +135,11 @@ pub struct DispatcherArgs {
     /// in front of the transforms, the rest in the sink's buffer.
     #[arg(long, env = "DISPATCHER_QUEUE_CAPACITY", default_value = "10000", value_parser = positive)]
     pub queue_capacity: usize,
+    /// Bound of the bytes waiting in the sink's buffer (each event counted by
+    /// its size estimate), besides `--queue-capacity`'s bound in events:
+    /// events of a few KB fill memory long before they fill the count.
+    #[arg(long, env = "DISPATCHER_QUEUE_MAX_BYTES", default_value = "67108864", value_parser = positive)]
+    pub queue_max_bytes: usize,
     /// Longest a request waits for queue room before `503 Retry-After`.
     #[arg(long, env = "DISPATCHER_INGEST_WAIT", default_value = "5s", value_parser = duration)]
     pub ingest_wait: Duration,

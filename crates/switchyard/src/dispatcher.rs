@@ -346,7 +346,8 @@ fn start_pipeline(
     // `--queue-capacity` bounds the events waiting in memory: an eighth in
     // the source's own queue in front of the transforms (enough to keep them
     // busy), the rest in the sink's buffer, which is the one that fills
-    // when the sink is slow.
+    // when the sink is slow — so `--queue-max-bytes` bounds that one too.
+    // (With 2 KB bodies a payload is ~6 KB: 17 500 of them held ~110 MB.)
     let source_queue = (args.queue_capacity / 8).max(1);
     let sink_buffer = args.queue_capacity.saturating_sub(source_queue).max(1);
     let transforms = vec![TransformNode {
@@ -358,7 +359,11 @@ fn start_pipeline(
         name: service.clone(),
         inputs: vec!["transforms".into()],
         sink,
-        buffer: BufferConfig::events(sink_buffer),
+        buffer: BufferConfig {
+            max_events: sink_buffer,
+            max_bytes: args.queue_max_bytes,
+            ..BufferConfig::default()
+        },
         policy,
         disk,
     }];

@@ -1,11 +1,13 @@
 //! Whatever bytes and headers an exchange carries, the transformer neither
-//! panics nor emits anything but one line of valid JSON.
+//! panics nor emits anything but one line of valid JSON — the serde text of
+//! the payload `Transformer::transform` gives, though the engine's path
+//! writes it without building that payload.
 
 use bytes::Bytes;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use switchyard_core::{Event, HttpExchange, Transform, Verdict};
-use switchyard_transforms::llm::{LlmConfig, LlmTransform};
+use switchyard_transforms::llm::{DefaultTransformer, LlmConfig, LlmTransform, Transformer};
 
 fn body() -> impl Strategy<Value = Option<Vec<u8>>> {
     prop_oneof![
@@ -17,6 +19,11 @@ fn body() -> impl Strategy<Value = Option<Vec<u8>>> {
             .prop_map(|s| Some(s.into_bytes())),
         "\\{(\"[a-z_]{1,8}\":[0-9\"a-z{}\\[\\], ]{0,12},?){0,6}\\}"
             .prop_map(|s| Some(s.into_bytes())),
+        // A `model` of any text, escaped where JSON needs it or not at all.
+        any::<String>().prop_map(|m| {
+            let model = serde_json::to_string(&m).unwrap();
+            Some(format!("{{\"model\":{model},\"user\":{model}}}").into_bytes())
+        }),
         proptest::collection::vec(any::<u8>(), 0..200).prop_map(|mut v| {
             // gzip magic, then garbage
             let mut b = vec![0x1f, 0x8b, 0x08];
@@ -64,6 +71,7 @@ proptest! {
         response in body(),
         response_headers in headers(),
         verbose in any::<bool>(),
+        seconds in proptest::option::of(0i64..4_000_000_000),
     ) {
         let x = HttpExchange {
             log_id,
@@ -75,9 +83,11 @@ proptest! {
             response_headers,
             response_body: response.map(Bytes::from),
             request_body: request.map(Bytes::from),
-            timestamp: None,
+            // Without a timestamp each path takes the time it runs at.
+            timestamp: seconds.map(|s| time::OffsetDateTime::from_unix_timestamp(s).unwrap()),
         };
         let config = LlmConfig { verbose, max_body_bytes: 4096, ..LlmConfig::default() };
+        let payload = DefaultTransformer::new(config.clone()).transform(&x);
         let mut event = Event::from(x);
         let verdict = LlmTransform::default_with(config).apply(&mut event);
         prop_assert_eq!(verdict == Verdict::Filter, !post);
@@ -85,6 +95,13 @@ proptest! {
             let mut out = Vec::new();
             event.write_json(&mut out).unwrap();
             prop_assert!(!out.contains(&b'\n'));
+            let payload = payload.expect("a POST is kept");
+            if seconds.is_some() {
+                prop_assert_eq!(
+                    std::str::from_utf8(&out).unwrap(),
+                    serde_json::to_string(&payload).unwrap()
+                );
+            }
             let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
             prop_assert_eq!(&v["type"], "llm");
             prop_assert!(v["runId"].is_string());

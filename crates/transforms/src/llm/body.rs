@@ -8,34 +8,57 @@ use super::scan::Scanner;
 use super::{sse, usage};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 
 /// Placeholder for multipart bodies (file uploads, audio).
 pub const MULTIPART: &str = "<multipart omitted>";
 /// Placeholder for bodies that are not text.
 pub const BINARY: &str = "<binary omitted>";
 
-/// A body as JSON, with the few fields the payload needs from it.
+/// A body as JSON, with the few fields the payload needs from it; borrowed
+/// from the body's bytes where they are already that JSON (the usual case),
+/// so that the payload is written straight from them.
 #[derive(Debug)]
-pub struct JsonBody {
-    /// The body as one line of JSON.
-    pub json: Box<RawValue>,
+pub struct JsonBody<'a> {
+    /// The body as one line of valid JSON (text rather than a `RawValue`,
+    /// which can only be made by parsing the text again after the walk
+    /// that already validated it).
+    pub json: Cow<'a, str>,
     /// Top-level `model`, when a string.
-    pub model: Option<String>,
+    pub model: Option<Cow<'a, str>>,
+    /// `model` holds no character that JSON escapes (`"`, `\`, control
+    /// characters), so between quotes as it is, it is the JSON string serde
+    /// writes for it — a 2 KB `model` need not be scanned again.
+    pub model_plain: bool,
     /// Top-level `user`, when a string.
     pub user: Option<String>,
     /// Token counts from the top-level `usage`.
     pub tokens: Option<TokensUsage>,
 }
 
-impl JsonBody {
+impl JsonBody<'_> {
     /// A body that is a plain JSON string.
-    pub fn string(text: &str) -> Self {
-        Self {
+    pub fn string(text: &str) -> JsonBody<'static> {
+        JsonBody {
             // A string always serializes.
-            json: serde_json::value::to_raw_value(text).expect("a string is valid JSON"),
+            json: serde_json::to_string(text)
+                .expect("a string is valid JSON")
+                .into(),
             model: None,
+            model_plain: false,
             user: None,
             tokens: None,
+        }
+    }
+
+    /// The same body, owning its text.
+    pub fn into_owned(self) -> JsonBody<'static> {
+        JsonBody {
+            json: self.json.into_owned().into(),
+            model: self.model.map(|m| m.into_owned().into()),
+            model_plain: self.model_plain,
+            user: self.user,
+            tokens: self.tokens,
         }
     }
 }
@@ -53,19 +76,28 @@ struct Probe<'a> {
 
 /// A raw JSON value as a non-empty string, when it is a string.
 fn string_of(raw: Option<&str>) -> Option<String> {
+    plain_string_of(raw).map(|(text, _)| text.into_owned())
+}
+
+/// [`string_of`], borrowed when it has no escapes, and whether it had none.
+/// Such a string, valid JSON, holds no quote, backslash or control
+/// character either.
+fn plain_string_of(raw: Option<&str>) -> Option<(Cow<'_, str>, bool)> {
     let raw = raw?;
-    let text = match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+    let (text, plain) = match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
         // A valid JSON string without a backslash has no escapes: its text
         // is the text between the quotes. (memchr: `str::contains` searched
         // byte by byte, 2 % of the Redis → file path with a 2 KB `model`.)
-        Some(inner) if memchr::memchr(b'\\', inner.as_bytes()).is_none() => inner.to_owned(),
-        _ => serde_json::from_str::<String>(raw).ok()?,
+        Some(inner) if memchr::memchr(b'\\', inner.as_bytes()).is_none() => {
+            (Cow::Borrowed(inner), true)
+        }
+        _ => (Cow::Owned(serde_json::from_str::<String>(raw).ok()?), false),
     };
-    (!text.is_empty()).then_some(text)
+    (!text.is_empty()).then_some((text, plain))
 }
 
 /// Convert `bytes` (already decoded) using the `Content-Type`, if any.
-pub fn to_json(bytes: &[u8], content_type: Option<&str>) -> JsonBody {
+pub fn to_json<'a>(bytes: &'a [u8], content_type: Option<&str>) -> JsonBody<'a> {
     let ct = content_type.unwrap_or("").to_ascii_lowercase();
     if ct.starts_with("multipart/") {
         return JsonBody::string(MULTIPART);
@@ -86,7 +118,7 @@ pub fn to_json(bytes: &[u8], content_type: Option<&str>) -> JsonBody {
 }
 
 /// Parse as JSON; `None` when it is not.
-pub fn parse_json(bytes: &[u8]) -> Option<JsonBody> {
+pub fn parse_json(bytes: &[u8]) -> Option<JsonBody<'_>> {
     let text = std::str::from_utf8(bytes).ok()?;
     let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
     if !text.starts_with(['{', '[', '"']) && text.parse::<f64>().is_err() {
@@ -96,23 +128,41 @@ pub fn parse_json(bytes: &[u8]) -> Option<JsonBody> {
     }
     // Raw line breaks can only be whitespace between tokens in valid JSON, so
     // dropping them keeps the document and makes it fit on one JSONL line.
-    let has_break = memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some();
-    let one_line: std::borrow::Cow<str> = if has_break {
-        text.replace(['\n', '\r'], "").into()
-    } else {
-        text.into()
+    if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
+        let one_line = text.replace(['\n', '\r'], "");
+        return one_line_json(&one_line).map(JsonBody::into_owned);
+    }
+    one_line_json(text)
+}
+
+/// [`parse_json`] of text without line breaks or surrounding whitespace.
+fn one_line_json(text: &str) -> Option<JsonBody<'_>> {
+    // The usual body, an object, is validated and its fields picked in one
+    // walk that searches strings with vector instructions; anything that
+    // walk leaves (arrays, escaped or repeated keys, deep nesting, invalid
+    // text) is validated by serde, then probed.
+    let (json, [model, user, usage_json]) = match probe_checked(text) {
+        Some(fields) => (text, fields),
+        None => {
+            let raw = serde_json::from_str::<&RawValue>(text).ok()?;
+            (raw.get(), probe(raw))
+        }
     };
-    // One serde pass validates the body and borrows it as raw JSON (the
-    // only way to make a `RawValue` without parsing twice); the fields are
-    // then picked by the walker, which need not check anything again.
-    let raw = serde_json::from_str::<&RawValue>(&one_line).ok()?;
-    let [model, user, usage_json] = probe(raw);
+    let (model, model_plain) = plain_string_of(model).map_or((None, false), |(m, p)| (Some(m), p));
     Some(JsonBody {
-        json: raw.to_owned(),
-        model: string_of(model),
+        json: json.into(),
+        model,
+        model_plain,
         user: string_of(user),
         tokens: usage_json.and_then(usage::tokens_of),
     })
+}
+
+/// Top-level `model`, `user` and `usage` of `text` as [`Probe`] reads
+/// them, when `text` is a JSON object the checking walk takes whole (so
+/// serde would take it too); `None` leaves the text to serde.
+fn probe_checked(text: &str) -> Option<[Option<&str>; 3]> {
+    walk_fields(Scanner::new(text))
 }
 
 /// Top-level `model`, `user` and `usage` of a JSON text, raw, as [`Probe`]
@@ -131,9 +181,13 @@ fn probe(json: &RawValue) -> [Option<&str>; 3] {
 /// The walk; `None` leaves the decision to serde (arrays, which serde reads
 /// as structs too, escaped keys, duplicates, deep nesting).
 fn probe_fast(json: &RawValue) -> Option<[Option<&str>; 3]> {
+    walk_fields(Scanner::of_valid(json))
+}
+
+/// The three fields of the object `s` is on, each at most once.
+fn walk_fields(mut s: Scanner<'_>) -> Option<[Option<&'_ str>; 3]> {
     let mut fields = [None; 3];
     let mut seen = [false; 3];
-    let mut s = Scanner::of_valid(json);
     s.ws();
     s.object(|s, key| {
         let i = match key {
@@ -152,7 +206,7 @@ fn probe_fast(json: &RawValue) -> Option<[Option<&str>; 3]> {
     s.at_end().then_some(fields)
 }
 
-fn sse_or_text(bytes: &[u8], ct: &str) -> JsonBody {
+fn sse_or_text(bytes: &[u8], ct: &str) -> JsonBody<'static> {
     match sse::merge(bytes) {
         Some(merged) => merged,
         None => text_or_binary(bytes, ct),
@@ -175,7 +229,7 @@ fn looks_like_multipart(bytes: &[u8]) -> bool {
 
 /// Declared binary types, and bytes that are not UTF-8 or contain NUL, are
 /// binary; a body declared as text keeps its text even with a few bad bytes.
-fn text_or_binary(bytes: &[u8], ct: &str) -> JsonBody {
+fn text_or_binary(bytes: &[u8], ct: &str) -> JsonBody<'static> {
     let declared_binary = ["application/octet-stream", "image/", "audio/", "video/"]
         .iter()
         .any(|p| ct.starts_with(p));
@@ -236,6 +290,37 @@ mod tests {
             })
     }
 
+    /// The body as serde alone reads it: validated as a `RawValue`, then
+    /// probed as a struct.
+    fn parse_json_serde(text: &str) -> Option<(String, [Option<&str>; 3])> {
+        let raw = serde_json::from_str::<&RawValue>(text).ok()?;
+        Some((raw.get().to_owned(), probe_serde(raw.get())))
+    }
+
+    /// [`bodies`], some of them broken: a member cut short, a stray comma,
+    /// a raw control character or a bad escape in a string, trailing text.
+    fn maybe_broken_bodies() -> impl Strategy<Value = String> {
+        let flaw = prop_oneof![
+            Just(""),
+            Just(""),
+            Just(","),
+            Just("\""),
+            Just("\"\t\""),
+            Just("\"\\x\""),
+            Just("\"\\u12\""),
+            Just("]"),
+            Just("01"),
+            Just("x"),
+        ];
+        (bodies(), flaw, any::<prop::sample::Index>()).prop_map(|(body, flaw, at)| {
+            let mut cut = at.index(body.len() + 1);
+            while !body.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!("{}{flaw}{}", &body[..cut], &body[cut..])
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
 
@@ -244,6 +329,26 @@ mod tests {
         fn probe_is_the_serde_probe(body in bodies()) {
             let raw = RawValue::from_string(body.clone()).unwrap();
             prop_assert_eq!(probe(&raw), probe_serde(&body), "{}", body);
+        }
+
+        /// Read by the checking walk or by serde, a body is taken (with the
+        /// same text and fields) or refused exactly as serde alone does.
+        #[test]
+        fn bodies_are_read_as_serde_reads_them(body in maybe_broken_bodies()) {
+            let ours = parse_json(body.as_bytes());
+            let serde = parse_json_serde(&body);
+            prop_assert_eq!(ours.is_some(), serde.is_some(), "{}", body);
+            if let (Some(ours), Some((json, [model, user, usage]))) = (ours, serde) {
+                prop_assert_eq!(&*ours.json, json.as_str());
+                if ours.model_plain {
+                    let model = ours.model.as_deref().unwrap_or_default();
+                    prop_assert_eq!(format!("\"{model}\""), serde_json::to_string(model).unwrap());
+                }
+                let model = string_of(model);
+                prop_assert_eq!(ours.model.as_deref(), model.as_deref());
+                prop_assert_eq!(ours.user, string_of(user));
+                prop_assert_eq!(ours.tokens, usage.and_then(usage::tokens_of));
+            }
         }
     }
 
@@ -254,7 +359,7 @@ mod tests {
             None,
         );
         assert_eq!(
-            b.json.get(),
+            b.json.as_ref(),
             r#"{  "model": "gpt-4o",  "user": "u1", "usage": {"a":1}}"#
         );
         assert_eq!(b.model.as_deref(), Some("gpt-4o"));
@@ -272,29 +377,32 @@ mod tests {
 
     #[test]
     fn odd_json_is_still_json() {
-        assert_eq!(to_json(b"[1,2]", None).json.get(), "[1,2]");
+        assert_eq!(to_json(b"[1,2]", None).json.as_ref(), "[1,2]");
         assert_eq!(to_json(br#"{"model":1}"#, None).model, None);
         let dup = to_json(br#"{"model":"a","model":"b"}"#, None);
-        assert_eq!(dup.json.get(), r#"{"model":"a","model":"b"}"#);
-        assert_eq!(to_json(b"42", None).json.get(), "42");
+        assert_eq!(dup.json.as_ref(), r#"{"model":"a","model":"b"}"#);
+        assert_eq!(to_json(b"42", None).json.as_ref(), "42");
     }
 
     #[test]
     fn text_binary_and_multipart() {
-        assert_eq!(to_json(b"hello", None).json.get(), r#""hello""#);
-        assert_eq!(to_json(b"a\0b", None).json.get(), r#""<binary omitted>""#);
+        assert_eq!(to_json(b"hello", None).json.as_ref(), r#""hello""#);
         assert_eq!(
-            to_json(b"\xff\xfe", None).json.get(),
+            to_json(b"a\0b", None).json.as_ref(),
             r#""<binary omitted>""#
         );
         assert_eq!(
-            to_json(b"bad \xff", Some("text/plain")).json.get(),
+            to_json(b"\xff\xfe", None).json.as_ref(),
+            r#""<binary omitted>""#
+        );
+        assert_eq!(
+            to_json(b"bad \xff", Some("text/plain")).json.as_ref(),
             "\"bad \u{fffd}\""
         );
         assert_eq!(
             to_json(b"--x\r\nContent-Disposition: form-data", None)
                 .json
-                .get(),
+                .as_ref(),
             r#""<multipart omitted>""#
         );
     }

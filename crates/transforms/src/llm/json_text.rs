@@ -8,7 +8,7 @@
 //! same text whichever way it was produced. The tests compare with
 //! `serde_json` over arbitrary strings.
 
-use super::scan::special_from;
+use super::scan::next_special;
 
 /// Append `s` as a JSON string (with its quotes): `"` and `\` escaped with a
 /// backslash, the control characters with their short form where JSON has
@@ -41,20 +41,6 @@ pub(crate) fn push_str(out: &mut String, s: &str) {
         start = i + 1;
     }
     out.push('"');
-}
-
-/// The index of the first byte at or after `i` that needs escaping (or the
-/// length). Most strings have none: one vector search for `"` and `\`, and
-/// one pass taking the minimum of the bytes in between (which compiles to
-/// vector minimums) to rule out control characters; only when there is one
-/// does the word-at-a-time search find it.
-fn next_special(bytes: &[u8], i: usize) -> usize {
-    let rest = &bytes[i..];
-    let end = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
-    if rest[..end].iter().fold(u8::MAX, |low, &b| low.min(b)) >= 0x20 {
-        return i + end;
-    }
-    special_from(bytes, i)
 }
 
 /// Append a signed integer in decimal.

@@ -36,8 +36,11 @@ pub use redact::Redactor;
 
 use body::JsonBody;
 use decode::Decoded;
+use payload_text::{MetadataText, PayloadText};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use switchyard_core::{Event, HttpExchange, Payload, Transform, Verdict};
+use switchyard_core::{Event, HttpExchange, JsonDocument, Payload, Transform, Verdict};
 use time::OffsetDateTime;
 
 /// Turns an exchange into a payload; `None` means "not an LLM call" and the
@@ -46,6 +49,13 @@ use time::OffsetDateTime;
 pub trait Transformer: Send + Sync + 'static {
     /// Shape one exchange.
     fn transform(&self, exchange: &HttpExchange) -> Option<LlmPayload>;
+
+    /// The payload of one exchange as the JSON document the engine carries:
+    /// what serializing [`Transformer::transform`]'s payload gives.
+    /// Override it only to produce the same text more cheaply.
+    fn document(&self, exchange: &HttpExchange) -> Option<JsonDocument> {
+        self.transform(exchange).map(|p| p.to_document())
+    }
 }
 
 /// Settings of the default transformer.
@@ -81,10 +91,16 @@ impl DefaultTransformer {
         Self { config }
     }
 
-    fn body(&self, bytes: &[u8], encoding: Option<&str>, content_type: Option<&str>) -> JsonBody {
+    fn body<'a>(
+        &self,
+        bytes: &'a [u8],
+        encoding: Option<&str>,
+        content_type: Option<&str>,
+    ) -> JsonBody<'a> {
         let cap = self.config.max_body_bytes;
         match decode::decode(bytes, encoding, cap) {
-            Decoded::Plain(plain) => body::to_json(&plain, content_type),
+            Decoded::Plain(Cow::Borrowed(plain)) => body::to_json(plain, content_type),
+            Decoded::Plain(Cow::Owned(plain)) => body::to_json(&plain, content_type).into_owned(),
             Decoded::TooLarge => JsonBody::string(&format!("<body omitted: over {cap} bytes>")),
             // The capturing proxy may have stored the body already decoded
             // under its original header: read the bytes as they are.
@@ -127,8 +143,25 @@ fn header<'a>(x: &'a HttpExchange, name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-impl Transformer for DefaultTransformer {
-    fn transform(&self, x: &HttpExchange) -> Option<LlmPayload> {
+/// What the default transformer makes of an exchange, before it becomes an
+/// [`LlmPayload`] or is written as one: the bodies stay JSON text, and the
+/// exchange's strings are borrowed.
+struct Shaped<'a> {
+    event: &'static str,
+    run_id: String,
+    name: Option<Cow<'a, str>>,
+    /// `name` needs no escaping (see [`JsonBody::model_plain`]).
+    name_plain: bool,
+    timestamp: OffsetDateTime,
+    user_id: Option<String>,
+    input: Option<Cow<'a, str>>,
+    output: Option<Cow<'a, str>>,
+    tokens_usage: Option<TokensUsage>,
+    response_headers: Option<BTreeMap<String, HeaderValues>>,
+}
+
+impl DefaultTransformer {
+    fn shape<'a>(&self, x: &'a HttpExchange) -> Option<Shaped<'a>> {
         if !x.method.eq_ignore_ascii_case("POST") {
             return None;
         }
@@ -155,22 +188,54 @@ impl Transformer for DefaultTransformer {
         } else {
             x.request_id.as_str().into()
         };
-        let name = input
+        fn model<'a>(b: &mut JsonBody<'a>) -> Option<(Cow<'a, str>, bool)> {
+            Some((b.model.take()?, b.model_plain))
+        }
+        let (name, name_plain) = input
             .as_mut()
-            .and_then(|b| b.model.take())
-            .or_else(|| output.as_mut().and_then(|b| b.model.take()));
-        let tokens_usage = output.as_ref().and_then(|b| b.tokens);
-        Some(LlmPayload {
-            kind: "llm".into(),
-            event: if x.status >= 400 { "error" } else { "end" }.into(),
+            .and_then(model)
+            .or_else(|| output.as_mut().and_then(model))
+            .map_or((None, false), |(m, plain)| (Some(m), plain));
+        Some(Shaped {
+            event: if x.status >= 400 { "error" } else { "end" },
             run_id: run_id::run_id(&run_key),
-            parent_run_id: None,
             name,
+            name_plain,
             timestamp,
             user_id: input.as_mut().and_then(|b| b.user.take()),
+            tokens_usage: output.as_ref().and_then(|b| b.tokens),
             input: input.map(|b| b.json),
             output: output.map(|b| b.json),
-            tokens_usage,
+            response_headers: if self.config.verbose {
+                self.headers(x)
+            } else {
+                None
+            },
+        })
+    }
+}
+
+/// The payload's `type`.
+const KIND: &str = "llm";
+
+impl Transformer for DefaultTransformer {
+    fn transform(&self, x: &HttpExchange) -> Option<LlmPayload> {
+        let s = self.shape(x)?;
+        // Text the body reader validated: it parses.
+        let raw = |json: Cow<str>| {
+            RawValue::from_string(json.into_owned()).expect("a body is kept as valid JSON")
+        };
+        Some(LlmPayload {
+            kind: KIND.into(),
+            event: s.event.into(),
+            run_id: s.run_id,
+            parent_run_id: None,
+            name: s.name.map(Cow::into_owned),
+            timestamp: s.timestamp,
+            user_id: s.user_id,
+            input: s.input.map(raw),
+            output: s.output.map(raw),
+            tokens_usage: s.tokens_usage,
             user_props: None,
             extra: None,
             metadata: Some(Metadata {
@@ -179,15 +244,45 @@ impl Transformer for DefaultTransformer {
                 status: x.status,
                 duration_ms: x.duration_ns / 1_000_000,
                 request_id: x.request_id.clone(),
-                response_headers: if self.config.verbose {
-                    self.headers(x)
-                } else {
-                    None
-                },
+                response_headers: s.response_headers,
             }),
             tags: None,
             log_id: x.log_id,
         })
+    }
+
+    /// The same text as `transform(x)?.to_document()`, written straight
+    /// from the bodies' JSON text: no `RawValue` (which would parse each
+    /// body a second time) and no copies of the exchange's strings.
+    fn document(&self, x: &HttpExchange) -> Option<JsonDocument> {
+        let s = self.shape(x)?;
+        let text = PayloadText {
+            kind: KIND,
+            event: s.event,
+            run_id: &s.run_id,
+            parent_run_id: None,
+            name: s.name.as_deref(),
+            name_plain: s.name_plain,
+            timestamp: s.timestamp,
+            input: s.input.as_deref(),
+            output: s.output.as_deref(),
+            user_id: s.user_id.as_deref(),
+            tokens_usage: s.tokens_usage,
+            user_props: None,
+            extra: None,
+            metadata: Some(MetadataText {
+                method: &x.method,
+                path: &x.path,
+                status: x.status,
+                duration_ms: x.duration_ns / 1_000_000,
+                request_id: &x.request_id,
+                response_headers: s.response_headers.as_ref(),
+            }),
+            tags: None,
+            log_id: x.log_id,
+        }
+        .write();
+        Some(JsonDocument::from_valid_text(text))
     }
 }
 
@@ -217,12 +312,12 @@ impl<T: Transformer> Transform for LlmTransform<T> {
         let Payload::Http(exchange) = &event.payload else {
             return Verdict::Keep;
         };
-        let Some(payload) = self.transformer.transform(exchange) else {
-            return Verdict::Filter;
-        };
         // Written by hand, byte for byte the serde form: the payload holds
         // only strings, numbers and valid raw JSON, so it always is a document.
-        event.payload = Payload::Json(payload.to_document());
+        let Some(document) = self.transformer.document(exchange) else {
+            return Verdict::Filter;
+        };
+        event.payload = Payload::Json(document);
         Verdict::Keep
     }
 }

@@ -3,9 +3,11 @@
 //! result as a document and with strings escaped a word at a time.
 
 use super::json_text::{push_i64, push_str, push_u64};
-use super::payload::{rfc3339_millis, HeaderValues, LlmPayload, Metadata};
+use super::payload::{rfc3339_millis, HeaderValues, LlmPayload, TokensUsage};
 use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 use switchyard_core::JsonDocument;
+use time::OffsetDateTime;
 
 impl LlmPayload {
     /// The payload as a document, byte for byte what serializing it with
@@ -16,26 +18,98 @@ impl LlmPayload {
 
     /// The payload's JSON text (see [`LlmPayload::to_document`]).
     pub fn to_json_text(&self) -> String {
+        PayloadText {
+            kind: &self.kind,
+            event: &self.event,
+            run_id: &self.run_id,
+            parent_run_id: self.parent_run_id.as_deref(),
+            name: self.name.as_deref(),
+            name_plain: false,
+            timestamp: self.timestamp,
+            input: self.input.as_deref().map(RawValue::get),
+            output: self.output.as_deref().map(RawValue::get),
+            user_id: self.user_id.as_deref(),
+            tokens_usage: self.tokens_usage,
+            user_props: self.user_props.as_deref().map(RawValue::get),
+            extra: self.extra.as_deref().map(RawValue::get),
+            metadata: self.metadata.as_ref().map(|m| MetadataText {
+                method: &m.method,
+                path: &m.path,
+                status: m.status,
+                duration_ms: m.duration_ms,
+                request_id: &m.request_id,
+                response_headers: m.response_headers.as_ref(),
+            }),
+            tags: self.tags.as_deref(),
+            log_id: self.log_id,
+        }
+        .write()
+    }
+}
+
+/// The parts of an [`LlmPayload`], borrowed, ready to be written: the
+/// transformer writes its payload from here without building (and copying
+/// its bodies into) an `LlmPayload` first. `input`, `output`, `user_props`
+/// and `extra` must be valid JSON text.
+pub(crate) struct PayloadText<'a> {
+    pub kind: &'a str,
+    pub event: &'a str,
+    pub run_id: &'a str,
+    pub parent_run_id: Option<&'a str>,
+    pub name: Option<&'a str>,
+    /// `name` holds nothing JSON escapes: it is written between quotes
+    /// as it is, without scanning it.
+    pub name_plain: bool,
+    pub timestamp: OffsetDateTime,
+    pub input: Option<&'a str>,
+    pub output: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub tokens_usage: Option<TokensUsage>,
+    pub user_props: Option<&'a str>,
+    pub extra: Option<&'a str>,
+    pub metadata: Option<MetadataText<'a>>,
+    pub tags: Option<&'a [String]>,
+    pub log_id: i64,
+}
+
+/// [`Metadata`](super::Metadata), borrowed.
+pub(crate) struct MetadataText<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: i64,
+    pub duration_ms: i64,
+    pub request_id: &'a str,
+    pub response_headers: Option<&'a BTreeMap<String, HeaderValues>>,
+}
+
+impl PayloadText<'_> {
+    /// The JSON text, keys in the payload's order, as serde writes it.
+    pub fn write(&self) -> String {
         let mut out = String::with_capacity(self.text_size_hint());
         let mut o = Object::open(&mut out);
-        o.key("type").str(&self.kind);
-        o.key("event").str(&self.event);
-        o.key("runId").str(&self.run_id);
-        if let Some(v) = &self.parent_run_id {
+        o.key("type").str(self.kind);
+        o.key("event").str(self.event);
+        o.key("runId").str(self.run_id);
+        if let Some(v) = self.parent_run_id {
             o.key("parentRunId").str(v);
         }
-        if let Some(v) = &self.name {
-            o.key("name").str(v);
+        if let Some(v) = self.name {
+            let name = o.key("name");
+            if self.name_plain {
+                name.plain_str(v);
+            } else {
+                name.str(v);
+            }
         }
         o.key("timestamp")
             .str(&rfc3339_millis::format(self.timestamp));
-        if let Some(v) = &self.input {
+        if let Some(v) = self.input {
             o.key("input").raw(v);
         }
-        if let Some(v) = &self.output {
+        if let Some(v) = self.output {
             o.key("output").raw(v);
         }
-        if let Some(v) = &self.user_id {
+        if let Some(v) = self.user_id {
             o.key("userId").str(v);
         }
         if let Some(t) = &self.tokens_usage {
@@ -45,16 +119,16 @@ impl LlmPayload {
             t_obj.key("prompt").u64(t.prompt);
             t_obj.close();
         }
-        if let Some(v) = &self.user_props {
+        if let Some(v) = self.user_props {
             o.key("userProps").raw(v);
         }
-        if let Some(v) = &self.extra {
+        if let Some(v) = self.extra {
             o.key("extra").raw(v);
         }
         if let Some(m) = &self.metadata {
             metadata(o.key("metadata").out, m);
         }
-        if let Some(tags) = &self.tags {
+        if let Some(tags) = self.tags {
             strings(o.key("tags").out, tags);
         }
         o.key("log_id").i64(self.log_id);
@@ -66,33 +140,33 @@ impl LlmPayload {
     /// documents and strings plus room for keys, escapes and numbers, so the
     /// buffer is not regrown (and copied) while it is written.
     fn text_size_hint(&self) -> usize {
-        let raw = |v: &Option<Box<RawValue>>| v.as_ref().map_or(0, |r| r.get().len());
-        let text = |v: &Option<String>| v.as_ref().map_or(0, |s| s.len() + 8);
+        let raw = |v: Option<&str>| v.map_or(0, str::len);
+        let text = |v: Option<&str>| v.map_or(0, |s| s.len() + 8);
         let meta = self.metadata.as_ref().map_or(0, |m| {
             m.method.len() + m.path.len() + m.request_id.len() + 128
         });
         256 + self.kind.len()
             + self.event.len()
             + self.run_id.len()
-            + text(&self.parent_run_id)
-            + text(&self.name)
-            + text(&self.user_id)
-            + raw(&self.input)
-            + raw(&self.output)
-            + raw(&self.user_props)
-            + raw(&self.extra)
+            + text(self.parent_run_id)
+            + text(self.name)
+            + text(self.user_id)
+            + raw(self.input)
+            + raw(self.output)
+            + raw(self.user_props)
+            + raw(self.extra)
             + meta
     }
 }
 
-fn metadata(out: &mut String, m: &Metadata) {
+fn metadata(out: &mut String, m: &MetadataText<'_>) {
     let mut o = Object::open(out);
-    o.key("method").str(&m.method);
-    o.key("path").str(&m.path);
+    o.key("method").str(m.method);
+    o.key("path").str(m.path);
     o.key("status").i64(m.status);
     o.key("duration_ms").i64(m.duration_ms);
-    o.key("request_id").str(&m.request_id);
-    if let Some(headers) = &m.response_headers {
+    o.key("request_id").str(m.request_id);
+    if let Some(headers) = m.response_headers {
         let mut h = Object::open(o.key("response_headers").out);
         for (name, values) in headers {
             let out = h.key(name).out;
@@ -153,8 +227,17 @@ impl Value<'_> {
         push_str(self.out, s);
     }
 
-    fn raw(self, v: &RawValue) {
-        self.out.push_str(v.get());
+    /// A string known to need no escapes, between quotes.
+    fn plain_str(self, s: &str) {
+        self.out.reserve(s.len() + 2);
+        self.out.push('"');
+        self.out.push_str(s);
+        self.out.push('"');
+    }
+
+    /// Valid JSON text, as it is.
+    fn raw(self, v: &str) {
+        self.out.push_str(v);
     }
 
     fn i64(self, n: i64) {
@@ -169,7 +252,7 @@ impl Value<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::llm::payload::TokensUsage;
+    use crate::llm::payload::{Metadata, TokensUsage};
     use proptest::option;
     use proptest::prelude::*;
     use std::collections::BTreeMap;

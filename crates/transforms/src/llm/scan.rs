@@ -57,6 +57,34 @@ pub(crate) fn special_from(bytes: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// The index of the first byte at or after `i` that needs escaping in a JSON
+/// string — `"`, `\` or a control character — or the length. Most strings
+/// have none: one vector search for `"` and `\`, and one pass taking the
+/// minimum of the bytes in between (which compiles to vector minimums) to
+/// rule out control characters; only when there is one does the
+/// word-at-a-time search find it. Several times faster than
+/// [`special_from`] on strings of a few hundred bytes or more; the first
+/// two words are still looked at one by one, as keys and short values end
+/// there, before a vector search would have paid for its set-up.
+pub(crate) fn next_special(bytes: &[u8], mut i: usize) -> usize {
+    for _ in 0..2 {
+        let Some(word) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) else {
+            return special_from(bytes, i);
+        };
+        let hits = special(u64::from_le_bytes(*word));
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    let rest = &bytes[i..];
+    let end = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+    if rest[..end].iter().fold(u8::MAX, |low, &b| low.min(b)) >= 0x20 {
+        return i + end;
+    }
+    special_from(bytes, i)
+}
+
 /// The index of the first `"` or `\` at or after `i`, in text known to be
 /// valid JSON: two words at a time first, as keys and short values end
 /// before a vector search would have paid for its set-up; then memchr.
@@ -167,7 +195,7 @@ impl<'a> Scanner<'a> {
             }
         }
         loop {
-            i = special_from(bytes, i);
+            i = next_special(bytes, i);
             match *bytes.get(i)? {
                 b'"' => {
                     self.pos = i + 1;

@@ -103,12 +103,12 @@ fn events(text: &str) -> Vec<Cow<'_, str>> {
 }
 
 /// Merge the stream; `None` when no event carries a JSON object.
-pub fn merge(bytes: &[u8]) -> Option<JsonBody> {
+pub fn merge(bytes: &[u8]) -> Option<JsonBody<'static>> {
     merge_with(bytes, true)
 }
 
 /// `fast: false` reads every chunk with serde: the reference for tests.
-fn merge_with(bytes: &[u8], fast: bool) -> Option<JsonBody> {
+fn merge_with(bytes: &[u8], fast: bool) -> Option<JsonBody<'static>> {
     // Validating is much faster than the lossy conversion; most streams are UTF-8.
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => Cow::Borrowed(t),
@@ -179,13 +179,15 @@ fn merge_with(bytes: &[u8], fast: bool) -> Option<JsonBody> {
     let model = m
         .model
         .as_deref()
-        .and_then(|r| serde_json::from_str::<String>(r.get()).ok());
+        .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+        .map(Cow::Owned);
     let counts = m.usage.as_deref().and_then(tokens);
     // Raw values that came from a parse, strings and numbers: always serializes.
-    let json = serde_json::value::to_raw_value(&m).ok()?;
+    let json = serde_json::to_string(&m).ok()?.into();
     Some(JsonBody {
         json,
         model,
+        model_plain: false,
         user: None,
         tokens: counts,
     })
@@ -193,7 +195,7 @@ fn merge_with(bytes: &[u8], fast: bool) -> Option<JsonBody> {
 
 /// The raw value of a merged body (for tests and fuzzing).
 pub fn merge_to_string(bytes: &[u8]) -> Option<String> {
-    merge(bytes).map(|b| RawValue::get(&b.json).to_owned())
+    merge(bytes).map(|b| b.json.into_owned())
 }
 
 #[cfg(test)]
@@ -241,7 +243,9 @@ mod tests {
 
     /// The fast readers and serde alone merge `stream` into the same body.
     fn same_merge(stream: &str) -> Result<(), TestCaseError> {
-        let text = |b: Option<JsonBody>| b.map(|b| (b.json.get().to_owned(), b.model, b.tokens));
+        let text = |b: Option<JsonBody<'static>>| {
+            b.map(|b| (b.json.into_owned(), b.model.map(Cow::into_owned), b.tokens))
+        };
         prop_assert_eq!(
             text(merge_with(stream.as_bytes(), true)),
             text(merge_with(stream.as_bytes(), false)),
