@@ -68,7 +68,12 @@ impl Answer {
     }
 }
 
-async fn call(send: &mut h2::client::SendRequest<Bytes>, req: Request<()>, body: Bytes) -> Answer {
+/// A Serve request with this content type and body.
+async fn serve(send: &h2::client::SendRequest<Bytes>, content_type: &str, body: Bytes) -> Answer {
+    call(send, request(Method::POST, SERVE, content_type), body).await
+}
+
+async fn call(send: &h2::client::SendRequest<Bytes>, req: Request<()>, body: Bytes) -> Answer {
     let mut send = send.clone().ready().await.expect("ready");
     let (response, mut stream) = send.send_request(req, false).expect("send");
     stream.send_data(body, true).expect("data");
@@ -93,16 +98,11 @@ async fn call(send: &mut h2::client::SendRequest<Bytes>, req: Request<()>, body:
 async fn requests_that_are_not_grpc_calls_get_clear_answers() {
     let b = TestNode::start("b", &["orders"]).await;
     answer(&b.node, "orders", "Who", "Am", r#""b""#);
-    let mut h2 = connect(&b.addr).await;
+    let h2 = connect(&b.addr).await;
     let good = Bytes::from(serve_req("orders", "Who", "Am").encode_to_vec());
 
     // A well-formed call: headers, one message, grpc-status 0 in trailers.
-    let a = call(
-        &mut h2,
-        request(Method::POST, SERVE, "application/grpc"),
-        frame(0, &good),
-    )
-    .await;
+    let a = serve(&h2, "application/grpc", frame(0, &good)).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.headers["content-type"], "application/grpc");
     assert_eq!(a.grpc().0, "0");
@@ -111,24 +111,14 @@ async fn requests_that_are_not_grpc_calls_get_clear_answers() {
     assert_eq!(reply.executor_id, "b");
 
     // `application/grpc+proto` is gRPC too.
-    let a = call(
-        &mut h2,
-        request(Method::POST, SERVE, "application/grpc+proto"),
-        frame(0, &good),
-    )
-    .await;
+    let a = serve(&h2, "application/grpc+proto", frame(0, &good)).await;
     assert_eq!(a.grpc().0, "0");
 
     // Not gRPC: plain HTTP statuses, as the gRPC specification asks.
-    let a = call(
-        &mut h2,
-        request(Method::POST, SERVE, "application/json"),
-        frame(0, &good),
-    )
-    .await;
+    let a = serve(&h2, "application/json", frame(0, &good)).await;
     assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let a = call(
-        &mut h2,
+        &h2,
         request(Method::GET, SERVE, "application/grpc"),
         Bytes::new(),
     )
@@ -137,7 +127,7 @@ async fn requests_that_are_not_grpc_calls_get_clear_answers() {
 
     // An unknown method: UNIMPLEMENTED (12), trailers-only.
     let a = call(
-        &mut h2,
+        &h2,
         request(
             Method::POST,
             "/collector.CollectiveDispatcher/Nope",
@@ -153,73 +143,72 @@ async fn requests_that_are_not_grpc_calls_get_clear_answers() {
     assert!(message.contains("Nope"), "{message}");
 
     // A compressed message (nothing was negotiated): UNIMPLEMENTED.
-    let a = call(
-        &mut h2,
-        request(Method::POST, SERVE, "application/grpc"),
-        frame(1, &good),
-    )
-    .await;
+    let a = serve(&h2, "application/grpc", frame(1, &good)).await;
     assert_eq!(a.grpc().0, "12");
 
     // Bytes that are not a ServeRequest, and a body that is not one
     // message: INTERNAL (13), with a reason.
-    let a = call(
-        &mut h2,
-        request(Method::POST, SERVE, "application/grpc"),
-        frame(0, &[0xff; 7]),
-    )
-    .await;
+    let a = serve(&h2, "application/grpc", frame(0, &[0xff; 7])).await;
     let (code, message) = a.grpc();
     assert_eq!(code, "13");
     assert!(message.starts_with("decoding the request"), "{message}");
-    let a = call(
-        &mut h2,
-        request(Method::POST, SERVE, "application/grpc"),
-        Bytes::new(),
-    )
-    .await;
+    let a = serve(&h2, "application/grpc", Bytes::new()).await;
     assert_eq!(a.grpc().0, "13");
     let mut two = frame(0, &good).to_vec();
     two.extend_from_slice(&frame(0, &good));
-    let a = call(
-        &mut h2,
-        request(Method::POST, SERVE, "application/grpc"),
-        two.into(),
-    )
-    .await;
+    let a = serve(&h2, "application/grpc", two.into()).await;
     assert_eq!(a.grpc().0, "13");
 
     // The connection survived all of that.
-    let a = call(
-        &mut h2,
-        request(Method::POST, SERVE, "application/grpc"),
-        frame(0, &good),
-    )
-    .await;
+    let a = serve(&h2, "application/grpc", frame(0, &good)).await;
     assert_eq!(a.grpc().0, "0");
 }
 
-/// A handler that flags when it starts, sleeps, and flags if it finishes.
-fn slow(node: &switchyard_mesh::Dispatcher, started: Arc<AtomicBool>, finished: Arc<AtomicBool>) {
-    node.register_service("orders", "Slow", "Call", move |input| {
-        let (started, finished) = (started.clone(), finished.clone());
-        async move {
-            started.store(true, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(800)).await;
-            finished.store(true, Ordering::SeqCst);
-            Ok(input)
-        }
-    });
+/// A slow handler on `node` (`orders/Slow.Call`, 800 ms) that flags when it
+/// starts and when it finishes.
+struct Slow {
+    started: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
+}
+
+impl Slow {
+    fn register(node: &switchyard_mesh::Dispatcher) -> Self {
+        let slow = Self {
+            started: Arc::new(AtomicBool::new(false)),
+            finished: Arc::new(AtomicBool::new(false)),
+        };
+        let (started, finished) = (slow.started.clone(), slow.finished.clone());
+        node.register_service("orders", "Slow", "Call", move |input| {
+            let (started, finished) = (started.clone(), finished.clone());
+            async move {
+                started.store(true, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                finished.store(true, Ordering::SeqCst);
+                Ok(input)
+            }
+        });
+        slow
+    }
+
+    /// Wait (up to 2 s) until the handler has started.
+    async fn wait_started(&self) {
+        let started = &self.started;
+        let seen = eventually(Duration::from_secs(2), || async {
+            started.load(Ordering::SeqCst)
+        })
+        .await;
+        assert!(seen, "handler started");
+    }
+
+    fn finished(&self) -> bool {
+        self.finished.load(Ordering::SeqCst)
+    }
 }
 
 #[tokio::test]
 async fn a_call_the_client_resets_stops_its_handler() {
     let b = TestNode::start("b", &["orders"]).await;
-    let (started, finished) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    slow(&b.node, started.clone(), finished.clone());
+    let slow = Slow::register(&b.node);
     let h2 = connect(&b.addr).await;
     let mut send = h2.ready().await.expect("ready");
     let body = Bytes::from(serve_req("orders", "Slow", "Call").encode_to_vec());
@@ -227,29 +216,18 @@ async fn a_call_the_client_resets_stops_its_handler() {
         .send_request(request(Method::POST, SERVE, "application/grpc"), false)
         .expect("send");
     stream.send_data(frame(0, &body), true).expect("data");
-    assert!(
-        eventually(Duration::from_secs(2), || {
-            let started = started.clone();
-            async move { started.load(Ordering::SeqCst) }
-        })
-        .await,
-        "handler started"
-    );
+    slow.wait_started().await;
     // Dropping both halves of the stream resets it (RST_STREAM CANCEL).
     drop(response);
     drop(stream);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(!finished.load(Ordering::SeqCst), "handler was dropped");
+    assert!(!slow.finished(), "handler was dropped");
 }
 
 #[tokio::test]
 async fn shutdown_lets_a_call_in_flight_finish() {
     let b = TestNode::start("b", &["orders"]).await;
-    let (started, finished) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    slow(&b.node, started.clone(), finished.clone());
+    let slow = Slow::register(&b.node);
     let mut client = b.client();
     let in_flight = tokio::spawn(async move {
         client
@@ -257,14 +235,7 @@ async fn shutdown_lets_a_call_in_flight_finish() {
             .await
             .map(|r| r.into_inner())
     });
-    assert!(
-        eventually(Duration::from_secs(2), || {
-            let started = started.clone();
-            async move { started.load(Ordering::SeqCst) }
-        })
-        .await,
-        "handler started"
-    );
+    slow.wait_started().await;
     let addr = b.addr.clone();
     b.stop().await;
     let reply = in_flight
@@ -272,7 +243,7 @@ async fn shutdown_lets_a_call_in_flight_finish() {
         .unwrap()
         .expect("the call in flight is answered");
     assert_eq!(code_msg(reply.status).0, 200);
-    assert!(finished.load(Ordering::SeqCst));
+    assert!(slow.finished());
     // And nothing listens any more.
     assert!(TcpStream::connect(&addr).await.is_err());
 }

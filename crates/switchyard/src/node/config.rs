@@ -259,10 +259,6 @@ impl NodeConfig {
     }
 
     /// The address peers dial.
-    pub fn advertised(&self) -> String {
-        self.advertised_for(self.listen)
-    }
-
     /// The address peers are told, once the listener is bound to `bound`:
     /// `advertise` if set, else the address actually bound (which differs
     /// from `listen` when that asks for port 0).
@@ -299,7 +295,7 @@ services:
     fn parses_a_full_config() {
         let c = NodeConfig::parse(FULL).unwrap();
         assert_eq!(c.id, "node-a");
-        assert_eq!(c.advertised(), "127.0.0.1:7001");
+        assert_eq!(c.advertised_for(c.listen), "127.0.0.1:7001");
         let mut any_port = NodeConfig::parse(FULL).unwrap();
         any_port.listen = "127.0.0.1:0".parse().unwrap();
         let bound = "127.0.0.1:40123".parse().unwrap();
