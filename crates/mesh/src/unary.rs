@@ -234,8 +234,7 @@ impl UnaryClient {
     }
 
     async fn dial(&self) -> Result<SendRequest<Bytes>, Status> {
-        let unavailable =
-            |what: String| Status::unavailable(format!("connecting to {}: {what}", self.authority));
+        let unavailable = |what: String| self.unavailable(what);
         let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.authority))
             .await
             .map_err(|_| unavailable("timed out".into()))?
@@ -263,8 +262,7 @@ impl UnaryClient {
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let unavailable =
-            |what: String| Status::unavailable(format!("connecting to {}: {what}", self.authority));
+        let unavailable = |what: String| self.unavailable(what);
         let handshake = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
@@ -290,6 +288,11 @@ impl UnaryClient {
             }
         });
         Ok(sender)
+    }
+
+    /// Dialling failed: `what` went wrong.
+    fn unavailable(&self, what: String) -> Status {
+        Status::unavailable(format!("connecting to {}: {what}", self.authority))
     }
 
     /// A call failed on connection `generation`: if the connection itself
