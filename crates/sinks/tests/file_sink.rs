@@ -481,3 +481,31 @@ async fn a_symlink_out_of_the_base_directory_is_refused_per_event() {
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     assert_eq!(messages(&base.join("ok/x.log")), ["in"]);
 }
+
+/// Dropping synced pages from the page cache (`keep_cached`) happens between
+/// batches of a file that keeps growing: every line must still be there, in
+/// order, once far more than the kept window was written and dropped.
+#[tokio::test]
+async fn lines_survive_dropping_synced_pages_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let mut cfg = SinkConfig::new();
+    cfg.insert("endpoint".into(), path.display().to_string());
+    cfg.insert("keep_cached".into(), "64KiB".into());
+    let sink = FileSink::from_config(&cfg).unwrap();
+    let body = "y".repeat(2000);
+    // 24 batches of 200 lines of ~2 KB: ~10 MB, two drops of 4 MiB or more.
+    for b in 0..24 {
+        let events: Vec<Event> = (0..200)
+            .map(|i| record(&format!("{:05} {body}", b * 200 + i), &[]))
+            .collect();
+        sink.send(&events).await.unwrap();
+    }
+    sink.close().await.unwrap();
+    let seen: Vec<String> = messages(&path)
+        .into_iter()
+        .map(|m| m[..5].to_string())
+        .collect();
+    let expected: Vec<String> = (0..4800).map(|i| format!("{i:05}")).collect();
+    assert_eq!(seen, expected);
+}

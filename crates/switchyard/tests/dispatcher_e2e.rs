@@ -431,3 +431,83 @@ fn transforms_file_filters_and_enriches_and_bad_files_name_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("transforms[0].rate"), "{err}");
 }
+
+/// `--queue-max-bytes` once had no test of its wiring: had the dispatcher
+/// built the sink's buffer without it (the buffer's own bound is 256 MiB),
+/// a stalled sink would have let a few MB of events pile up in memory with
+/// no pushback. Here the sink hangs (a server that accepts and never
+/// answers), the event bound is far away, and only the byte bound can stop
+/// the buffer and make ingest refuse.
+#[test]
+fn queue_max_bytes_bounds_the_sink_buffer_when_the_sink_stalls() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let sink_port = silent.local_addr().unwrap().port();
+    // Hold every connection open, never read or answer.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming() {
+            held.extend(conn.ok());
+        }
+    });
+    const MAX_BYTES: f64 = 200_000.0;
+    let port = common::free_port();
+    let endpoint = format!("http://127.0.0.1:{sink_port}/");
+    let child = start(
+        &[
+            "--service",
+            "http",
+            "--endpoint",
+            &endpoint,
+            "--sink-option",
+            "timeout=120s",
+            "--batch-size",
+            "10",
+            "--flush-interval",
+            "10ms",
+            "--queue-capacity",
+            "8000",
+            "--queue-max-bytes",
+            "200000",
+            "--ingest-wait",
+            "200ms",
+            "--no-dlq",
+        ],
+        port,
+    );
+    // 100 requests of 20 records with 1 KB messages: ~2 MB, 2 000 events.
+    // The sink's buffer may hold 7 000 events, so only its byte bound
+    // stops it; then the intake queue (1 000 events) fills and ingest
+    // answers 503.
+    let message = "x".repeat(1000);
+    let mut refused = 0;
+    for r in 0..100 {
+        let body: Vec<String> = (0..20)
+            .map(|i| format!(r#"{{"message":"{message}","seq":{}}}"#, r * 20 + i))
+            .collect();
+        let (status, _) = post(
+            port,
+            "/v1/logs",
+            format!("[{}]", body.join(",")).as_bytes(),
+            "",
+        );
+        assert!(status == 202 || status == 503, "status {status}");
+        refused += usize::from(status == 503);
+    }
+    let (_, page) = common::http(port, "GET", "/metrics", b"");
+    let gauge = |name: &str| -> f64 {
+        let key = format!("dispatcher_{name}{{component=\"http\"}}");
+        page.lines()
+            .find_map(|l| l.strip_prefix(key.as_str())?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no `{key}` in:\n{page}"))
+    };
+    let held = gauge("queue_bytes");
+    // Full to within one 20-event chunk (~21 KB), never past the bound.
+    assert!(
+        held > MAX_BYTES * 0.8 && held <= MAX_BYTES,
+        "sink buffer holds {held} bytes; bound {MAX_BYTES}\n{page}"
+    );
+    assert!(gauge("backpressure_triggered_total") >= 1.0, "{page}");
+    assert!(refused > 0, "ingest never pushed back");
+    // The sink never answers, so the dispatcher cannot drain: no SIGTERM.
+    common::kill_hard(child);
+}

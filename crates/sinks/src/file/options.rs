@@ -10,7 +10,7 @@ use switchyard_core::SinkConfig;
 const SHARED_KEYS: [&str; 2] = ["verbose", "api-key"];
 
 /// Every key the file sink reads.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "endpoint",
     "sync",
     "path",
@@ -23,6 +23,7 @@ const KEYS: [&str; 12] = [
     "compress",
     "idle_timeout",
     "max_open_files",
+    "keep_cached",
 ];
 
 /// Where events go.
@@ -116,10 +117,16 @@ pub struct FileOptions {
     /// At most this many files open at once (the least recently written is
     /// closed first).
     pub max_open_files: usize,
+    /// With `sync`: how many of a file's newest synced bytes stay in the
+    /// page cache; older ones are dropped from it after each sync. `None`
+    /// (`all`): the kernel decides, as for any file.
+    pub keep_cached: Option<u64>,
 }
 
 /// Default bound on open files with a path template.
 pub const DEFAULT_MAX_OPEN_FILES: usize = 256;
+/// Default of `keep_cached`: at 3 KB a line, the last ~10 000 events.
+pub const DEFAULT_KEEP_CACHED: u64 = 32 << 20;
 /// Default idle timeout with a path template.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -208,6 +215,13 @@ impl FileOptions {
                 Some(v) => parse_count(v, "max_open_files", 1)?,
                 None => DEFAULT_MAX_OPEN_FILES,
             },
+            keep_cached: match get("keep_cached") {
+                None => Some(DEFAULT_KEEP_CACHED),
+                Some("all") => None,
+                Some(v) => Some(
+                    parse_size(v).map_err(|e| format!("option `keep_cached`: {e} (or `all`)"))?,
+                ),
+            },
         };
         if !options.rotation.enabled() {
             for key in ["retention.max_files", "retention.max_age", "compress"] {
@@ -295,6 +309,18 @@ mod tests {
         let o = FileOptions::parse(&cfg(&[("endpoint", "e.jsonl"), ("verbose", "false")])).unwrap();
         assert!(matches!(o.target, Target::Single(ref p) if p.as_os_str() == "e.jsonl"));
         assert!(o.sync && o.idle_timeout.is_none() && !o.rotation.enabled());
+        assert_eq!(o.keep_cached, Some(DEFAULT_KEEP_CACHED));
+    }
+
+    #[test]
+    fn keep_cached_takes_a_size_or_all() {
+        let keep = |v: &str| {
+            FileOptions::parse(&cfg(&[("endpoint", "e"), ("keep_cached", v)]))
+                .unwrap()
+                .keep_cached
+        };
+        assert_eq!(keep("1MiB"), Some(1 << 20));
+        assert_eq!(keep("all"), None);
     }
 
     #[test]
@@ -311,6 +337,7 @@ mod tests {
             ("compress", "lz4"),
             ("idle_timeout", "never"),
             ("max_open_files", "0"),
+            ("keep_cached", "lots"),
             ("path", "../x"),
             ("wat", "1"),
         ];

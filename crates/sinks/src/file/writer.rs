@@ -2,14 +2,25 @@
 //! bounded set of files open, rotates them, and ends each round with one
 //! `fdatasync` per file written in it (group commit). A batch is reported
 //! written only after the sync that covers it.
+//!
+//! After a sync, the file's synced bytes older than `keep_cached` are
+//! dropped from the page cache (`POSIX_FADV_DONTNEED`; they are clean, so
+//! this writes nothing). An append-only file otherwise takes a fresh page of
+//! memory for every 4 KiB it grows, and keeps it until memory runs short.
+//! Dropping them lets the next writes reuse the same few pages: on a VM whose
+//! host takes back free guest memory, a never-touched page costs a fault on
+//! the host, and the page-cache copy of 660 MB of lines took 1.1–1.7 s of
+//! system time on fresh pages against 0.3–0.4 s on reused ones.
 
 use super::clock::Clock;
 use super::housekeeping::Housekeeper;
 use super::options::{FileOptions, Rotation, Target};
 use super::rotation::{due, rotate, slot};
+use rustix::fs::Advice;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -56,7 +67,13 @@ struct OpenFile {
     slot: i64,
     last_write: OffsetDateTime,
     dirty: bool,
+    /// Bytes below this offset were dropped from the page cache.
+    uncached: u64,
 }
+
+/// Drop cached pages in runs of at least this many bytes: one system call
+/// per 4 MiB written, not one per batch.
+const UNCACHE_STEP: u64 = 4 << 20;
 
 /// The writer's state; lives on its thread.
 pub struct Writer {
@@ -65,6 +82,7 @@ pub struct Writer {
     rotation: Rotation,
     idle_timeout: Option<Duration>,
     max_open: usize,
+    keep_cached: Option<u64>,
     clock: Arc<dyn Clock>,
     open: HashMap<PathBuf, OpenFile>,
     open_count: Arc<AtomicUsize>,
@@ -111,6 +129,7 @@ impl Writer {
             rotation: options.rotation,
             idle_timeout: options.idle_timeout,
             max_open: options.max_open_files,
+            keep_cached: options.keep_cached,
             clock,
             open: HashMap::new(),
             open_count,
@@ -287,6 +306,7 @@ impl Writer {
                 slot: slot(started, interval),
                 last_write: now,
                 dirty: false,
+                uncached: 0,
             },
         );
         Ok(())
@@ -321,6 +341,21 @@ impl Writer {
         if let Err(e) = f.file.sync_data() {
             let message = format!("cannot sync `{}`: {e}", self.full_path(path).display());
             self.failed_syncs.insert(path.to_owned(), message);
+            return;
+        }
+        let Some(keep) = self.keep_cached else {
+            return;
+        };
+        // Everything up to `size` is on disk now; `uncached..end` is clean.
+        let end = f.size.saturating_sub(keep);
+        if let Some(len) =
+            NonZeroU64::new(end.saturating_sub(f.uncached)).filter(|len| len.get() >= UNCACHE_STEP)
+        {
+            // Advice only: if the kernel refuses, the pages stay cached.
+            if let Err(e) = rustix::fs::fadvise(&f.file, f.uncached, Some(len), Advice::DontNeed) {
+                debug!(file = %path.display(), error = %e, "cannot drop synced pages from the page cache");
+            }
+            f.uncached = end;
         }
     }
 
