@@ -194,12 +194,12 @@ impl UnaryClient {
         if let Some(timeout) = headers.timeout {
             let mut v = wire::grpc_timeout(timeout);
             v.set_sensitive(true);
-            h.insert("grpc-timeout", v);
+            h.insert(wire::GRPC_TIMEOUT, v);
         }
         if let Some(v) = &headers.traceparent {
             let mut v = v.clone();
             v.set_sensitive(true);
-            h.insert(crate::trace::TRACEPARENT, v);
+            h.insert(crate::trace::TRACEPARENT_HEADER, v);
         }
         if headers.probe {
             h.insert(crate::health::PROBE_HEADER, HeaderValue::from_static("1"));
