@@ -162,7 +162,10 @@ mod tests {
         for _ in 0..100 {
             let fresh = child_traceparent(None);
             assert_eq!(fresh.len(), 55, "{fresh}");
-            assert!(fresh.starts_with("00-") && fresh.ends_with("-01"), "{fresh}");
+            assert!(
+                fresh.starts_with("00-") && fresh.ends_with("-01"),
+                "{fresh}"
+            );
             assert!(is_valid_traceparent(&fresh), "{fresh}");
         }
         let mut out = String::new();

@@ -168,6 +168,14 @@ impl UnaryClient {
             .await
             .map_err(fail)??;
         let trailers = body.trailers().await.map_err(fail)?;
+        // The usual ending, recognised without building a `Status`.
+        let ok = trailers
+            .as_ref()
+            .and_then(|t| t.get(wire::GRPC_STATUS))
+            .is_some_and(|code| code == "0");
+        if ok {
+            return wire::decode(&frame, self.max_message, "response");
+        }
         match trailers.as_ref().and_then(wire::status_of) {
             Some(status) if status.code() == Code::Ok => {
                 wire::decode(&frame, self.max_message, "response")

@@ -162,8 +162,7 @@ pub(crate) fn grpc_timeout(timeout: Duration) -> HeaderValue {
             break;
         }
     }
-    HeaderValue::from_bytes(&text[at..])
-        .unwrap_or_else(|_| HeaderValue::from_static("99999999H"))
+    HeaderValue::from_bytes(&text[at..]).unwrap_or_else(|_| HeaderValue::from_static("99999999H"))
 }
 
 /// The call's status if `headers` (trailers, or the headers of a
