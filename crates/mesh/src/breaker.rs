@@ -41,11 +41,56 @@ enum State {
     },
 }
 
+/// The state, and how many times the breaker has opened: a call let through
+/// before the latest opening reports a stale outcome, which must not move
+/// the state (59 late failures of calls that were already in flight when
+/// the peer died would otherwise stretch the open period to its cap).
+#[derive(Debug)]
+struct Inner {
+    state: State,
+    openings: u64,
+}
+
 /// One peer's breaker.
 #[derive(Debug)]
 pub struct Breaker {
     config: BreakerConfig,
-    state: Mutex<State>,
+    inner: Mutex<Inner>,
+}
+
+/// Leave to make one call, given by [`Breaker::try_acquire`]. Report how the
+/// call went with [`Permit::record`]. A trial call's permit dropped without
+/// a verdict (the caller gave up) hands the trial to the next caller, so an
+/// abandoned trial cannot keep the peer shut out.
+#[derive(Debug)]
+#[must_use = "a permit reports its call's outcome with `record`"]
+pub struct Permit<'a> {
+    breaker: &'a Breaker,
+    trial: bool,
+    openings: u64,
+    settled: bool,
+}
+
+impl Permit<'_> {
+    /// Whether this is the one trial call after an open period.
+    pub fn is_trial(&self) -> bool {
+        self.trial
+    }
+
+    /// The call's outcome: a success closes the breaker, a failure counts
+    /// towards opening it (or re-opens it, for a trial).
+    pub fn record(mut self, success: bool, now: Instant) {
+        self.settled = true;
+        self.breaker.settle(self.trial, self.openings, success, now);
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if self.trial && !self.settled {
+            self.breaker.abandon_trial();
+        }
+    }
 }
 
 impl Breaker {
@@ -53,49 +98,77 @@ impl Breaker {
     pub fn new(config: BreakerConfig) -> Self {
         Self {
             config,
-            state: Mutex::new(State::Closed { failures: 0 }),
+            inner: Mutex::new(Inner {
+                state: State::Closed { failures: 0 },
+                openings: 0,
+            }),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// May a call go out now? `Err` carries how long until the next trial.
     /// When the open period is over, the first caller gets the trial call.
-    pub fn try_acquire(&self, now: Instant) -> Result<(), Duration> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match *state {
-            State::Closed { .. } => Ok(()),
+    pub fn try_acquire(&self, now: Instant) -> Result<Permit<'_>, Duration> {
+        let mut inner = self.lock();
+        let trial = match inner.state {
+            State::Closed { .. } => false,
             State::Open { until, trips } if now >= until => {
-                *state = State::HalfOpen { trips };
-                Ok(())
+                inner.state = State::HalfOpen { trips };
+                true
             }
-            State::Open { until, .. } => Err(until - now),
-            State::HalfOpen { .. } => Err(Duration::ZERO),
-        }
+            State::Open { until, .. } => return Err(until - now),
+            State::HalfOpen { .. } => return Err(Duration::ZERO),
+        };
+        Ok(Permit {
+            breaker: self,
+            trial,
+            openings: inner.openings,
+            settled: false,
+        })
     }
 
-    /// Record the outcome of a call that [`Breaker::try_acquire`] allowed.
-    pub fn record(&self, success: bool, now: Instant) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        *state = match (*state, success) {
-            (_, true) => State::Closed { failures: 0 },
-            (State::Closed { failures }, false) if failures + 1 < self.config.failures => {
+    fn settle(&self, trial: bool, openings: u64, success: bool, now: Instant) {
+        let mut inner = self.lock();
+        if openings != inner.openings {
+            // Let through before the latest opening: stale.
+            return;
+        }
+        inner.state = match (inner.state, trial, success) {
+            (_, _, true) => State::Closed { failures: 0 },
+            (State::HalfOpen { trips }, true, false) => self.open(&mut inner, now, trips + 1),
+            (State::Closed { failures }, false, false) if failures + 1 < self.config.failures => {
                 State::Closed {
                     failures: failures + 1,
                 }
             }
-            (State::Closed { .. }, false) => self.open(now, 0),
-            (State::HalfOpen { trips }, false) | (State::Open { trips, .. }, false) => {
-                self.open(now, trips + 1)
-            }
+            (State::Closed { .. }, false, false) => self.open(&mut inner, now, 0),
+            // A call of this opening that is neither the trial nor let
+            // through while closed cannot exist; leave the state alone.
+            (state, _, false) => state,
         };
+    }
+
+    /// The trial's caller went away: the next caller may try at once.
+    fn abandon_trial(&self) {
+        let mut inner = self.lock();
+        if let State::HalfOpen { trips } = inner.state {
+            inner.state = State::Open {
+                until: Instant::now(),
+                trips,
+            };
+        }
     }
 
     /// Whether the breaker currently refuses calls.
     pub fn is_open(&self, now: Instant) -> bool {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        matches!(*state, State::Open { until, .. } if now < until)
+        matches!(self.lock().state, State::Open { until, .. } if now < until)
     }
 
-    fn open(&self, now: Instant, trips: u32) -> State {
+    fn open(&self, inner: &mut Inner, now: Instant, trips: u32) -> State {
+        inner.openings += 1;
         let factor = 1u32 << trips.min(4);
         State::Open {
             until: now + self.config.open_for * factor,
@@ -115,18 +188,23 @@ mod tests {
         })
     }
 
+    /// A call let through now, reporting `success`.
+    fn call(b: &Breaker, success: bool, t: Instant) {
+        b.try_acquire(t).expect("let through").record(success, t);
+    }
+
     #[test]
     fn opens_after_consecutive_failures_only() {
         let b = breaker();
         let t = Instant::now();
-        b.record(false, t);
-        b.record(false, t);
-        b.record(true, t);
-        b.record(false, t);
-        b.record(false, t);
+        call(&b, false, t);
+        call(&b, false, t);
+        call(&b, true, t);
+        call(&b, false, t);
+        call(&b, false, t);
         assert!(b.try_acquire(t).is_ok(), "success reset the count");
-        b.record(false, t);
-        assert_eq!(b.try_acquire(t), Err(Duration::from_secs(1)));
+        call(&b, false, t);
+        assert_eq!(b.try_acquire(t).err(), Some(Duration::from_secs(1)));
     }
 
     #[test]
@@ -134,17 +212,65 @@ mod tests {
         let b = breaker();
         let t = Instant::now();
         for _ in 0..3 {
-            b.record(false, t);
+            call(&b, false, t);
         }
         let later = t + Duration::from_secs(1);
-        assert!(b.try_acquire(later).is_ok(), "trial call");
+        let trial = b.try_acquire(later).expect("trial call");
+        assert!(trial.is_trial());
         assert!(b.try_acquire(later).is_err(), "only one trial at a time");
-        b.record(false, later);
-        assert_eq!(b.try_acquire(later), Err(Duration::from_secs(2)));
-        let trial = later + Duration::from_secs(2);
-        assert!(b.try_acquire(trial).is_ok());
-        b.record(true, trial);
-        assert!(b.try_acquire(trial).is_ok());
-        assert!(b.try_acquire(trial).is_ok(), "closed again");
+        trial.record(false, later);
+        assert_eq!(b.try_acquire(later).err(), Some(Duration::from_secs(2)));
+        let next = later + Duration::from_secs(2);
+        b.try_acquire(next)
+            .expect("second trial")
+            .record(true, next);
+        assert!(!b.try_acquire(next).expect("closed").is_trial());
+        assert!(b.try_acquire(next).is_ok(), "closed again");
+    }
+
+    #[test]
+    fn late_failures_of_calls_already_in_flight_do_not_stretch_the_open_period() {
+        let b = breaker();
+        let t = Instant::now();
+        // Ten calls go out while the peer still looks fine; then all fail.
+        let in_flight: Vec<_> = (0..10).map(|_| b.try_acquire(t).expect("closed")).collect();
+        for permit in in_flight {
+            permit.record(false, t);
+        }
+        // Opened once, by the third failure; the seven others were stale.
+        assert_eq!(b.try_acquire(t).err(), Some(Duration::from_secs(1)));
+        let later = t + Duration::from_secs(1);
+        assert!(b.try_acquire(later).expect("trial on time").is_trial());
+    }
+
+    #[test]
+    fn an_abandoned_trial_does_not_keep_the_peer_shut_out() {
+        let b = breaker();
+        let t = Instant::now();
+        for _ in 0..3 {
+            call(&b, false, t);
+        }
+        let later = t + Duration::from_secs(1);
+        // The trial's caller gives up before the peer answers.
+        drop(b.try_acquire(later).expect("trial"));
+        let next = b
+            .try_acquire(later)
+            .expect("the next caller gets the trial");
+        assert!(next.is_trial());
+        next.record(true, later);
+        assert!(!b.is_open(later));
+        assert!(!b.try_acquire(later).expect("closed").is_trial());
+    }
+
+    #[test]
+    fn a_stale_success_does_not_close_an_open_breaker() {
+        let b = breaker();
+        let t = Instant::now();
+        let slow = b.try_acquire(t).expect("closed");
+        for _ in 0..3 {
+            call(&b, false, t);
+        }
+        slow.record(true, t);
+        assert!(b.is_open(t), "the trial decides, not a call from before");
     }
 }

@@ -116,19 +116,24 @@ pub(crate) async fn forward(
     traceparent: Option<&str>,
 ) -> Result<pb::ServeResponse, String> {
     let started = Instant::now();
-    if let Err(wait) = peer.breaker.try_acquire(started) {
-        return Err(format!(
-            "circuit breaker open for collector '{}' (next trial in {} ms)",
-            peer.id,
-            wait.as_millis()
-        ));
-    }
+    // Dropped unrecorded (this call was cancelled), the permit settles
+    // nothing, and a trial passes to the next caller.
+    let permit = match peer.breaker.try_acquire(started) {
+        Ok(permit) => permit,
+        Err(wait) => {
+            return Err(format!(
+                "circuit breaker open for collector '{}' (next trial in {} ms)",
+                peer.id,
+                wait.as_millis()
+            ))
+        }
+    };
     let budget = match deadline {
         Some(d) => d.saturating_duration_since(started),
         None => node.config.call_timeout,
     };
     if budget.is_zero() {
-        peer.breaker.record(true, started);
+        permit.record(true, started);
         return Err("deadline exceeded before the call was forwarded".into());
     }
     let trace = child_traceparent(traceparent);
@@ -163,7 +168,7 @@ pub(crate) async fn forward(
         Ok(r) => r.status.as_ref().is_none_or(|s| s.code < 500),
         Err(_) => false,
     };
-    peer.breaker.record(healthy, now);
+    permit.record(healthy, now);
     let ok = matches!(&outcome, Ok(r) if status::is_ok(r.status.as_ref()));
     metrics.record(ok, now - started);
     outcome

@@ -168,6 +168,14 @@ impl UnaryClient {
             .await
             .map_err(fail)??;
         let trailers = body.trailers().await.map_err(fail)?;
+        // The usual ending, recognised without building a `Status`.
+        let ok = trailers
+            .as_ref()
+            .and_then(|t| t.get(wire::GRPC_STATUS))
+            .is_some_and(|code| code == "0");
+        if ok {
+            return wire::decode(&frame, self.max_message, "response");
+        }
         match trailers.as_ref().and_then(wire::status_of) {
             Some(status) if status.code() == Code::Ok => {
                 wire::decode(&frame, self.max_message, "response")
@@ -194,12 +202,12 @@ impl UnaryClient {
         if let Some(timeout) = headers.timeout {
             let mut v = wire::grpc_timeout(timeout);
             v.set_sensitive(true);
-            h.insert("grpc-timeout", v);
+            h.insert(wire::GRPC_TIMEOUT, v);
         }
         if let Some(v) = &headers.traceparent {
             let mut v = v.clone();
             v.set_sensitive(true);
-            h.insert(crate::trace::TRACEPARENT, v);
+            h.insert(crate::trace::TRACEPARENT_HEADER, v);
         }
         if headers.probe {
             h.insert(crate::health::PROBE_HEADER, HeaderValue::from_static("1"));

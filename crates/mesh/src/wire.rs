@@ -4,6 +4,7 @@
 //! each can be checked on its own.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use prost::Message;
 use std::time::Duration;
@@ -11,6 +12,15 @@ use tonic::{Code, Status};
 
 /// Bytes before every message: a compression flag and a big-endian length.
 pub(crate) const PREFIX: usize = 5;
+
+// The gRPC header names, ready-made: a name given as `&str` is checked and
+// lower-cased on every insert or lookup, several per call on a hot path.
+/// `grpc-status`.
+pub(crate) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+/// `grpc-message`.
+pub(crate) const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+/// `grpc-timeout`.
+pub(crate) const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// `message` (a `what`: "request" or "response") as one length-prefixed,
 /// uncompressed gRPC frame, in a single allocation of exactly the right
@@ -137,17 +147,31 @@ pub(crate) fn grpc_timeout(timeout: Duration) -> HeaderValue {
         .map(|&(per, unit)| (nanos.div_ceil(per), unit))
         .find(|&(value, _)| value <= MAX)
         .unwrap_or((MAX, 'H'));
-    HeaderValue::try_from(format!("{value}{unit}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("99999999H"))
+    // At most 8 digits and the unit, written without the formatting
+    // machinery (this runs for every forwarded call).
+    let mut text = [0u8; 9];
+    let mut at = text.len() - 1;
+    text[at] = unit as u8;
+    // `value` is at most `MAX`, so it fits.
+    let mut rest = u32::try_from(value).unwrap_or(99_999_999);
+    loop {
+        at -= 1;
+        text[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    HeaderValue::from_bytes(&text[at..]).unwrap_or_else(|_| HeaderValue::from_static("99999999H"))
 }
 
 /// The call's status if `headers` (trailers, or the headers of a
 /// trailers-only response) carry one. `grpc-message` is percent-decoded.
 pub(crate) fn status_of(headers: &HeaderMap) -> Option<Status> {
-    let code = headers.get("grpc-status")?;
+    let code = headers.get(GRPC_STATUS)?;
     let code = Code::from_bytes(code.as_bytes());
     let message = headers
-        .get("grpc-message")
+        .get(GRPC_MESSAGE)
         .map(|m| percent_decode(m.as_bytes()))
         .unwrap_or_default();
     Some(Status::new(code, message))
