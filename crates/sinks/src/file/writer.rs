@@ -16,7 +16,6 @@ use super::clock::Clock;
 use super::housekeeping::Housekeeper;
 use super::options::{FileOptions, Rotation, Target};
 use super::rotation::{due, rotate, slot};
-use rustix::fs::Advice;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -74,6 +73,19 @@ struct OpenFile {
 /// Drop cached pages in runs of at least this many bytes: one system call
 /// per 4 MiB written, not one per batch.
 const UNCACHE_STEP: u64 = 4 << 20;
+
+/// Advise the kernel that `len` bytes of `file` from `offset` are not needed
+/// in the page cache.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn drop_cached(file: &File, offset: u64, len: NonZeroU64) -> io::Result<()> {
+    rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed).map_err(Into::into)
+}
+
+/// Where the advice does not exist, pages stay as the kernel keeps them.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn drop_cached(_file: &File, _offset: u64, _len: NonZeroU64) -> io::Result<()> {
+    Ok(())
+}
 
 /// The writer's state; lives on its thread.
 pub struct Writer {
@@ -352,7 +364,7 @@ impl Writer {
             NonZeroU64::new(end.saturating_sub(f.uncached)).filter(|len| len.get() >= UNCACHE_STEP)
         {
             // Advice only: if the kernel refuses, the pages stay cached.
-            if let Err(e) = rustix::fs::fadvise(&f.file, f.uncached, Some(len), Advice::DontNeed) {
+            if let Err(e) = drop_cached(&f.file, f.uncached, len) {
                 debug!(file = %path.display(), error = %e, "cannot drop synced pages from the page cache");
             }
             f.uncached = end;
