@@ -149,20 +149,13 @@ pub(crate) fn grpc_timeout(timeout: Duration) -> HeaderValue {
         .unwrap_or((MAX, 'H'));
     // At most 8 digits and the unit, written without the formatting
     // machinery (this runs for every forwarded call).
+    let mut digits = itoa::Buffer::new();
     let mut text = [0u8; 9];
-    let mut at = text.len() - 1;
-    text[at] = unit as u8;
-    // `value` is at most `MAX`, so it fits.
-    let mut rest = u32::try_from(value).unwrap_or(99_999_999);
-    loop {
-        at -= 1;
-        text[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    HeaderValue::from_bytes(&text[at..]).unwrap_or_else(|_| HeaderValue::from_static("99999999H"))
+    let digits = digits.format(value).as_bytes();
+    text[..digits.len()].copy_from_slice(digits);
+    text[digits.len()] = unit as u8;
+    HeaderValue::from_bytes(&text[..=digits.len()])
+        .unwrap_or_else(|_| HeaderValue::from_static("99999999H"))
 }
 
 /// The call's status if `headers` (trailers, or the headers of a
