@@ -64,6 +64,9 @@ pub struct RedisDispatchArgs {
     /// fdatasync once per engine batch.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub sync: bool,
+    /// File sink option `direct`: whole blocks written past the page cache.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    pub direct: bool,
 }
 
 /// One HTTP exchange with JSON-ish bodies of `body_bytes` each.
@@ -223,6 +226,7 @@ pub fn redis_dispatch(args: RedisDispatchArgs) -> anyhow::Result<()> {
         .args(["--batch-size", &args.sink_batch.to_string()])
         .args(["--flush-interval", "100ms", "--queue-capacity", "20000"])
         .args(["--file-sync", &args.sync.to_string()])
+        .args(["--sink-option", &format!("direct={}", args.direct)])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()

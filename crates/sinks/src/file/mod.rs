@@ -15,11 +15,13 @@
 //! - [`template`]: path templates and the rule that keeps paths inside the base.
 //! - [`encode`]: JSON or text lines.
 //! - [`writer`]: the writer thread: open files, rotation, group commit.
+//! - [`direct`]: appends that bypass the page cache (`direct=true`).
 //! - [`rotation`]: rotated names and retention.
 //! - [`housekeeping`]: compression and retention off the write path.
 //! - [`clock`]: the time source (injectable for tests).
 
 pub mod clock;
+pub mod direct;
 pub mod encode;
 pub mod housekeeping;
 pub mod options;

@@ -10,7 +10,7 @@ use switchyard_core::SinkConfig;
 const SHARED_KEYS: [&str; 2] = ["verbose", "api-key"];
 
 /// Every key the file sink reads.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "endpoint",
     "sync",
     "path",
@@ -24,6 +24,7 @@ const KEYS: [&str; 13] = [
     "idle_timeout",
     "max_open_files",
     "keep_cached",
+    "direct",
 ];
 
 /// Where events go.
@@ -121,6 +122,9 @@ pub struct FileOptions {
     /// page cache; older ones are dropped from it after each sync. `None`
     /// (`all`): the kernel decides, as for any file.
     pub keep_cached: Option<u64>,
+    /// Write whole blocks with `O_DIRECT`, past the page cache (see
+    /// [`direct`](super::direct)).
+    pub direct: bool,
 }
 
 /// Default bound on open files with a path template.
@@ -222,6 +226,7 @@ impl FileOptions {
                     parse_size(v).map_err(|e| format!("option `keep_cached`: {e} (or `all`)"))?,
                 ),
             },
+            direct: parse_bool(get("direct"), "direct", false)?,
         };
         if !options.rotation.enabled() {
             for key in ["retention.max_files", "retention.max_age", "compress"] {
