@@ -17,8 +17,10 @@
 //!
 //! The file's length grows only by real bytes, never by padding, so a reader
 //! sees a prefix of the lines at any time. The caller's `fdatasync` covers
-//! both kinds of write. Offsets are this process's own: the file must have no
-//! other writer (an external append or truncation would be overwritten).
+//! both kinds of write. Each append first checks the file's length: after a
+//! truncation (`copytruncate`) or another process's append it goes on from
+//! the real end. Writers appending at the same moment are not supported —
+//! that needs `O_APPEND`, which `O_DIRECT` writes cannot use.
 //!
 //! A file system that refuses `O_DIRECT` (tmpfs, some network file systems)
 //! gets buffered appends instead, with a warning.
@@ -56,22 +58,29 @@ impl DirectFile {
             .create(true)
             .truncate(false)
             .open(path)?;
-        let end = file.metadata()?.len();
-        let base = end - end % BLOCK as u64;
-        let mut tail = vec![0; (end - base) as usize];
-        file.read_exact_at(&mut tail, base)?;
         let (direct, refused) = match open_direct(path) {
             Ok(d) => (Some(d), None),
             Err(e) => (None, Some(e)),
         };
-        let f = Self {
+        let mut f = Self {
             file,
             direct,
-            end,
-            tail,
+            end: 0,
+            tail: Vec::new(),
             buf: AlignedBuf::default(),
         };
+        let end = f.file.metadata()?.len();
+        f.resume_at(end)?;
         Ok((f, refused))
+    }
+
+    /// Take `end` as the file's length and read its partial last block.
+    fn resume_at(&mut self, end: u64) -> io::Result<()> {
+        let base = end - end % BLOCK as u64;
+        self.tail.resize((end - base) as usize, 0);
+        self.file.read_exact_at(&mut self.tail, base)?;
+        self.end = end;
+        Ok(())
     }
 
     /// The buffered handle (for `fdatasync` and page-cache advice).
@@ -88,6 +97,14 @@ impl DirectFile {
     /// direct write: `bytes` were appended through the page cache and every
     /// later append will be too.
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<Option<io::Error>> {
+        // Someone else truncated the file (`logrotate`'s `copytruncate`) or
+        // appended to it: go on from its real end rather than write at an
+        // offset of our own that no longer holds (a hole of zeros, or lines
+        // overwritten).
+        let actual = self.file.metadata()?.len();
+        if actual != self.end {
+            self.resume_at(actual)?;
+        }
         let Some(direct) = &self.direct else {
             self.file.write_all_at(bytes, self.end)?;
             self.end += bytes.len() as u64;
@@ -208,6 +225,36 @@ mod tests {
             }
         }
         assert_eq!(contents(&path), expected);
+    }
+
+    #[test]
+    fn a_truncation_or_an_append_from_outside_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.jsonl");
+        let (mut f, _) = DirectFile::open(&path).unwrap();
+        f.append(&line(3000).repeat(3)).unwrap();
+        // `copytruncate`: the file is emptied under the writer.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        f.append(b"after truncation\n").unwrap();
+        assert_eq!(contents(&path), b"after truncation\n");
+        // Another process appends a line.
+        use std::io::Write;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"from outside\n")
+            .unwrap();
+        f.append(b"ours again\n").unwrap();
+        assert_eq!(
+            contents(&path),
+            b"after truncation\nfrom outside\nours again\n"
+        );
     }
 
     #[test]
