@@ -35,6 +35,29 @@ impl FromStr for StreamId {
     }
 }
 
+/// As a command argument, written without the formatting machinery: an
+/// `XACK` carries a thousand ids, and `to_string` cost about 1 000
+/// instructions each (a tenth of the argument's share of the ack path).
+impl redis::ToRedisArgs for StreamId {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        let mut ms = itoa::Buffer::new();
+        let mut seq = itoa::Buffer::new();
+        let (ms, seq) = (
+            ms.format(self.ms).as_bytes(),
+            seq.format(self.seq).as_bytes(),
+        );
+        // `u64::MAX` is 20 digits: 20 + 1 + 20.
+        let mut arg = [0u8; 41];
+        arg[..ms.len()].copy_from_slice(ms);
+        arg[ms.len()] = b'-';
+        arg[ms.len() + 1..][..seq.len()].copy_from_slice(seq);
+        out.write_arg(&arg[..ms.len() + 1 + seq.len()]);
+    }
+}
+
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.ms, self.seq)
@@ -176,6 +199,24 @@ mod tests {
         assert!(a < b);
         assert_eq!(b.to_string(), "10-0");
         assert!("x-1".parse::<StreamId>().is_err());
+    }
+
+    #[test]
+    fn an_id_as_a_command_argument_is_its_text() {
+        use redis::ToRedisArgs;
+        for id in [
+            StreamId::ZERO,
+            StreamId {
+                ms: 1_700_000_000_123,
+                seq: 7,
+            },
+            StreamId {
+                ms: u64::MAX,
+                seq: u64::MAX,
+            },
+        ] {
+            assert_eq!(id.to_redis_args(), vec![id.to_string().into_bytes()]);
+        }
     }
 
     #[test]

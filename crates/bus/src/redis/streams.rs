@@ -198,7 +198,7 @@ impl Group {
         let mut cmd = redis::cmd("XACK");
         cmd.arg(&self.cfg.stream).arg(&self.cfg.group);
         for id in ids {
-            cmd.arg(id.to_string());
+            cmd.arg(id);
         }
         cmd.query_async(conn).await
     }
@@ -263,7 +263,7 @@ impl Group {
             .arg(self.cfg.dead_max_len)
             .arg(reason);
         for id in ids {
-            cmd.arg(id.to_string());
+            cmd.arg(id);
         }
         cmd.query_async(conn).await
     }
