@@ -3,7 +3,7 @@
 //! `callers` concurrent callers for `seconds`, in one run.
 //!
 //! ```text
-//! cargo run --release -p switchyard-mesh --example bench -- [callers] [seconds] [layout] [phases] [client]
+//! cargo run --release -p switchyard-mesh --example bench -- [callers] [seconds] [layout] [phases] [client] [rounds]
 //! ```
 //!
 //! `client`: how the callers call — `tonic` (default: the generated tonic
@@ -13,6 +13,12 @@
 //!
 //! `phases`: `both` (default), or only `direct` or `hop` — one phase alone is
 //! what an instruction-count profile (`valgrind --tool=callgrind`) wants.
+//!
+//! `rounds` (default 1): with `both`, each phase's seconds are cut into this
+//! many slices, run alternately (direct, hop, direct, hop, ...) and reported
+//! together. On a machine whose speed drifts within minutes (a VM), the two
+//! phases then see the same conditions, so their ratio measures the hop and
+//! not the drift.
 //!
 //! `layout` says where the callers run; the two nodes always share one
 //! runtime with two worker threads (the machine this was written for has two
@@ -68,6 +74,10 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Some("lean") => true,
         Some(other) => return Err(format!("unknown client {other:?}: tonic or lean").into()),
     };
+    let rounds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
+    if rounds == 0 || rounds > seconds.max(1) * 10 {
+        return Err("rounds must be between 1 and ten per second".into());
+    }
     let nodes_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("bench-nodes")
@@ -103,20 +113,36 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         };
         let kind = if lean { "lean" } else { "tonic" };
         println!(
-            "callers={callers} seconds={seconds} connections={CONNECTIONS} layout={name} client={kind}"
+            "callers={callers} seconds={seconds} connections={CONNECTIONS} layout={name} client={kind} rounds={rounds}"
         );
+        // Each slice is a whole run (fresh connections, warmed up, then
+        // timed); a phase's report adds up its slices.
+        let slice = Duration::from_secs(seconds) / rounds as u32;
+        let (mut direct_slices, mut hop_slices) = (vec![], vec![]);
+        for _ in 0..rounds {
+            if run_direct {
+                direct_slices.push(
+                    callers_handle
+                        .spawn(run(addr_b.clone(), callers, slice, Call::Serve, lean))
+                        .await??,
+                );
+            }
+            if run_hop {
+                hop_slices.push(
+                    callers_handle
+                        .spawn(run(addr_a.clone(), callers, slice, Call::Dispatch, lean))
+                        .await??,
+                );
+            }
+        }
         let mut direct = None;
         if run_direct {
-            let report = callers_handle
-                .spawn(run(addr_b.clone(), callers, seconds, Call::Serve, lean))
-                .await??;
+            let report = Report::merge(direct_slices);
             report.print("direct Serve (client -> B)");
             direct = Some(report);
         }
         if run_hop {
-            let hop = callers_handle
-                .spawn(run(addr_a.clone(), callers, seconds, Call::Dispatch, lean))
-                .await??;
+            let hop = Report::merge(hop_slices);
             hop.print("Dispatch hop (client -> A -> B)");
             if let Some(direct) = direct {
                 println!(
@@ -141,6 +167,14 @@ enum Call {
     Dispatch,
 }
 
+/// One timed run: every call's latency and what the process used.
+struct Slice {
+    latencies: Vec<Duration>,
+    errors: usize,
+    elapsed: Duration,
+    used: Usage,
+}
+
 struct Report {
     calls: usize,
     errors: usize,
@@ -159,6 +193,32 @@ struct Report {
 }
 
 impl Report {
+    /// The slices of one phase as one report: latencies pooled, time and
+    /// usage summed.
+    fn merge(slices: Vec<Slice>) -> Report {
+        let mut all = vec![];
+        let (mut errors, mut elapsed, mut used) = (0, Duration::ZERO, Usage::default());
+        for s in slices {
+            all.extend(s.latencies);
+            errors += s.errors;
+            elapsed += s.elapsed;
+            used = used.plus(s.used);
+        }
+        all.sort_unstable();
+        let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+        Report {
+            calls: all.len(),
+            errors,
+            elapsed,
+            p50: pct(0.50),
+            p99: pct(0.99),
+            cpu: used.cpu,
+            node_cpu: used.node_cpu,
+            syscalls: used.syscalls,
+            node_syscalls: used.node_syscalls,
+        }
+    }
+
     fn cpu_per_call(&self) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / self.calls as f64
     }
@@ -193,6 +253,27 @@ struct Usage {
     node_cpu: Duration,
     syscalls: u64,
     node_syscalls: u64,
+}
+
+impl Usage {
+    /// What was used between `before` and `self`.
+    fn since(self, before: Usage) -> Usage {
+        Usage {
+            cpu: self.cpu.saturating_sub(before.cpu),
+            node_cpu: self.node_cpu.saturating_sub(before.node_cpu),
+            syscalls: self.syscalls.saturating_sub(before.syscalls),
+            node_syscalls: self.node_syscalls.saturating_sub(before.node_syscalls),
+        }
+    }
+
+    fn plus(self, other: Usage) -> Usage {
+        Usage {
+            cpu: self.cpu + other.cpu,
+            node_cpu: self.node_cpu + other.node_cpu,
+            syscalls: self.syscalls + other.syscalls,
+            node_syscalls: self.node_syscalls + other.node_syscalls,
+        }
+    }
 }
 
 fn usage() -> Usage {
@@ -235,10 +316,10 @@ fn usage() -> Usage {
 async fn run(
     addr: String,
     callers: usize,
-    seconds: u64,
+    length: Duration,
     call: Call,
     lean: bool,
-) -> Result<Report, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Slice, Box<dyn std::error::Error + Send + Sync>> {
     let clients: Vec<Caller> = (0..CONNECTIONS)
         .map(
             |_| -> Result<Caller, Box<dyn std::error::Error + Send + Sync>> {
@@ -261,7 +342,7 @@ async fn run(
     }
     let before = usage();
     let started = Instant::now();
-    let end = started + Duration::from_secs(seconds);
+    let end = started + length;
     let clients = Arc::new(clients);
     let mut tasks = vec![];
     for i in 0..callers {
@@ -287,19 +368,11 @@ async fn run(
         errors += e;
     }
     let elapsed = started.elapsed();
-    let after = usage();
-    all.sort_unstable();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    Ok(Report {
-        calls: all.len(),
+    Ok(Slice {
+        latencies: all,
         errors,
         elapsed,
-        p50: pct(0.50),
-        p99: pct(0.99),
-        cpu: after.cpu.saturating_sub(before.cpu),
-        node_cpu: after.node_cpu.saturating_sub(before.node_cpu),
-        syscalls: after.syscalls - before.syscalls,
-        node_syscalls: after.node_syscalls - before.node_syscalls,
+        used: usage().since(before),
     })
 }
 
