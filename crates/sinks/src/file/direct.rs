@@ -22,7 +22,7 @@
 //! the real end. Writers appending at the same moment are not supported —
 //! that needs `O_APPEND`, which `O_DIRECT` writes cannot use.
 //!
-//! A file system that refuses `O_DIRECT` (tmpfs, some network file systems)
+//! A file system that refuses `O_DIRECT` (ramfs, tmpfs before Linux 6.6)
 //! gets buffered appends instead, with a warning.
 
 use std::fs::{File, OpenOptions};
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn uses_o_direct_where_the_file_system_has_it() {
-        // A temp dir on tmpfs refuses O_DIRECT: then buffered appends are
+        // A temp dir on ramfs (or an older tmpfs) refuses O_DIRECT: then buffered appends are
         // what is checked.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.jsonl");
