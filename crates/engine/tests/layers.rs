@@ -135,3 +135,37 @@ async fn the_rate_limit_holds_within_ten_percent_over_seconds() {
     );
     assert_eq!(counters.snapshot().sent as usize, EVENTS + RATE as usize);
 }
+
+/// Waiters are served in the order they came: a batch that needs the whole
+/// bucket is not overtaken by a later one that needs a single token (which,
+/// on its own, would be ready fifty times sooner).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_waiters_are_served_first_come_first_served() {
+    let stats = Arc::new(DeliveryStats::default());
+    let rate = delivery::RateLimitLayer::new(
+        Some(RateLimit {
+            per_second: 50,
+            unit: RateUnit::Events,
+        }),
+        stats.clone(),
+    );
+    rate.admit(50).await; // the whole bucket
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let waiter = |events: usize, name: &'static str| {
+        let (rate, order) = (rate.clone(), order.clone());
+        tokio::spawn(async move {
+            rate.admit(events).await;
+            order.lock().unwrap().push(name);
+        })
+    };
+    let big = waiter(50, "big");
+    while stats.snapshot().rate_limited_waits < 1 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let small = waiter(1, "small");
+    big.await.unwrap();
+    small.await.unwrap();
+    assert_eq!(*order.lock().unwrap(), ["big", "small"]);
+    assert_eq!(stats.snapshot().rate_limited_waits, 2);
+}

@@ -11,6 +11,13 @@
 //! Clones of a layer share its bucket, and [`RateLimitLayer::admit`] takes
 //! from it too: the dead-letter queue's re-sends use it, so replayed batches
 //! count against the same limit as new ones instead of bypassing it.
+//!
+//! Batches that must wait are served first come, first served: a waiter
+//! queues behind those already waiting, and a newcomer takes tokens straight
+//! away only while nobody waits. Without the queue, every waiter sleeps
+//! until its own tokens would be there, so a small batch overtakes a large
+//! one indefinitely, and a dead-letter retry loop that fails and comes back
+//! every few milliseconds can take every token a waiting new batch needed.
 
 use super::config::{RateLimit, RateUnit};
 use super::stats::DeliveryStats;
@@ -18,45 +25,100 @@ use futures_util::future::{BoxFuture, Either, FutureExt};
 use governor::{DefaultDirectRateLimiter, Quota};
 use std::convert::Infallible;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use switchyard_core::Event;
 use tower::{Layer, Service};
 
+/// The token bucket and its queue of waiters.
+struct Bucket {
+    limiter: DefaultDirectRateLimiter,
+    unit: RateUnit,
+    burst: NonZeroU32,
+    /// Held by the one waiter at the head of the line; tokio's mutex hands
+    /// it over in the order it was asked for.
+    line: tokio::sync::Mutex<()>,
+    /// Waiters in the line, the head included.
+    waiting: AtomicUsize,
+}
+
+impl Bucket {
+    /// Take the tokens for `events` now, if nobody is waiting and the bucket
+    /// has them.
+    fn try_take(&self, events: usize) -> bool {
+        self.waiting.load(Ordering::Acquire) == 0
+            && matches!(
+                self.limiter.check_n(tokens(self.unit, self.burst, events)),
+                Ok(Ok(()))
+            )
+    }
+
+    /// Queue behind the waiters before this one, then wait for the tokens
+    /// for `events`. Dropping the future leaves the line.
+    async fn wait(&self, events: usize) {
+        let _in_line = InLine::join(&self.waiting);
+        let _head = self.line.lock().await;
+        // `tokens` never exceeds the bucket, so this cannot fail for lack
+        // of capacity.
+        let _ = self
+            .limiter
+            .until_n_ready(tokens(self.unit, self.burst, events))
+            .await;
+    }
+}
+
+/// Counts a waiter in the line until dropped, cancelled or not.
+struct InLine<'a>(&'a AtomicUsize);
+
+impl<'a> InLine<'a> {
+    fn join(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::AcqRel);
+        Self(waiting)
+    }
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Adds [`RateLimited`]; `None` adds nothing but a pass-through.
 #[derive(Clone)]
 pub struct RateLimitLayer {
-    limiter: Option<(Arc<DefaultDirectRateLimiter>, RateUnit, NonZeroU32)>,
+    bucket: Option<Arc<Bucket>>,
     stats: Arc<DeliveryStats>,
 }
 
 impl RateLimitLayer {
     /// One bucket shared by every service this layer makes.
     pub fn new(limit: Option<RateLimit>, stats: Arc<DeliveryStats>) -> Self {
-        let limiter = limit.and_then(|l| {
+        let bucket = limit.and_then(|l| {
             let rate = NonZeroU32::new(l.per_second)?;
-            Some((
-                Arc::new(DefaultDirectRateLimiter::direct(Quota::per_second(rate))),
-                l.unit,
-                rate,
-            ))
+            Some(Arc::new(Bucket {
+                limiter: DefaultDirectRateLimiter::direct(Quota::per_second(rate)),
+                unit: l.unit,
+                burst: rate,
+                line: tokio::sync::Mutex::new(()),
+                waiting: AtomicUsize::new(0),
+            }))
         });
-        Self { limiter, stats }
+        Self { bucket, stats }
     }
 
     /// Wait until a batch of `events` may start: the same bucket and the
     /// same rules as the batches going through the stack. Returns at once
     /// without a limit.
     pub async fn admit(&self, events: usize) {
-        let Some((limiter, unit, burst)) = &self.limiter else {
+        let Some(bucket) = &self.bucket else {
             return;
         };
-        let tokens = tokens(*unit, *burst, events);
-        if matches!(limiter.check_n(tokens), Ok(Ok(()))) {
+        if bucket.try_take(events) {
             return;
         }
         DeliveryStats::add(&self.stats.rate_limited_waits, 1);
-        let _ = limiter.until_n_ready(tokens).await;
+        bucket.wait(events).await;
     }
 }
 
@@ -77,7 +139,7 @@ impl<S> Layer<S> for RateLimitLayer {
     fn layer(&self, inner: S) -> RateLimited<S> {
         RateLimited {
             inner,
-            limiter: self.limiter.clone(),
+            bucket: self.bucket.clone(),
             stats: self.stats.clone(),
         }
     }
@@ -87,7 +149,7 @@ impl<S> Layer<S> for RateLimitLayer {
 #[derive(Clone)]
 pub struct RateLimited<S> {
     inner: S,
-    limiter: Option<(Arc<DefaultDirectRateLimiter>, RateUnit, NonZeroU32)>,
+    bucket: Option<Arc<Bucket>>,
     stats: Arc<DeliveryStats>,
 }
 
@@ -105,20 +167,17 @@ where
     }
 
     fn call(&mut self, batch: Vec<Event>) -> Self::Future {
-        let Some((limiter, unit, burst)) = &self.limiter else {
+        let Some(bucket) = &self.bucket else {
             return Either::Left(self.inner.call(batch));
         };
-        let tokens = tokens(*unit, *burst, batch.len());
-        // `tokens` never exceeds the bucket, so neither call can fail for
-        // lack of capacity.
-        if matches!(limiter.check_n(tokens), Ok(Ok(()))) {
+        if bucket.try_take(batch.len()) {
             return Either::Left(self.inner.call(batch));
         }
         DeliveryStats::add(&self.stats.rate_limited_waits, 1);
-        let (limiter, mut inner) = (limiter.clone(), self.inner.clone());
+        let (bucket, mut inner) = (bucket.clone(), self.inner.clone());
         Either::Right(
             async move {
-                let _ = limiter.until_n_ready(tokens).await;
+                bucket.wait(batch.len()).await;
                 inner.call(batch).await
             }
             .boxed(),
