@@ -160,7 +160,9 @@ impl Dispatcher {
 
     /// Run a Dispatch in-process.
     pub async fn dispatch(&self, request: pb::DispatchRequest) -> pb::DispatchResponse {
-        route::dispatch(&self.node, request, None, None).await
+        route::dispatch(&self.node, request, None, None)
+            .await
+            .into_message()
     }
 
     /// Serve on `listener` until `shutdown` completes.

@@ -83,7 +83,7 @@ impl Front {
         &self,
         metadata: &MetadataMap,
         req: pb::DispatchRequest,
-    ) -> pb::DispatchResponse {
+    ) -> route::Answer {
         let started = Instant::now();
         let deadline = deadline_of(metadata);
         let trace = traceparent_of(metadata, &Default::default());
@@ -94,13 +94,13 @@ impl Front {
             &req.method_name,
         );
         let response = match self.too_large(req.encoded_len()) {
-            Some(s) => pb::DispatchResponse {
+            Some(s) => route::Answer::Built(pb::DispatchResponse {
                 status: Some(s),
                 ..Default::default()
-            },
+            }),
             None => route::dispatch(&self.0, req, deadline, trace).await,
         };
-        metrics.record(status::is_ok(response.status.as_ref()), started.elapsed());
+        metrics.record(response.is_ok(), started.elapsed());
         response
     }
 }

@@ -63,6 +63,7 @@ pub mod health;
 pub mod metrics;
 mod node;
 pub mod peers;
+mod relay;
 mod route;
 mod rpc;
 pub mod security;

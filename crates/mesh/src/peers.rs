@@ -7,6 +7,7 @@ use crate::config::MeshConfig;
 use crate::error::MeshError;
 use crate::pb;
 use crate::pb::collective_dispatcher_client::CollectiveDispatcherClient;
+use crate::relay::ServeReply;
 use crate::security::{ClientAuth, Security};
 use crate::unary::{CallHeaders, UnaryClient};
 use std::collections::HashMap;
@@ -79,10 +80,10 @@ impl Peer {
         &self,
         call: &pb::ServeRequest,
         headers: &CallHeaders,
-    ) -> Result<pb::ServeResponse, tonic::Status> {
+    ) -> Result<ServeReply, tonic::Status> {
         if !self.hops.is_empty() {
             let i = self.next_hop.fetch_add(1, Ordering::Relaxed) % self.hops.len();
-            return self.hops[i].serve(call, headers).await;
+            return self.hops[i].serve_reply(call, headers).await;
         }
         let mut request = tonic::Request::new(call.clone());
         if let Some(timeout) = headers.timeout {
@@ -104,7 +105,7 @@ impl Peer {
         // every forwarded call's future (and each copy of it) that large.
         let mut client = self.client();
         let call = Box::pin(client.serve(request));
-        Ok(call.await?.into_inner())
+        Ok(ServeReply::of(&call.await?.into_inner()))
     }
 
     /// The namespaces both sides serve.

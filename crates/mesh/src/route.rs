@@ -6,6 +6,7 @@ use crate::balance::HASH_KEY_HINT;
 use crate::node::Node;
 use crate::pb;
 use crate::peers::Peer;
+use crate::relay::ServeReply;
 use crate::serve;
 use crate::status::{self, INTERNAL, NOT_FOUND};
 use crate::trace::{child_traceparent, TRACEPARENT};
@@ -13,17 +14,45 @@ use crate::unary::CallHeaders;
 use tokio::time::Instant;
 use tonic::Code;
 
+/// A Dispatch's answer: built here, or a peer's Serve answer passed on as
+/// it came (see `relay`).
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Built(pb::DispatchResponse),
+    Relayed(ServeReply),
+}
+
+impl Answer {
+    /// Whether the call was handled (`200`).
+    pub(crate) fn is_ok(&self) -> bool {
+        match self {
+            Self::Built(r) => status::is_ok(r.status.as_ref()),
+            Self::Relayed(r) => r.is_ok(),
+        }
+    }
+
+    /// The answer as a message.
+    pub(crate) fn into_message(self) -> pb::DispatchResponse {
+        match self {
+            Self::Built(r) => r,
+            Self::Relayed(r) => r.decode(),
+        }
+    }
+}
+
 /// Route `request`.
 pub(crate) async fn dispatch(
     node: &Node,
     mut request: pb::DispatchRequest,
     deadline: Option<Instant>,
     traceparent: Option<String>,
-) -> pb::DispatchResponse {
-    let answer = |status: pb::Status| pb::DispatchResponse {
-        status: Some(status),
-        output: None,
-        handled_by_collector_id: String::new(),
+) -> Answer {
+    let answer = |status: pb::Status| {
+        Answer::Built(pb::DispatchResponse {
+            status: Some(status),
+            output: None,
+            handled_by_collector_id: String::new(),
+        })
     };
     let local = match serve::required(
         &request.namespace,
@@ -56,14 +85,16 @@ pub(crate) async fn dispatch(
             ));
         };
         return match forward(node, &peer, &mut call, deadline, traceparent.as_deref()).await {
-            Ok(response) => from_serve(response),
+            Ok(response) => Answer::Relayed(response),
             Err(e) => answer(status::new(INTERNAL, format!("serve RPC failed: {e}"))),
         };
     }
 
     // Local first.
     if local {
-        return from_serve(serve::serve(node, call, deadline, traceparent).await);
+        return Answer::Built(from_serve(
+            serve::serve(node, call, deadline, traceparent).await,
+        ));
     }
 
     // Then the peers sharing the namespace, in balancing order; first 200 wins.
@@ -71,9 +102,12 @@ pub(crate) async fn dispatch(
     let mut last_error = None;
     for peer in &candidates {
         match forward(node, peer, &mut call, deadline, traceparent.as_deref()).await {
-            Ok(response) if status::is_ok(response.status.as_ref()) => return from_serve(response),
+            Ok(response) if response.is_ok() => return Answer::Relayed(response),
             Ok(response) => {
-                let s = response.status.unwrap_or_default();
+                let s = response
+                    .decode::<pb::ServeResponse>()
+                    .status
+                    .unwrap_or_default();
                 last_error = Some(format!("{}: {} {}", peer.id, s.code, s.message));
             }
             Err(e) => last_error = Some(format!("{}: {e}", peer.id)),
@@ -114,7 +148,7 @@ pub(crate) async fn forward(
     call: &mut pb::ServeRequest,
     deadline: Option<Instant>,
     traceparent: Option<&str>,
-) -> Result<pb::ServeResponse, String> {
+) -> Result<ServeReply, String> {
     let started = Instant::now();
     // Dropped unrecorded (this call was cancelled), the permit settles
     // nothing, and a trial passes to the next caller.
@@ -165,11 +199,11 @@ pub(crate) async fn forward(
         Ok(Ok(response)) => Ok(response),
     };
     let healthy = match &outcome {
-        Ok(r) => r.status.as_ref().is_none_or(|s| s.code < 500),
+        Ok(r) => !r.is_server_error(),
         Err(_) => false,
     };
     permit.record(healthy, now);
-    let ok = matches!(&outcome, Ok(r) if status::is_ok(r.status.as_ref()));
+    let ok = matches!(&outcome, Ok(r) if r.is_ok());
     metrics.record(ok, now - started);
     outcome
 }

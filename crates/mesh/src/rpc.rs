@@ -10,6 +10,7 @@
 
 use crate::grpc::{Front, NodeRegistry};
 use crate::node::Node;
+use crate::route::Answer;
 use crate::security::ServerAuth;
 use crate::validator::RegistryService;
 use crate::wire;
@@ -150,7 +151,13 @@ async fn run(methods: &Methods, request: Request<RecvStream>) -> Result<Bytes, R
         ),
         Rpc::Dispatch => {
             let request = wire::decode(&frame, limit, "request")?;
-            encode(&front.dispatch(&metadata, request).await, limit)
+            match front.dispatch(&metadata, request).await {
+                Answer::Built(response) => encode(&response, limit),
+                Answer::Relayed(reply) if reply.message_len() > limit => {
+                    Err(wire::too_large("response", reply.message_len(), limit))
+                }
+                Answer::Relayed(reply) => Ok(reply.into_frame()),
+            }
         }
         Rpc::ValidateMethod => {
             let request = wire::decode(&frame, limit, "request")?;

@@ -15,6 +15,7 @@
 //! rustls, HTTP/2 chosen by ALPN.
 
 use crate::pb;
+use crate::relay::ServeReply;
 use crate::wire;
 use bytes::Bytes;
 use h2::client::SendRequest;
@@ -139,12 +140,36 @@ impl UnaryClient {
         self.unary(&self.dispatch_uri, call, headers).await
     }
 
+    /// Call Serve for a node that relays the answer (see `relay`): the
+    /// response is checked and its status code read, but not decoded into a
+    /// message.
+    pub(crate) async fn serve_reply(
+        &self,
+        call: &pb::ServeRequest,
+        headers: &CallHeaders,
+    ) -> Result<ServeReply, Status> {
+        let frame = self.unary_frame(&self.serve_uri, call, headers).await?;
+        ServeReply::parse(frame, self.max_message)
+    }
+
     async fn unary<Req: Message, Resp: Message + Default>(
         &self,
         uri: &Uri,
         call: &Req,
         headers: &CallHeaders,
     ) -> Result<Resp, Status> {
+        let frame = self.unary_frame(uri, call, headers).await?;
+        wire::decode(&frame, self.max_message, "response")
+    }
+
+    /// Make the call; the response body (one length-prefixed message, not
+    /// yet checked) of a call that ended with status OK.
+    async fn unary_frame<Req: Message>(
+        &self,
+        uri: &Uri,
+        call: &Req,
+        headers: &CallHeaders,
+    ) -> Result<Bytes, Status> {
         let body = wire::encode(call, self.max_message, "request")?;
         let request = self.request(uri, headers);
         let (generation, sender) = self.sender().await?;
@@ -174,12 +199,10 @@ impl UnaryClient {
             .and_then(|t| t.get(wire::GRPC_STATUS))
             .is_some_and(|code| code == "0");
         if ok {
-            return wire::decode(&frame, self.max_message, "response");
+            return Ok(frame);
         }
         match trailers.as_ref().and_then(wire::status_of) {
-            Some(status) if status.code() == Code::Ok => {
-                wire::decode(&frame, self.max_message, "response")
-            }
+            Some(status) if status.code() == Code::Ok => Ok(frame),
             Some(status) => Err(status),
             None => Err(Status::internal("response without grpc-status")),
         }

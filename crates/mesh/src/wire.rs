@@ -48,6 +48,14 @@ pub(crate) fn decode<M: Message + Default>(
     max: usize,
     what: &str,
 ) -> Result<M, Status> {
+    M::decode(message_of(frame, max, what)?)
+        .map_err(|e| Status::internal(format!("decoding the {what}: {e}")))
+}
+
+/// The bytes of the one message a unary body (`frame`) holds, once its
+/// prefix is checked: uncompressed, at most `max` bytes, and exactly the
+/// rest of the body.
+pub(crate) fn message_of<'a>(frame: &'a [u8], max: usize, what: &str) -> Result<&'a [u8], Status> {
     let Some((head, rest)) = frame.split_first_chunk::<PREFIX>() else {
         return Err(Status::internal(format!("{what} without a message")));
     };
@@ -74,7 +82,7 @@ pub(crate) fn decode<M: Message + Default>(
             rest.len()
         )));
     }
-    M::decode(rest).map_err(|e| Status::internal(format!("decoding the {what}: {e}")))
+    Ok(rest)
 }
 
 /// The whole body of a unary request or response (a `what`), refused as

@@ -1,0 +1,349 @@
+//! A peer's Serve answer passed on as the caller's Dispatch answer without
+//! being decoded and encoded again. `ServeResponse` and `DispatchResponse`
+//! have the same fields under the same numbers and types (status = 1,
+//! output = 2, the id of the collector that handled the call = 3), so the
+//! bytes of the one are the other. The forwarding node reads only the status
+//! code (for its circuit breaker, its metrics and the choice of the next
+//! peer), and it checks the message as strictly as decoding it would: a peer
+//! that sends something malformed is refused here, as before, rather than
+//! passed on to the caller.
+
+use crate::pb;
+use crate::status;
+use crate::wire::{self, PREFIX};
+use bytes::{Buf, Bytes};
+use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
+use prost::{DecodeError, Message};
+use std::fmt;
+use tonic::Status;
+
+/// A checked `ServeResponse` in its wire frame (prefix and message).
+#[derive(Debug, Clone)]
+pub(crate) struct ServeReply {
+    frame: Bytes,
+    /// `status.code`, if the message has a status.
+    code: Option<i32>,
+}
+
+impl ServeReply {
+    /// `frame`, a unary response body as read (a message of at most `max`
+    /// bytes), checked to be a well-formed `ServeResponse`.
+    pub(crate) fn parse(frame: Bytes, max: usize) -> Result<Self, Status> {
+        let message = wire::message_of(&frame, max, "response")?;
+        let code = scan_response(message)
+            .map_err(|e| Status::internal(format!("decoding the response: {e}")))?;
+        Ok(Self { frame, code })
+    }
+
+    /// The frame of a response that was decoded already (a peer reached
+    /// through tonic's client).
+    pub(crate) fn of(response: &pb::ServeResponse) -> Self {
+        let mut frame = Vec::with_capacity(PREFIX + response.encoded_len());
+        frame.push(0);
+        // A response that arrived within a limit of `u32` bytes.
+        frame.extend_from_slice(&(response.encoded_len() as u32).to_be_bytes());
+        response.encode_raw(&mut frame);
+        Self {
+            frame: frame.into(),
+            code: response.status.as_ref().map(|s| s.code),
+        }
+    }
+
+    /// Whether the peer handled the call (`200`).
+    pub(crate) fn is_ok(&self) -> bool {
+        self.code == Some(status::OK)
+    }
+
+    /// Whether the answer counts against the peer's health: a missing status
+    /// does not, a `5xx` does.
+    pub(crate) fn is_server_error(&self) -> bool {
+        self.code.is_some_and(|c| c >= 500)
+    }
+
+    /// The message decoded, for the rare paths that need its fields.
+    pub(crate) fn decode<M: Message + Default>(&self) -> M {
+        // Checked in `parse` (or encoded by `of`), so this cannot fail; a
+        // default message would be the answer if it did.
+        M::decode(&self.frame[PREFIX..]).unwrap_or_default()
+    }
+
+    /// The frame, as the caller's `DispatchResponse`.
+    pub(crate) fn into_frame(self) -> Bytes {
+        self.frame
+    }
+
+    /// Length of the message in the frame.
+    pub(crate) fn message_len(&self) -> usize {
+        self.frame.len() - PREFIX
+    }
+}
+
+/// Why a message is not a well-formed `ServeResponse`.
+#[derive(Debug)]
+struct Malformed(String);
+
+impl From<DecodeError> for Malformed {
+    fn from(e: DecodeError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Check a `ServeResponse` the way decoding it would, and return its status
+/// code. Fields of one message that occur more than once merge, as in
+/// decoding: the last code seen wins.
+fn scan_response(mut buf: &[u8]) -> Result<Option<i32>, Malformed> {
+    let mut code = None;
+    while buf.has_remaining() {
+        let (tag, wire_type) = decode_key(&mut buf)?;
+        match tag {
+            1 => {
+                if let Some(c) = scan_status(nested(wire_type, &mut buf)?)? {
+                    code = Some(c);
+                } else if code.is_none() {
+                    // A status without a code field has the default code.
+                    code = Some(0);
+                }
+            }
+            2 => scan_any(nested(wire_type, &mut buf)?)?,
+            3 => text(nested(wire_type, &mut buf)?)?,
+            _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
+        }
+    }
+    Ok(code)
+}
+
+/// A `Status`: code = 1 (enum), message = 2, details = 3 (string map).
+fn scan_status(mut buf: &[u8]) -> Result<Option<i32>, Malformed> {
+    let mut code = None;
+    while buf.has_remaining() {
+        let (tag, wire_type) = decode_key(&mut buf)?;
+        match tag {
+            1 => {
+                expect(wire_type, WireType::Varint)?;
+                // As prost reads an `int32`: the low 32 bits.
+                code = Some(decode_varint(&mut buf)? as i32);
+            }
+            2 => text(nested(wire_type, &mut buf)?)?,
+            3 => scan_entry(nested(wire_type, &mut buf)?)?,
+            _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
+        }
+    }
+    Ok(code)
+}
+
+/// A `map<string, string>` entry: key = 1, value = 2.
+fn scan_entry(mut buf: &[u8]) -> Result<(), Malformed> {
+    while buf.has_remaining() {
+        let (tag, wire_type) = decode_key(&mut buf)?;
+        match tag {
+            1 | 2 => text(nested(wire_type, &mut buf)?)?,
+            _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
+        }
+    }
+    Ok(())
+}
+
+/// A `google.protobuf.Any`: type_url = 1 (string), value = 2 (bytes).
+fn scan_any(mut buf: &[u8]) -> Result<(), Malformed> {
+    while buf.has_remaining() {
+        let (tag, wire_type) = decode_key(&mut buf)?;
+        match tag {
+            1 => text(nested(wire_type, &mut buf)?)?,
+            2 => {
+                nested(wire_type, &mut buf)?;
+            }
+            _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of a length-delimited field, taken off `buf`.
+fn nested<'a>(wire_type: WireType, buf: &mut &'a [u8]) -> Result<&'a [u8], Malformed> {
+    expect(wire_type, WireType::LengthDelimited)?;
+    let len = decode_varint(buf)?;
+    if len > buf.len() as u64 {
+        return Err(Malformed("buffer underflow".into()));
+    }
+    let (field, rest) = buf.split_at(len as usize);
+    *buf = rest;
+    Ok(field)
+}
+
+fn expect(actual: WireType, expected: WireType) -> Result<(), Malformed> {
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(Malformed(format!(
+            "invalid wire type: {actual:?} (expected {expected:?})"
+        )))
+    }
+}
+
+fn text(bytes: &[u8]) -> Result<(), Malformed> {
+    std::str::from_utf8(bytes)
+        .map(drop)
+        .map_err(|_| Malformed("invalid string value: data is not UTF-8 encoded".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::encoding::encode_key;
+    use prost_types::Any;
+    use std::collections::HashMap;
+
+    fn frame(message: &[u8]) -> Bytes {
+        let mut f = vec![0];
+        f.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        f.extend_from_slice(message);
+        f.into()
+    }
+
+    fn full() -> pb::ServeResponse {
+        pb::ServeResponse {
+            status: Some(status::with_details(
+                status::new(404, "no handler"),
+                &[("tried", "2".into())],
+            )),
+            output: Some(Any {
+                type_url: "type.googleapis.com/x.Y".into(),
+                value: vec![0, 159, 146, 150],
+            }),
+            executor_id: "node-b".into(),
+        }
+    }
+
+    #[test]
+    fn the_frame_is_a_dispatch_response_with_the_same_fields() {
+        let serve = full();
+        let reply = ServeReply::parse(frame(&serve.encode_to_vec()), 1 << 20).unwrap();
+        assert!(!reply.is_ok());
+        assert!(!reply.is_server_error());
+        let dispatch = pb::DispatchResponse::decode(&reply.into_frame()[PREFIX..]).unwrap();
+        assert_eq!(dispatch.status, serve.status);
+        assert_eq!(dispatch.output, serve.output);
+        assert_eq!(dispatch.handled_by_collector_id, "node-b");
+    }
+
+    #[test]
+    fn the_status_code_is_read_as_decoding_reads_it() {
+        let code_of = |r: &pb::ServeResponse| {
+            ServeReply::parse(frame(&r.encode_to_vec()), 1 << 20)
+                .unwrap()
+                .code
+        };
+        let mut r = pb::ServeResponse::default();
+        assert_eq!(code_of(&r), None);
+        r.status = Some(status::ok());
+        assert_eq!(code_of(&r), Some(200));
+        let reply = ServeReply::parse(frame(&r.encode_to_vec()), 1 << 20).unwrap();
+        assert!(reply.is_ok());
+        r.status = Some(status::new(503, ""));
+        let reply = ServeReply::parse(frame(&r.encode_to_vec()), 1 << 20).unwrap();
+        assert!(reply.is_server_error());
+        // A status with the default code (absent on the wire).
+        r.status = Some(status::new(0, "odd"));
+        assert_eq!(code_of(&r), Some(0));
+        // A message in two parts merges: the later code wins.
+        let mut two = status::new(500, "").encode_to_vec();
+        let mut bytes = Vec::new();
+        encode_key(1, WireType::LengthDelimited, &mut bytes);
+        prost::encoding::encode_varint(two.len() as u64, &mut bytes);
+        bytes.append(&mut two.clone());
+        two = status::ok().encode_to_vec();
+        encode_key(1, WireType::LengthDelimited, &mut bytes);
+        prost::encoding::encode_varint(two.len() as u64, &mut bytes);
+        bytes.append(&mut two);
+        let merged = pb::ServeResponse::decode(&bytes[..]).unwrap();
+        assert_eq!(merged.status.unwrap().code, 200);
+        assert_eq!(
+            ServeReply::parse(frame(&bytes), 1 << 20).unwrap().code,
+            Some(200)
+        );
+    }
+
+    /// Whatever prost refuses to decode as a `ServeResponse`, the relay
+    /// refuses too, and what it accepts, the relay accepts: checked over
+    /// every prefix of a full message and over single-byte corruptions of it.
+    #[test]
+    fn accepts_exactly_what_decoding_accepts() {
+        let mut serve = full();
+        serve
+            .status
+            .as_mut()
+            .unwrap()
+            .details
+            .extend(HashMap::from([("k".to_string(), "v".to_string())]));
+        let good = serve.encode_to_vec();
+        let mut cases: Vec<Vec<u8>> = (0..=good.len()).map(|n| good[..n].to_vec()).collect();
+        for i in 0..good.len() {
+            for b in [
+                0x00, 0x01, 0x02, 0x08, 0x0A, 0x12, 0x1A, 0x7F, 0x80, 0xC3, 0xFF,
+            ] {
+                let mut bad = good.clone();
+                bad[i] = b;
+                cases.push(bad);
+            }
+        }
+        // An unknown field of each wire type, and an invalid tag.
+        for extra in [
+            &[0x20, 0x05][..],
+            &[0x2A, 0x01, 0xFF],
+            &[0x2D, 1, 2, 3, 4],
+            &[0x00],
+        ] {
+            let mut with = good.clone();
+            with.extend_from_slice(extra);
+            cases.push(with);
+        }
+        let (mut accepted, mut refused) = (0, 0);
+        for case in cases {
+            let decoded = pb::ServeResponse::decode(&case[..]);
+            if decoded.is_ok() {
+                accepted += 1;
+            } else {
+                refused += 1;
+            }
+            let relayed = ServeReply::parse(frame(&case), 1 << 20);
+            assert_eq!(
+                decoded.is_ok(),
+                relayed.is_ok(),
+                "{case:02x?}: prost {decoded:?}, relay {relayed:?}"
+            );
+            if let (Ok(d), Ok(r)) = (decoded, relayed) {
+                assert_eq!(r.code, d.status.as_ref().map(|s| s.code));
+                assert_eq!(r.decode::<pb::ServeResponse>(), d);
+            }
+        }
+        // Both sides of the comparison were exercised.
+        assert!(accepted > 50 && refused > 50, "{accepted} / {refused}");
+    }
+
+    #[test]
+    fn the_frame_prefix_is_checked() {
+        let good = full().encode_to_vec();
+        let mut compressed = frame(&good).to_vec();
+        compressed[0] = 1;
+        assert!(ServeReply::parse(compressed.into(), 1 << 20).is_err());
+        let mut short = frame(&good).to_vec();
+        short.pop();
+        assert!(ServeReply::parse(short.into(), 1 << 20).is_err());
+        assert!(ServeReply::parse(frame(&good), 4).is_err());
+    }
+
+    #[test]
+    fn a_decoded_response_gives_the_same_frame() {
+        let serve = full();
+        let reply = ServeReply::of(&serve);
+        assert_eq!(reply.code, Some(404));
+        assert_eq!(reply.message_len(), serve.encoded_len());
+        assert_eq!(&reply.into_frame()[PREFIX..], &serve.encode_to_vec()[..]);
+    }
+}
