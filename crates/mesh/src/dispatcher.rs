@@ -1,5 +1,6 @@
 //! [`Dispatcher`]: the library handle of one mesh node.
 
+use crate::call::DispatchCall;
 use crate::config::MeshConfig;
 use crate::connect;
 use crate::error::MeshError;
@@ -160,7 +161,7 @@ impl Dispatcher {
 
     /// Run a Dispatch in-process.
     pub async fn dispatch(&self, request: pb::DispatchRequest) -> pb::DispatchResponse {
-        route::dispatch(&self.node, request, None, None)
+        route::dispatch(&self.node, DispatchCall::of(&request), None, None)
             .await
             .into_message()
     }

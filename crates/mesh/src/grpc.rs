@@ -2,6 +2,7 @@
 //! call the logic module of each RPC, record metrics. Errors are statuses
 //! inside the response; the gRPC call itself succeeds.
 
+use crate::call::DispatchCall;
 use crate::connect;
 use crate::health::PROBE_HEADER;
 use crate::node::Node;
@@ -82,18 +83,18 @@ impl Front {
     pub(crate) async fn dispatch(
         &self,
         metadata: &MetadataMap,
-        req: pb::DispatchRequest,
+        req: DispatchCall,
     ) -> route::Answer {
         let started = Instant::now();
         let deadline = deadline_of(metadata);
         let trace = traceparent_of(metadata, &Default::default());
         let metrics = self.0.metrics.route(
             "dispatch",
-            &req.namespace,
-            req.service.as_ref().map(|s| s.service_name.as_str()),
-            &req.method_name,
+            req.namespace(),
+            req.service_name(),
+            req.method(),
         );
-        let response = match self.too_large(req.encoded_len()) {
+        let response = match self.too_large(req.len()) {
             Some(s) => route::Answer::Built(pb::DispatchResponse {
                 status: Some(s),
                 ..Default::default()

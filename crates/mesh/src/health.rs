@@ -7,7 +7,6 @@
 
 use crate::connect;
 use crate::node::Node;
-use crate::pb;
 use crate::peers::Peer;
 use crate::unary::CallHeaders;
 use std::sync::Arc;
@@ -100,8 +99,9 @@ async fn probe(peer: &Peer, timeout: Duration) -> bool {
         traceparent: None,
         probe: true,
     };
-    let call = pb::ServeRequest::default();
-    match tokio::time::timeout(timeout, peer.serve(&call, &headers)).await {
+    // An empty ServeRequest: a frame prefix saying zero bytes.
+    let call = bytes::Bytes::from_static(&[0; crate::wire::PREFIX]);
+    match tokio::time::timeout(timeout, peer.serve(call, &headers)).await {
         Err(_) => false,
         Ok(Ok(_)) => true,
         // The peer answered, just not with a response (e.g. a token

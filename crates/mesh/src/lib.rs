@@ -52,6 +52,7 @@ pub mod pb {
 pub mod any;
 pub mod balance;
 pub mod breaker;
+mod call;
 pub mod config;
 mod connect;
 mod dialback;
@@ -66,6 +67,7 @@ pub mod peers;
 mod relay;
 mod route;
 mod rpc;
+mod scan;
 pub mod security;
 mod serve;
 mod server;

@@ -10,6 +10,7 @@ use crate::pb::collective_dispatcher_client::CollectiveDispatcherClient;
 use crate::relay::ServeReply;
 use crate::security::{ClientAuth, Security};
 use crate::unary::{CallHeaders, UnaryClient};
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -78,14 +79,15 @@ impl Peer {
     /// tonic. Errors are transport or gRPC failures of the call.
     pub(crate) async fn serve(
         &self,
-        call: &pb::ServeRequest,
+        frame: Bytes,
         headers: &CallHeaders,
     ) -> Result<ServeReply, tonic::Status> {
         if !self.hops.is_empty() {
             let i = self.next_hop.fetch_add(1, Ordering::Relaxed) % self.hops.len();
-            return self.hops[i].serve_reply(call, headers).await;
+            return self.hops[i].serve_reply(frame, headers).await;
         }
-        let mut request = tonic::Request::new(call.clone());
+        let call: pb::ServeRequest = crate::wire::decode(&frame, usize::MAX, "request")?;
+        let mut request = tonic::Request::new(call);
         if let Some(timeout) = headers.timeout {
             request.set_timeout(timeout);
         }

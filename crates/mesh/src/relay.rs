@@ -9,12 +9,12 @@
 //! passed on to the caller.
 
 use crate::pb;
+use crate::scan::{any, field, skip, text, varint, Malformed};
 use crate::status;
 use crate::wire::{self, PREFIX};
-use bytes::{Buf, Bytes};
-use prost::encoding::{decode_key, decode_varint, skip_field, DecodeContext, WireType};
-use prost::{DecodeError, Message};
-use std::fmt;
+use bytes::Bytes;
+use prost::encoding::decode_key;
+use prost::Message;
 use tonic::Status;
 
 /// A checked `ServeResponse` in its wire frame (prefix and message).
@@ -78,41 +78,25 @@ impl ServeReply {
     }
 }
 
-/// Why a message is not a well-formed `ServeResponse`.
-#[derive(Debug)]
-struct Malformed(String);
-
-impl From<DecodeError> for Malformed {
-    fn from(e: DecodeError) -> Self {
-        Self(e.to_string())
-    }
-}
-
-impl fmt::Display for Malformed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// Check a `ServeResponse` the way decoding it would, and return its status
 /// code. Fields of one message that occur more than once merge, as in
 /// decoding: the last code seen wins.
 fn scan_response(mut buf: &[u8]) -> Result<Option<i32>, Malformed> {
     let mut code = None;
-    while buf.has_remaining() {
+    while !buf.is_empty() {
         let (tag, wire_type) = decode_key(&mut buf)?;
         match tag {
             1 => {
-                if let Some(c) = scan_status(nested(wire_type, &mut buf)?)? {
+                if let Some(c) = scan_status(field(wire_type, &mut buf)?)? {
                     code = Some(c);
                 } else if code.is_none() {
                     // A status without a code field has the default code.
                     code = Some(0);
                 }
             }
-            2 => scan_any(nested(wire_type, &mut buf)?)?,
-            3 => text(nested(wire_type, &mut buf)?)?,
-            _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
+            2 => any(field(wire_type, &mut buf)?)?,
+            3 => drop(text(field(wire_type, &mut buf)?)?),
+            _ => skip(wire_type, tag, &mut buf)?,
         }
     }
     Ok(code)
@@ -121,17 +105,14 @@ fn scan_response(mut buf: &[u8]) -> Result<Option<i32>, Malformed> {
 /// A `Status`: code = 1 (enum), message = 2, details = 3 (string map).
 fn scan_status(mut buf: &[u8]) -> Result<Option<i32>, Malformed> {
     let mut code = None;
-    while buf.has_remaining() {
+    while !buf.is_empty() {
         let (tag, wire_type) = decode_key(&mut buf)?;
         match tag {
-            1 => {
-                expect(wire_type, WireType::Varint)?;
-                // As prost reads an `int32`: the low 32 bits.
-                code = Some(decode_varint(&mut buf)? as i32);
-            }
-            2 => text(nested(wire_type, &mut buf)?)?,
-            3 => scan_entry(nested(wire_type, &mut buf)?)?,
-            _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
+            // As prost reads an `int32`: the low 32 bits.
+            1 => code = Some(varint(wire_type, &mut buf)? as i32),
+            2 => drop(text(field(wire_type, &mut buf)?)?),
+            3 => scan_entry(field(wire_type, &mut buf)?)?,
+            _ => skip(wire_type, tag, &mut buf)?,
         }
     }
     Ok(code)
@@ -139,63 +120,20 @@ fn scan_status(mut buf: &[u8]) -> Result<Option<i32>, Malformed> {
 
 /// A `map<string, string>` entry: key = 1, value = 2.
 fn scan_entry(mut buf: &[u8]) -> Result<(), Malformed> {
-    while buf.has_remaining() {
+    while !buf.is_empty() {
         let (tag, wire_type) = decode_key(&mut buf)?;
         match tag {
-            1 | 2 => text(nested(wire_type, &mut buf)?)?,
-            _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
+            1 | 2 => drop(text(field(wire_type, &mut buf)?)?),
+            _ => skip(wire_type, tag, &mut buf)?,
         }
     }
     Ok(())
-}
-
-/// A `google.protobuf.Any`: type_url = 1 (string), value = 2 (bytes).
-fn scan_any(mut buf: &[u8]) -> Result<(), Malformed> {
-    while buf.has_remaining() {
-        let (tag, wire_type) = decode_key(&mut buf)?;
-        match tag {
-            1 => text(nested(wire_type, &mut buf)?)?,
-            2 => {
-                nested(wire_type, &mut buf)?;
-            }
-            _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
-        }
-    }
-    Ok(())
-}
-
-/// The bytes of a length-delimited field, taken off `buf`.
-fn nested<'a>(wire_type: WireType, buf: &mut &'a [u8]) -> Result<&'a [u8], Malformed> {
-    expect(wire_type, WireType::LengthDelimited)?;
-    let len = decode_varint(buf)?;
-    if len > buf.len() as u64 {
-        return Err(Malformed("buffer underflow".into()));
-    }
-    let (field, rest) = buf.split_at(len as usize);
-    *buf = rest;
-    Ok(field)
-}
-
-fn expect(actual: WireType, expected: WireType) -> Result<(), Malformed> {
-    if actual == expected {
-        Ok(())
-    } else {
-        Err(Malformed(format!(
-            "invalid wire type: {actual:?} (expected {expected:?})"
-        )))
-    }
-}
-
-fn text(bytes: &[u8]) -> Result<(), Malformed> {
-    std::str::from_utf8(bytes)
-        .map(drop)
-        .map_err(|_| Malformed("invalid string value: data is not UTF-8 encoded".into()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prost::encoding::encode_key;
+    use prost::encoding::{encode_key, WireType};
     use prost_types::Any;
     use std::collections::HashMap;
 

@@ -2,14 +2,14 @@
 //! one of the connected collectors sharing the namespace. A forwarded call is
 //! always a Serve, so a call makes at most one hop and cannot loop.
 
-use crate::balance::HASH_KEY_HINT;
+use crate::call::DispatchCall;
 use crate::node::Node;
 use crate::pb;
 use crate::peers::Peer;
 use crate::relay::ServeReply;
 use crate::serve;
 use crate::status::{self, INTERNAL, NOT_FOUND};
-use crate::trace::{child_traceparent, TRACEPARENT};
+use crate::trace::child_traceparent;
 use crate::unary::CallHeaders;
 use tokio::time::Instant;
 use tonic::Code;
@@ -43,7 +43,7 @@ impl Answer {
 /// Route `request`.
 pub(crate) async fn dispatch(
     node: &Node,
-    mut request: pb::DispatchRequest,
+    request: DispatchCall,
     deadline: Option<Instant>,
     traceparent: Option<String>,
 ) -> Answer {
@@ -54,37 +54,26 @@ pub(crate) async fn dispatch(
             handled_by_collector_id: String::new(),
         })
     };
-    let local = match serve::required(
-        &request.namespace,
-        request.service.as_ref(),
-        &request.method_name,
-    ) {
+    let call = request;
+    let local = match serve::required(call.namespace(), call.service_name(), call.method()) {
         Ok(service) => node
             .services
-            .get(&request.namespace, service, &request.method_name)
+            .get(call.namespace(), service, call.method())
             .is_ok(),
         Err(status) => return answer(status),
     };
-    let hash_key = request.routing_hints.remove(HASH_KEY_HINT);
-    let target = request.target_collector_id;
-    let mut call = pb::ServeRequest {
-        namespace: request.namespace,
-        service: request.service,
-        method_name: request.method_name,
-        input: request.input,
-        execution_context: Default::default(),
-    };
+    let target = call.target();
 
     // A target, if given, is the only choice: a connected collector, as in the
     // original (which has no connection to itself, so its own id is a 404 too).
     if !target.is_empty() {
-        let Some(peer) = node.peers.get(&target) else {
+        let Some(peer) = node.peers.get(target) else {
             return answer(status::new(
                 NOT_FOUND,
                 format!("no connection to collector '{target}'"),
             ));
         };
-        return match forward(node, &peer, &mut call, deadline, traceparent.as_deref()).await {
+        return match forward(node, &peer, &call, deadline, traceparent.as_deref()).await {
             Ok(response) => Answer::Relayed(response),
             Err(e) => answer(status::new(INTERNAL, format!("serve RPC failed: {e}"))),
         };
@@ -93,15 +82,15 @@ pub(crate) async fn dispatch(
     // Local first.
     if local {
         return Answer::Built(from_serve(
-            serve::serve(node, call, deadline, traceparent).await,
+            serve::serve(node, call.into_serve_request(), deadline, traceparent).await,
         ));
     }
 
     // Then the peers sharing the namespace, in balancing order; first 200 wins.
-    let candidates = node.peers.candidates(&call.namespace, hash_key.as_deref());
+    let candidates = node.peers.candidates(call.namespace(), call.hash_key());
     let mut last_error = None;
     for peer in &candidates {
-        match forward(node, peer, &mut call, deadline, traceparent.as_deref()).await {
+        match forward(node, peer, &call, deadline, traceparent.as_deref()).await {
             Ok(response) if response.is_ok() => return Answer::Relayed(response),
             Ok(response) => {
                 let s = response
@@ -118,7 +107,7 @@ pub(crate) async fn dispatch(
     }
     let status = status::new(
         NOT_FOUND,
-        format!("no collector found for namespace '{}'", call.namespace),
+        format!("no collector found for namespace '{}'", call.namespace()),
     );
     answer(match last_error {
         Some(e) => status::with_details(
@@ -140,12 +129,12 @@ fn from_serve(response: pb::ServeResponse) -> pb::DispatchResponse {
 /// Forward `call` to `peer` as a Serve, within the caller's deadline (or the
 /// configured call timeout), with a child trace context, through the peer's
 /// circuit breaker. `Err` is a transport-level failure, as text. `call` is
-/// only borrowed (its trace context entry is set for this attempt), so a
-/// retry on another peer needs no copy.
+/// only borrowed (each attempt frames its own Serve with its own trace
+/// context), so a retry on another peer needs no copy.
 pub(crate) async fn forward(
     node: &Node,
     peer: &Peer,
-    call: &mut pb::ServeRequest,
+    call: &DispatchCall,
     deadline: Option<Instant>,
     traceparent: Option<&str>,
 ) -> Result<ServeReply, String> {
@@ -176,16 +165,15 @@ pub(crate) async fn forward(
         traceparent: trace.parse().ok(),
         probe: false,
     };
-    call.execution_context
-        .insert(TRACEPARENT.to_string(), trace);
+    let frame = call.serve_frame(&trace);
     // A forwarded call always has a service (Dispatch checked it).
     let metrics = node.metrics.route(
         "forward",
-        &call.namespace,
-        call.service.as_ref().map(|s| s.service_name.as_str()),
-        &call.method_name,
+        call.namespace(),
+        call.service_name(),
+        call.method(),
     );
-    let result = tokio::time::timeout(budget, peer.serve(call, &headers)).await;
+    let result = tokio::time::timeout(budget, peer.serve(frame, &headers)).await;
     let now = Instant::now();
     let outcome = match result {
         Err(_) => Err(format!("deadline exceeded after {} ms", budget.as_millis())),

@@ -8,6 +8,7 @@
 //! pipe per call, and the answers that become ready together leave in one
 //! write.
 
+use crate::call::DispatchCall;
 use crate::grpc::{Front, NodeRegistry};
 use crate::node::Node;
 use crate::route::Answer;
@@ -150,7 +151,9 @@ async fn run(methods: &Methods, request: Request<RecvStream>) -> Result<Bytes, R
             limit,
         ),
         Rpc::Dispatch => {
-            let request = wire::decode(&frame, limit, "request")?;
+            let message = wire::message_of(&frame, limit, "request")?;
+            let request = DispatchCall::parse(frame.slice_ref(message))
+                .map_err(|e| Status::internal(format!("decoding the request: {e}")))?;
             match front.dispatch(&metadata, request).await {
                 Answer::Built(response) => encode(&response, limit),
                 Answer::Relayed(reply) if reply.message_len() > limit => {

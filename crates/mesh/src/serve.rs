@@ -13,14 +13,14 @@ use tokio::time::Instant;
 /// service name.
 pub(crate) fn required<'a>(
     namespace: &str,
-    service: Option<&'a pb::ServiceTypeRef>,
+    service: Option<&'a str>,
     method: &str,
 ) -> Result<&'a str, pb::Status> {
     if namespace.is_empty() {
         return Err(status::new(BAD_REQUEST, "namespace is required"));
     }
     let service = match service {
-        Some(s) if !s.service_name.is_empty() => s.service_name.as_str(),
+        Some(s) if !s.is_empty() => s,
         _ => return Err(status::new(BAD_REQUEST, "service is required")),
     };
     if method.is_empty() {
@@ -43,7 +43,11 @@ pub(crate) async fn serve(
     };
     let namespace = request.namespace.as_str();
     let method = request.method_name.as_str();
-    let service = match required(namespace, request.service.as_ref(), method) {
+    let service = match required(
+        namespace,
+        request.service.as_ref().map(|s| s.service_name.as_str()),
+        method,
+    ) {
         Ok(s) => s,
         Err(status) => return respond(status, None),
     };

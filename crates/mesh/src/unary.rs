@@ -143,12 +143,13 @@ impl UnaryClient {
     /// Call Serve for a node that relays the answer (see `relay`): the
     /// response is checked and its status code read, but not decoded into a
     /// message.
+    /// `request` is a framed `ServeRequest`.
     pub(crate) async fn serve_reply(
         &self,
-        call: &pb::ServeRequest,
+        request: Bytes,
         headers: &CallHeaders,
     ) -> Result<ServeReply, Status> {
-        let frame = self.unary_frame(&self.serve_uri, call, headers).await?;
+        let frame = self.unary_frame(&self.serve_uri, request, headers).await?;
         ServeReply::parse(frame, self.max_message)
     }
 
@@ -158,19 +159,26 @@ impl UnaryClient {
         call: &Req,
         headers: &CallHeaders,
     ) -> Result<Resp, Status> {
-        let frame = self.unary_frame(uri, call, headers).await?;
+        let body = wire::encode(call, self.max_message, "request")?;
+        let frame = self.unary_frame(uri, body, headers).await?;
         wire::decode(&frame, self.max_message, "response")
     }
 
-    /// Make the call; the response body (one length-prefixed message, not
+    /// Make the call with `body` (a framed request); the response body (one length-prefixed message, not
     /// yet checked) of a call that ended with status OK.
-    async fn unary_frame<Req: Message>(
+    async fn unary_frame(
         &self,
         uri: &Uri,
-        call: &Req,
+        body: Bytes,
         headers: &CallHeaders,
     ) -> Result<Bytes, Status> {
-        let body = wire::encode(call, self.max_message, "request")?;
+        if body.len() > self.max_message.saturating_add(wire::PREFIX) {
+            return Err(wire::too_large(
+                "request",
+                body.len() - wire::PREFIX,
+                self.max_message,
+            ));
+        }
         let request = self.request(uri, headers);
         let (generation, sender) = self.sender().await?;
         let fail = |e: h2::Error| self.failed(generation, e);
