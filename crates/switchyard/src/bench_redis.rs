@@ -188,6 +188,39 @@ fn process_cpu(pid: u32) -> Option<Duration> {
 }
 
 /// Peak resident set size of a live process, in KiB (`VmHWM`).
+/// `used_cpu_user + used_cpu_sys` of the Redis server, in seconds, through
+/// `redis-cli` (the bench's only other use of it is the final `DEL`).
+fn redis_cpu(url: &str) -> Option<f64> {
+    let out = Command::new("redis-cli")
+        .args(["-u", url, "INFO", "cpu"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    Some(field("used_cpu_user")? + field("used_cpu_sys")?)
+}
+
+/// Busy and total jiffies of all CPUs, from `/proc/stat`.
+fn machine_cpu() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+    let total: u64 = fields.iter().take(8).sum();
+    Some((total - idle, total))
+}
+
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -208,6 +241,8 @@ pub fn redis_dispatch(args: RedisDispatchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let out = dir.join("bench.jsonl");
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let redis_before = redis_cpu(&args.redis_url);
+    let machine_before = machine_cpu();
     let start = Instant::now();
     let mut server = Command::new(std::env::current_exe()?)
         .args(["dispatcher", "--service", "file", "--event-bus", "redis"])
@@ -245,6 +280,8 @@ pub fn redis_dispatch(args: RedisDispatchArgs) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = start.elapsed();
+    let redis_after = redis_cpu(&args.redis_url);
+    let machine_after = machine_cpu();
     // Read before the shutdown, so the figure covers the dispatch alone.
     let cpu = process_cpu(server.id());
     let peak_rss = peak_rss_kib(server.id());
@@ -290,6 +327,23 @@ pub fn redis_dispatch(args: RedisDispatchArgs) -> anyhow::Result<()> {
     }
     if let Some(kib) = peak_rss {
         println!("dispatcher peak RSS: {:.1} MiB", kib as f64 / 1024.0);
+    }
+    // The other half of the work, on the same cores (a local server only).
+    if let (Some(a), Some(b)) = (redis_before, redis_after) {
+        let used = (b - a).max(0.0);
+        println!(
+            "redis-server CPU: {used:.3} s ({:.1} µs/event)",
+            used * 1e6 / args.events as f64
+        );
+    }
+    if let (Some((busy_a, all_a)), Some((busy_b, all_b))) = (machine_before, machine_after) {
+        let (busy, all) = (busy_b.saturating_sub(busy_a), all_b.saturating_sub(all_a));
+        if all > 0 {
+            println!(
+                "machine busy:    {:.0} % of all CPUs during the dispatch",
+                busy as f64 * 100.0 / all as f64
+            );
+        }
     }
     println!("lines on disk:   {lines}");
     print!("{}", String::from_utf8_lossy(&output.stdout));
