@@ -72,3 +72,27 @@ pub(crate) fn any(mut buf: &[u8]) -> Result<(), Malformed> {
     }
     Ok(())
 }
+
+/// Test inputs for a reader that must accept exactly what prost accepts:
+/// every prefix of `good`, each of its bytes replaced by values that are
+/// keys, lengths or UTF-8 breakers, and `good` with each of `extras`
+/// appended.
+#[cfg(test)]
+pub(crate) fn damaged(good: &[u8], extras: &[&[u8]]) -> Vec<Vec<u8>> {
+    let mut cases: Vec<Vec<u8>> = (0..=good.len()).map(|n| good[..n].to_vec()).collect();
+    for i in 0..good.len() {
+        for b in [
+            0x00, 0x01, 0x02, 0x08, 0x0A, 0x12, 0x1A, 0x7F, 0x80, 0xC3, 0xFF,
+        ] {
+            let mut bad = good.to_vec();
+            bad[i] = b;
+            cases.push(bad);
+        }
+    }
+    for extra in extras {
+        let mut with = good.to_vec();
+        with.extend_from_slice(extra);
+        cases.push(with);
+    }
+    cases
+}
