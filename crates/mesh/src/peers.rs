@@ -107,7 +107,7 @@ impl Peer {
         // every forwarded call's future (and each copy of it) that large.
         let mut client = self.client();
         let call = Box::pin(client.serve(request));
-        Ok(ServeReply::of(&call.await?.into_inner()))
+        ServeReply::of(&call.await?.into_inner())
     }
 
     /// The namespaces both sides serve.

@@ -36,17 +36,12 @@ impl ServeReply {
     }
 
     /// The frame of a response that was decoded already (a peer reached
-    /// through tonic's client).
-    pub(crate) fn of(response: &pb::ServeResponse) -> Self {
-        let mut frame = Vec::with_capacity(PREFIX + response.encoded_len());
-        frame.push(0);
-        // A response that arrived within a limit of `u32` bytes.
-        frame.extend_from_slice(&(response.encoded_len() as u32).to_be_bytes());
-        response.encode_raw(&mut frame);
-        Self {
-            frame: frame.into(),
+    /// through tonic's client, within its message limit).
+    pub(crate) fn of(response: &pb::ServeResponse) -> Result<Self, Status> {
+        Ok(Self {
+            frame: wire::encode(response, usize::MAX, "response")?,
             code: response.status.as_ref().map(|s| s.code),
-        }
+        })
     }
 
     /// Whether the peer handled the call (`200`).
@@ -266,7 +261,7 @@ mod tests {
     #[test]
     fn a_decoded_response_gives_the_same_frame() {
         let serve = full();
-        let reply = ServeReply::of(&serve);
+        let reply = ServeReply::of(&serve).unwrap();
         assert_eq!(reply.code, Some(404));
         assert_eq!(reply.message_len(), serve.encoded_len());
         assert_eq!(&reply.into_frame()[PREFIX..], &serve.encode_to_vec()[..]);

@@ -40,10 +40,10 @@ impl Answer {
     }
 }
 
-/// Route `request`.
+/// Route `call`.
 pub(crate) async fn dispatch(
     node: &Node,
-    request: DispatchCall,
+    call: DispatchCall,
     deadline: Option<Instant>,
     traceparent: Option<String>,
 ) -> Answer {
@@ -54,7 +54,6 @@ pub(crate) async fn dispatch(
             handled_by_collector_id: String::new(),
         })
     };
-    let call = request;
     let local = match serve::required(call.namespace(), call.service_name(), call.method()) {
         Ok(service) => node
             .services
