@@ -221,3 +221,48 @@ async fn list_publisher_incr_lpush_ltrim_expire() {
         "7"
     );
 }
+
+/// A read sent ahead with `send_read_new` is executed by Redis at once: its
+/// entries are pending for this consumer before the caller takes the reply,
+/// which then holds them in order.
+#[tokio::test]
+async fn a_read_sent_ahead_runs_before_its_reply_is_taken() {
+    use switchyard_bus::redis::{Group, GroupConfig, ReadConn};
+    let server = RedisServer::start();
+    for i in 0..5 {
+        server
+            .command(&["XADD", "s", "*", "data", &format!("{{\"n\":{i}}}")])
+            .unwrap();
+    }
+    let group = Group::new(GroupConfig {
+        stream: "s".into(),
+        count: 10,
+        ..GroupConfig::new("c1")
+    });
+    let mut link = Link::new(&target(&server), "test", Duration::from_secs(5)).unwrap();
+    group.ensure(&mut link.get().await).await.unwrap();
+    let mut conn = ReadConn::connect(&target(&server)).await.unwrap();
+    group.send_read_new(&mut conn).await.unwrap();
+    // The reply is not taken yet; Redis has handed the entries over anyway.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let pending = server
+            .command(&["XPENDING", "s", "llm-proxy-dispatchers"])
+            .unwrap();
+        if pending.lines().next() == Some("5") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not read: {pending}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let entries = group.receive_new(&mut conn).await.unwrap();
+    let data: Vec<&[u8]> = entries.iter().map(|e| e.field(b"data").unwrap()).collect();
+    let want: Vec<String> = (0..5).map(|i| format!("{{\"n\":{i}}}")).collect();
+    assert_eq!(data, want.iter().map(|s| s.as_bytes()).collect::<Vec<_>>());
+    // The connection is ready for the next read: nothing new, an empty reply.
+    let none = Group::new(GroupConfig {
+        block: Duration::from_millis(1),
+        ..group.config().clone()
+    });
+    assert!(none.read_new(&mut conn).await.unwrap().is_empty());
+}

@@ -228,7 +228,7 @@ impl Pump {
                                 c = self.entries.take() => c,
                                 _ = shutdown.changed() => return,
                             };
-                            spawn_read(&self.group, rc)
+                            spawn_read(&self.group, rc).await
                         }
                     };
                     let done = tokio::select! {
@@ -279,7 +279,7 @@ impl Pump {
                         // The connection was just given back, so this
                         // does not wait.
                         let rc = self.entries.take().await;
-                        prefetch.0 = Some(spawn_read(&self.group, rc));
+                        prefetch.0 = Some(spawn_read(&self.group, rc).await);
                     }
                 }
             }
@@ -439,10 +439,17 @@ impl Drop for Prefetch {
     }
 }
 
-fn spawn_read(group: &Group, mut conn: ReadConn) -> Read {
+async fn spawn_read(group: &Group, mut conn: ReadConn) -> Read {
+    // Sent here, not in the task: a task spawned from the pump waits in its
+    // worker's LIFO slot until the pump yields, which is after decoding the
+    // entries just read. Sent now, Redis prepares the next reply meanwhile.
+    let sent = group.send_read_new(&mut conn).await;
     let group = group.clone();
     tokio::spawn(async move {
-        let r = group.read_new(&mut conn).await;
+        let r = match sent {
+            Ok(()) => group.receive_new(&mut conn).await,
+            Err(e) => Err(e),
+        };
         (conn, r)
     })
 }

@@ -95,11 +95,28 @@ impl ReadConn {
     /// Send `cmd` and return its whole reply, unparsed; fails if it takes
     /// longer than `timeout`.
     pub async fn query(&mut self, cmd: &redis::Cmd, timeout: Duration) -> RedisResult<Bytes> {
-        timed(timeout, self.exchange(cmd)).await
+        timed(timeout, async {
+            self.io.write_all(&cmd.get_packed_command()).await?;
+            self.receive().await
+        })
+        .await
     }
 
-    async fn exchange(&mut self, cmd: &redis::Cmd) -> RedisResult<Bytes> {
-        self.io.write_all(&cmd.get_packed_command()).await?;
+    /// Send `cmd` without waiting for its reply, so the server can work on
+    /// it while the caller does something else; [`ReadConn::reply`] then
+    /// takes the reply. A command of a few hundred bytes fits the socket's
+    /// buffer, so this returns at once unless the connection is broken.
+    pub async fn send(&mut self, cmd: &redis::Cmd, timeout: Duration) -> RedisResult<()> {
+        timed(timeout, self.io.write_all(&cmd.get_packed_command())).await
+    }
+
+    /// The whole reply to the command sent last by [`ReadConn::send`],
+    /// unparsed; fails if it takes longer than `timeout`.
+    pub async fn reply(&mut self, timeout: Duration) -> RedisResult<Bytes> {
+        timed(timeout, self.receive()).await
+    }
+
+    async fn receive(&mut self) -> RedisResult<Bytes> {
         self.buf.reserve(self.last_reply.max(MIN_READ));
         loop {
             if let Some(len) = self

@@ -142,6 +142,19 @@ impl Group {
         self.read(conn, ">", Some(self.cfg.block)).await
     }
 
+    /// [`Group::read_new`] in two steps: send the read now, so Redis
+    /// prepares its reply while the caller works, and take the entries
+    /// later with [`Group::receive_new`] on the same connection.
+    pub async fn send_read_new(&self, conn: &mut ReadConn) -> RedisResult<()> {
+        let cmd = self.read_cmd(">", Some(self.cfg.block));
+        conn.send(&cmd, READ_GRACE).await
+    }
+
+    /// The entries of the read [`Group::send_read_new`] sent.
+    pub async fn receive_new(&self, conn: &mut ReadConn) -> RedisResult<Vec<RawEntry>> {
+        resp::read_reply(conn.reply(self.cfg.block + READ_GRACE).await?)
+    }
+
     /// Reads go over a [`ReadConn`]: their replies are most of what a
     /// dispatcher receives, and are taken apart without the redis crate's
     /// `Value` tree.
@@ -151,6 +164,12 @@ impl Group {
         id: &str,
         block: Option<Duration>,
     ) -> RedisResult<Vec<RawEntry>> {
+        let cmd = self.read_cmd(id, block);
+        let timeout = block.unwrap_or_default() + READ_GRACE;
+        resp::read_reply(conn.query(&cmd, timeout).await?)
+    }
+
+    fn read_cmd(&self, id: &str, block: Option<Duration>) -> redis::Cmd {
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(&self.cfg.group)
@@ -162,8 +181,7 @@ impl Group {
             cmd.arg("BLOCK").arg(b.as_millis().max(1) as u64);
         }
         cmd.arg("STREAMS").arg(&self.cfg.stream).arg(id);
-        let timeout = block.unwrap_or_default() + READ_GRACE;
-        resp::read_reply(conn.query(&cmd, timeout).await?)
+        cmd
     }
 
     /// Take over entries idle longer than the claim time, from `cursor` on:
