@@ -55,9 +55,10 @@ pub struct RedisDispatchArgs {
     /// the case).
     #[arg(long, default_value = "1024")]
     pub body_bytes: usize,
-    /// Entries per XREADGROUP of the dispatcher.
-    #[arg(long, default_value = "1000")]
-    pub read_batch: usize,
+    /// Entries per XREADGROUP of the dispatcher (default: the dispatcher's
+    /// own, `--redis-stream-batch-size`).
+    #[arg(long)]
+    pub read_batch: Option<usize>,
     /// Engine batch size of the dispatcher.
     #[arg(long, default_value = "1000")]
     pub sink_batch: usize,
@@ -257,7 +258,12 @@ pub fn redis_dispatch(args: RedisDispatchArgs) -> anyhow::Result<()> {
             "--redis-stream-key",
             &stream,
         ])
-        .args(["--redis-stream-batch-size", &args.read_batch.to_string()])
+        .args(
+            args.read_batch
+                .map(|n| ["--redis-stream-batch-size".to_string(), n.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .args(["--batch-size", &args.sink_batch.to_string()])
         .args(["--flush-interval", "100ms", "--queue-capacity", "20000"])
         .args(["--file-sync", &args.sync.to_string()])
