@@ -197,7 +197,7 @@ impl Event {
     /// an HTTP exchange, the flat object for a log record.
     pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         match &self.payload {
-            Payload::Http(x) => serde_json::to_writer(out, x),
+            Payload::Http(x) => x.write_json(out),
             Payload::Log(r) => r.write_json(out),
             Payload::Json(doc) => {
                 out.extend_from_slice(doc.get().as_bytes());

@@ -7,6 +7,7 @@
 //! - [`event_codec`]: a lossless binary form of an event, for storage.
 //! - [`http_exchange`]: the LLM-proxy HTTP exchange, in the original Go JSON form.
 //! - `exchange_json`: reading that form fast, with serde as the fallback.
+//! - `exchange_text`: writing that form fast, byte for byte as serde does.
 //! - [`log_record`]: a log record; any JSON object round-trips through it.
 //! - [`ack`]: acknowledgements from sink back to source, per batch (counts) or
 //!   per event of a batch (indexed).
@@ -22,6 +23,7 @@ pub mod bus;
 pub mod event;
 pub mod event_codec;
 mod exchange_json;
+mod exchange_text;
 pub mod fanout;
 pub mod fields;
 pub mod http_exchange;
