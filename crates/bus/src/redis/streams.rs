@@ -34,17 +34,21 @@ pub async fn xadd_batch(
     if payloads.is_empty() {
         return Ok(());
     }
-    let mut pipe = redis::pipe();
+    let mut pipe = redis::Pipeline::with_capacity(payloads.len());
+    // Sized up front: growing each command's buffer argument by argument
+    // was a quarter of the publisher's cost per event.
+    let fixed = "XADD".len() + stream.len() + "MAXLEN~*data".len() + 20;
     for p in payloads {
-        pipe.cmd("XADD")
+        let mut cmd = redis::Cmd::with_capacity(8, fixed + p.len());
+        cmd.arg("XADD")
             .arg(stream)
             .arg("MAXLEN")
             .arg("~")
             .arg(max_len)
             .arg("*")
             .arg("data")
-            .arg(p.as_slice())
-            .ignore();
+            .arg(p.as_slice());
+        pipe.add_command(cmd).ignore();
     }
     pipe.query_async::<()>(conn).await
 }
