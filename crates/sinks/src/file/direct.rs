@@ -9,8 +9,10 @@
 //!
 //! How a write goes, with `end` the file's length and `base` the start of
 //! its last partial block:
-//! 1. the partial block's bytes (kept in memory) and the new bytes are
-//!    copied into an aligned buffer;
+//! 1. the partial block's bytes (kept in memory) are put right before the
+//!    new bytes, at an aligned address: in the batch's own buffer when it was
+//!    laid out for that ([`Lines::after_partial_block`]), else both are
+//!    copied into an aligned buffer of the file's;
 //! 2. the whole blocks of that buffer are written at `base` with `O_DIRECT`
 //!    (rewriting the partial block's old bytes unchanged);
 //! 3. the new partial block, if any, is written through the page cache.
@@ -25,6 +27,7 @@
 //! A file system that refuses `O_DIRECT` (ramfs, tmpfs before Linux 6.6)
 //! gets buffered appends instead, with a warning.
 
+use super::lines::Lines;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -45,6 +48,8 @@ pub struct DirectFile {
     /// Bytes of the partial last block (`end - tail.len()` is aligned).
     tail: Vec<u8>,
     buf: AlignedBuf,
+    /// Direct appends whose lines had to be copied into `buf`.
+    copied: u64,
 }
 
 impl DirectFile {
@@ -68,6 +73,7 @@ impl DirectFile {
             end: 0,
             tail: Vec::new(),
             buf: AlignedBuf::default(),
+            copied: 0,
         };
         let end = f.file.metadata()?.len();
         f.resume_at(end)?;
@@ -93,10 +99,27 @@ impl DirectFile {
         self.direct.is_some()
     }
 
-    /// Append `bytes`. `Ok(Some(reason))` when the file system refused a
-    /// direct write: `bytes` were appended through the page cache and every
-    /// later append will be too.
-    pub fn append(&mut self, bytes: &[u8]) -> io::Result<Option<io::Error>> {
+    /// Bytes of the file's partial last block: where the next append
+    /// starts within a block.
+    pub fn tail_len(&self) -> usize {
+        self.tail.len()
+    }
+
+    /// Direct appends so far whose lines were copied rather than written
+    /// from their own buffer.
+    pub fn copied_appends(&self) -> u64 {
+        self.copied
+    }
+
+    /// Append `lines`. `Ok(Some(reason))` when the file system refused a
+    /// direct write: the lines were appended through the page cache and
+    /// every later append will be too.
+    ///
+    /// When `lines` has room for the partial last block right before it at
+    /// an aligned address ([`Lines::after_partial_block`] with
+    /// [`DirectFile::tail_len`]), the whole blocks go to the device from that
+    /// buffer; otherwise they are copied into one of this file's first.
+    pub fn append(&mut self, lines: &mut Lines) -> io::Result<Option<io::Error>> {
         // Someone else truncated the file (`logrotate`'s `copytruncate`) or
         // appended to it: go on from its real end rather than write at an
         // offset of our own that no longer holds (a hole of zeros, or lines
@@ -106,35 +129,42 @@ impl DirectFile {
             self.resume_at(actual)?;
         }
         let Some(direct) = &self.direct else {
-            self.file.write_all_at(bytes, self.end)?;
-            self.end += bytes.len() as u64;
+            self.file.write_all_at(lines.bytes(), self.end)?;
+            self.end += lines.len() as u64;
             return Ok(None);
         };
         let base = self.end - self.tail.len() as u64;
-        let total = self.tail.len() + bytes.len();
+        let total = self.tail.len() + lines.len();
         let whole = total - total % BLOCK;
-        let buf = self.buf.get(total);
-        buf[..self.tail.len()].copy_from_slice(&self.tail);
-        buf[self.tail.len()..total].copy_from_slice(bytes);
+        let staged: &[u8] = if lines.take_prefix(&self.tail) {
+            lines.with_prefix(self.tail.len())
+        } else {
+            self.copied += 1;
+            let buf = self.buf.get(total);
+            buf[..self.tail.len()].copy_from_slice(&self.tail);
+            buf[self.tail.len()..].copy_from_slice(lines.bytes());
+            buf
+        };
+        let new = &staged[self.tail.len()..];
         if whole > 0 {
-            if let Err(e) = direct.write_all_at(&buf[..whole], base) {
+            if let Err(e) = direct.write_all_at(&staged[..whole], base) {
                 if e.kind() != io::ErrorKind::InvalidInput {
                     return Err(e);
                 }
                 // Refused at write time (alignment the device does not
                 // accept): from now on, buffered appends.
                 self.direct = None;
-                self.file.write_all_at(bytes, self.end)?;
-                self.end += bytes.len() as u64;
+                self.file.write_all_at(new, self.end)?;
+                self.end += new.len() as u64;
                 self.tail.clear();
                 return Ok(Some(e));
             }
         }
         self.file
-            .write_all_at(&buf[whole..total], base + whole as u64)?;
+            .write_all_at(&staged[whole..total], base + whole as u64)?;
+        self.end += new.len() as u64;
         self.tail.clear();
-        self.tail.extend_from_slice(&buf[whole..total]);
-        self.end += bytes.len() as u64;
+        self.tail.extend_from_slice(&staged[whole..total]);
         Ok(None)
     }
 }
@@ -178,6 +208,27 @@ impl AlignedBuf {
 mod tests {
     use super::*;
 
+    /// How a test lays out the lines it appends.
+    #[derive(Clone, Copy)]
+    enum Layout {
+        /// Room for the partial block, as the sink makes it.
+        InPlace,
+        /// No room: the append copies.
+        Copied,
+        /// Room for a partial block of the wrong length: the append copies.
+        WrongGuess,
+    }
+
+    fn put(f: &mut DirectFile, bytes: &[u8], layout: Layout) -> Option<io::Error> {
+        let mut lines = match layout {
+            Layout::InPlace => Lines::after_partial_block(bytes.len(), f.tail_len()),
+            Layout::Copied => Lines::with_capacity(bytes.len()),
+            Layout::WrongGuess => Lines::after_partial_block(bytes.len(), f.tail_len() + 1),
+        };
+        lines.buf().extend_from_slice(bytes);
+        f.append(&mut lines).unwrap()
+    }
+
     fn contents(path: &Path) -> Vec<u8> {
         std::fs::read(path).unwrap()
     }
@@ -198,7 +249,13 @@ mod tests {
         let mut expected = Vec::new();
         for i in 0..300 {
             let batch: Vec<u8> = (0..(i % 7) + 1).flat_map(|j| line(i * 10 + j)).collect();
-            assert!(f.append(&batch).unwrap().is_none());
+            let layout = [Layout::InPlace, Layout::Copied, Layout::WrongGuess][i % 3];
+            let copied = f.copied_appends();
+            assert!(put(&mut f, &batch, layout).is_none());
+            if f.is_direct() {
+                let copies = u64::from(!matches!(layout, Layout::InPlace));
+                assert_eq!(f.copied_appends(), copied + copies, "append {i}");
+            }
             expected.extend_from_slice(&batch);
             assert_eq!(
                 std::fs::metadata(&path).unwrap().len(),
@@ -220,7 +277,7 @@ mod tests {
             let (mut f, _) = DirectFile::open(&path).unwrap();
             for i in 0..50 {
                 let l = line(round * 100 + i);
-                f.append(&l).unwrap();
+                put(&mut f, &l, Layout::InPlace);
                 expected.extend_from_slice(&l);
             }
         }
@@ -232,7 +289,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.jsonl");
         let (mut f, _) = DirectFile::open(&path).unwrap();
-        f.append(&line(3000).repeat(3)).unwrap();
+        put(&mut f, &line(3000).repeat(3), Layout::InPlace);
         // `copytruncate`: the file is emptied under the writer.
         std::fs::OpenOptions::new()
             .write(true)
@@ -240,7 +297,7 @@ mod tests {
             .unwrap()
             .set_len(0)
             .unwrap();
-        f.append(b"after truncation\n").unwrap();
+        put(&mut f, b"after truncation\n", Layout::InPlace);
         assert_eq!(contents(&path), b"after truncation\n");
         // Another process appends a line.
         use std::io::Write;
@@ -250,7 +307,7 @@ mod tests {
             .unwrap()
             .write_all(b"from outside\n")
             .unwrap();
-        f.append(b"ours again\n").unwrap();
+        put(&mut f, b"ours again\n", Layout::InPlace);
         assert_eq!(
             contents(&path),
             b"after truncation\nfrom outside\nours again\n"
@@ -268,8 +325,8 @@ mod tests {
             eprintln!("O_DIRECT refused here ({e}); buffered appends tested instead");
         }
         let big = line(4999).repeat(20);
-        assert!(f.append(&big).unwrap().is_none());
-        assert!(f.append(b"last\n").unwrap().is_none());
+        assert!(put(&mut f, &big, Layout::InPlace).is_none());
+        assert!(put(&mut f, b"last\n", Layout::Copied).is_none());
         assert_eq!(f.is_direct(), refused.is_none());
         let mut expected = big.clone();
         expected.extend_from_slice(b"last\n");

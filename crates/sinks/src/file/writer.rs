@@ -19,6 +19,7 @@
 use super::clock::Clock;
 use super::direct::DirectFile;
 use super::housekeeping::Housekeeper;
+use super::lines::Lines;
 use super::options::{FileOptions, Rotation, Target};
 use super::rotation::{due, rotate, slot};
 use std::collections::HashMap;
@@ -48,7 +49,7 @@ pub struct Part {
     /// configured path.
     pub path: PathBuf,
     /// Encoded lines.
-    pub bytes: Vec<u8>,
+    pub lines: Lines,
 }
 
 /// What the writer thread is asked to do.
@@ -73,11 +74,11 @@ enum Output {
 }
 
 impl Output {
-    fn append(&mut self, bytes: &[u8], path: &Path) -> io::Result<()> {
+    fn append(&mut self, lines: &mut Lines, path: &Path) -> io::Result<()> {
         match self {
-            Output::Append(f) => f.write_all(bytes),
+            Output::Append(f) => f.write_all(lines.bytes()),
             Output::Direct(d) => {
-                if let Some(e) = d.append(bytes)? {
+                if let Some(e) = d.append(lines)? {
                     warn!(file = %path.display(), error = %e, "the file system refused a direct write; appending through the page cache from now on");
                 }
                 Ok(())
@@ -89,6 +90,14 @@ impl Output {
         match self {
             Output::Append(f) => f,
             Output::Direct(d) => d.file(),
+        }
+    }
+
+    /// Where the next append starts within a block, for direct appends.
+    fn tail_len(&self) -> Option<usize> {
+        match self {
+            Output::Direct(d) if d.is_direct() => Some(d.tail_len()),
+            _ => None,
         }
     }
 
@@ -141,6 +150,9 @@ pub struct Writer {
     clock: Arc<dyn Clock>,
     open: HashMap<PathBuf, OpenFile>,
     open_count: Arc<AtomicUsize>,
+    /// Where the last direct append ended within a block: the sink's guess
+    /// for laying out the next batch ([`Lines::after_partial_block`]).
+    tail_hint: Arc<AtomicUsize>,
     /// Files whose sync failed in the current round.
     failed_syncs: HashMap<PathBuf, String>,
     housekeeper: Option<Housekeeper>,
@@ -153,6 +165,7 @@ impl Writer {
         options: &FileOptions,
         clock: Arc<dyn Clock>,
         open_count: Arc<AtomicUsize>,
+        tail_hint: Arc<AtomicUsize>,
     ) -> Result<Self, String> {
         let base = match &options.target {
             Target::Single(_) => None,
@@ -189,6 +202,7 @@ impl Writer {
             clock,
             open: HashMap::new(),
             open_count,
+            tail_hint,
             failed_syncs: HashMap::new(),
             housekeeper,
         };
@@ -224,10 +238,10 @@ impl Writer {
         let mut sweep = false;
         for command in round {
             match command {
-                Command::Write { parts, done } => {
+                Command::Write { mut parts, done } => {
                     let results: Vec<_> = parts
-                        .iter()
-                        .map(|p| self.write(&p.path, &p.bytes))
+                        .iter_mut()
+                        .map(|p| self.write(&p.path, &mut p.lines))
                         .collect();
                     written.push((parts, results, done));
                 }
@@ -276,7 +290,7 @@ impl Writer {
         }
     }
 
-    fn write(&mut self, path: &Path, bytes: &[u8]) -> Result<(), PartError> {
+    fn write(&mut self, path: &Path, lines: &mut Lines) -> Result<(), PartError> {
         let now = self.clock.now();
         if !self.open.contains_key(path) {
             self.open_file(path, now)?;
@@ -285,7 +299,7 @@ impl Writer {
         let needs_rotation = self
             .open
             .get(path)
-            .is_some_and(|f| due(&rotation, f.size, f.slot, bytes.len() as u64, now));
+            .is_some_and(|f| due(&rotation, f.size, f.slot, lines.len() as u64, now));
         if needs_rotation {
             self.rotate(path, now);
             self.open_file(path, now)?;
@@ -297,12 +311,15 @@ impl Writer {
                 message: format!("cannot write `{}`: it is not open", path.display()),
             });
         };
-        let result = f.out.append(bytes, path);
+        let result = f.out.append(lines, path);
         f.last_write = now;
         f.dirty |= sync;
         match result {
             Ok(()) => {
-                f.size += bytes.len() as u64;
+                f.size += lines.len() as u64;
+                if let Some(tail) = f.out.tail_len() {
+                    self.tail_hint.store(tail, Relaxed);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -359,6 +376,9 @@ impl Writer {
             .file()
             .metadata()
             .map_err(|e| transient("read the size of", e))?;
+        if let Some(tail) = out.tail_len() {
+            self.tail_hint.store(tail, Relaxed);
+        }
         let interval = self.rotation.interval.unwrap_or(Duration::from_secs(1));
         // A file kept from an earlier run belongs to the interval it was
         // last written in, so a restart rotates it if that interval is over.
