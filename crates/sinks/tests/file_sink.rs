@@ -540,6 +540,38 @@ async fn direct_writes_keep_every_line_across_rotation_and_restart() {
     assert_eq!(all_messages(dir.path()), expected(sent + 5));
 }
 
+/// With several batches queued at once (as the engine sends them), each is
+/// laid out for where it will land, so no direct append copies its batch.
+#[tokio::test]
+async fn direct_batches_in_flight_are_written_from_their_own_buffers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let cfg: SinkConfig = [
+        ("endpoint".to_string(), path.display().to_string()),
+        ("direct".to_string(), "true".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let clock = ManualClock::new(Duration::from_millis(1));
+    let s = FileSink::with_clock(FileOptions::parse(&cfg).unwrap(), clock).unwrap();
+    let mut sent = 0;
+    for round in 0..25 {
+        let sizes: Vec<usize> = (0..4).map(|k| 1 + (round * 4 + k) * 13 % 97).collect();
+        let mut batches = Vec::new();
+        for n in &sizes {
+            batches.push(batch(sent, *n));
+            sent += n;
+        }
+        let sends = batches.iter().map(|b| s.send(b));
+        for result in futures_util::future::join_all(sends).await {
+            result.unwrap();
+        }
+    }
+    s.close().await.unwrap();
+    assert_eq!(messages(&path), expected(sent));
+    assert_eq!(s.copied_appends(), 0, "every batch laid out for its place");
+}
+
 #[test]
 fn direct_must_be_true_or_false() {
     let dir = tempfile::tempdir().unwrap();

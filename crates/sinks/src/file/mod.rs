@@ -17,6 +17,7 @@
 //! - [`writer`]: the writer thread: open files, rotation, group commit.
 //! - [`direct`]: appends that bypass the page cache (`direct=true`).
 //! - [`lines`]: a batch's lines, laid out so a direct append need not copy them.
+//! - [`placement`]: where the next batch will start within a block.
 //! - [`rotation`]: rotated names and retention.
 //! - [`housekeeping`]: compression and retention off the write path.
 //! - [`clock`]: the time source (injectable for tests).
@@ -27,14 +28,16 @@ pub mod encode;
 pub mod housekeeping;
 pub mod lines;
 pub mod options;
+pub mod placement;
 pub mod rotation;
 pub mod template;
 pub mod writer;
 
 use async_trait::async_trait;
 use clock::{Clock, SystemClock};
-use lines::Lines;
+use lines::Spare;
 use options::{Encoding, FileOptions, Target};
+use placement::Placement;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -56,9 +59,16 @@ pub struct FileSink {
     encoding: Encoding,
     clock: Arc<dyn Clock>,
     open_files: Arc<AtomicUsize>,
-    /// With `direct=true`, where the last append ended within a block (set
-    /// by the writer): the single file's batches are laid out for it.
-    tail_hint: Option<Arc<AtomicUsize>>,
+    /// With `direct=true`, where the writer is in the file (set by the
+    /// writer): the single file's batches are laid out for where they will
+    /// start.
+    placement: Option<Arc<Placement>>,
+    /// Bytes of lines queued for the writer so far. Held while a batch is
+    /// encoded and queued, so batches are queued in the order their layout
+    /// assumed.
+    queued: Mutex<u64>,
+    /// Buffers of written batches, for the single file's next batches.
+    spare: Arc<Spare>,
     requests: Mutex<Option<mpsc::Sender<Command>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -87,12 +97,14 @@ impl FileSink {
     /// Build from parsed options, reading the time from `clock`.
     pub fn with_clock(options: FileOptions, clock: Arc<dyn Clock>) -> Result<Self, String> {
         let open_files = Arc::new(AtomicUsize::new(0));
-        let tail_hint = Arc::new(AtomicUsize::new(0));
+        let placement = Arc::new(Placement::default());
+        let spare = Arc::new(Spare::default());
         let writer = Writer::new(
             &options,
             clock.clone(),
             open_files.clone(),
-            tail_hint.clone(),
+            placement.clone(),
+            spare.clone(),
         )?;
         let (tx, rx) = mpsc::channel(PENDING_WRITES);
         if let Some(period) = sweep_period(&options) {
@@ -111,10 +123,19 @@ impl FileSink {
             encoding: options.encoding,
             clock,
             open_files,
-            tail_hint: options.direct.then_some(tail_hint),
+            placement: options.direct.then_some(placement),
+            queued: Mutex::new(0),
+            spare,
             requests: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(thread)),
         })
+    }
+
+    /// With `direct=true`: appends that had to copy their batch because it
+    /// was not laid out for where it landed in the file (after a rotation,
+    /// a failed write, or another writer appending).
+    pub fn copied_appends(&self) -> u64 {
+        self.placement.as_ref().map_or(0, |p| p.copied())
     }
 
     /// How many files the writer holds open (as of its last round).
@@ -124,7 +145,8 @@ impl FileSink {
 
     /// Split a batch into parts by file. Events whose rendered path is
     /// refused come back as permanent failures.
-    fn route(&self, events: &[Event]) -> Result<Routed, SinkError> {
+    /// `tail`: where the single file's batch will start within a block.
+    fn route(&self, events: &[Event], tail: Option<usize>) -> Result<Routed, SinkError> {
         let mut routed = Routed::default();
         match &self.route {
             Route::Single(path) => {
@@ -133,10 +155,7 @@ impl FileSink {
                 // 256 B per event cost ~2 % of the Redis → file path's
                 // instructions in reallocation copies.
                 let capacity = events.iter().map(|e| e.size_hint() + 1).sum();
-                let mut lines = match &self.tail_hint {
-                    Some(tail) => Lines::after_partial_block(capacity, tail.load(Relaxed)),
-                    None => Lines::with_capacity(capacity),
-                };
+                let mut lines = self.spare.lines(capacity, tail);
                 for event in events {
                     encode::line(self.encoding, event, lines.buf())?;
                 }
@@ -175,7 +194,7 @@ impl FileSink {
                     let k = *by_path.entry(rendered.clone()).or_insert_with(|| {
                         routed.parts.push(Part {
                             path: PathBuf::from(&rendered),
-                            lines: Lines::default(),
+                            lines: self.spare.lines(0, None),
                         });
                         routed.owners.push(Vec::new());
                         routed.parts.len() - 1
@@ -238,11 +257,6 @@ fn to_sink_error(e: PartError) -> SinkError {
 #[async_trait]
 impl Sink for FileSink {
     async fn send(&self, events: &[Event]) -> Result<(), SinkError> {
-        let Routed {
-            parts,
-            owners,
-            mut refused,
-        } = self.route(events)?;
         let requests = self
             .requests
             .lock()
@@ -250,13 +264,27 @@ impl Sink for FileSink {
             .clone()
             .ok_or_else(|| SinkError::permanent("the file sink is closed"))?;
         let stopped = || SinkError::transient("the file writer thread stopped");
+        // Room on the queue first: the batch is then encoded and queued
+        // without waiting, in the order its layout assumed.
+        let permit = requests.reserve().await.map_err(|_| stopped())?;
+        let (done, outcome) = oneshot::channel();
+        let (owners, mut refused, queued) = {
+            let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+            let tail = self.placement.as_ref().map(|p| p.next_tail(*queued));
+            let Routed {
+                parts,
+                owners,
+                refused,
+            } = self.route(events, tail)?;
+            let any = !parts.is_empty();
+            if any {
+                *queued += parts.iter().map(|p| p.lines.len() as u64).sum::<u64>();
+                permit.send(Command::Write { parts, done });
+            }
+            (owners, refused, any)
+        };
         let mut results = Vec::new();
-        if !parts.is_empty() {
-            let (done, outcome) = oneshot::channel();
-            requests
-                .send(Command::Write { parts, done })
-                .await
-                .map_err(|_| stopped())?;
+        if queued {
             results = outcome.await.map_err(|_| stopped())?;
         }
         // The plain form fails or succeeds as one batch, as it always did.

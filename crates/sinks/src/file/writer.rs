@@ -19,8 +19,9 @@
 use super::clock::Clock;
 use super::direct::DirectFile;
 use super::housekeeping::Housekeeper;
-use super::lines::Lines;
+use super::lines::{Lines, Spare};
 use super::options::{FileOptions, Rotation, Target};
+use super::placement::Placement;
 use super::rotation::{due, rotate, slot};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -101,6 +102,14 @@ impl Output {
         }
     }
 
+    /// Direct appends of this file that copied their lines.
+    fn copied_appends(&self) -> u64 {
+        match self {
+            Output::Append(_) => 0,
+            Output::Direct(d) => d.copied_appends(),
+        }
+    }
+
     /// Whether appends still go through the page cache.
     fn cached(&self) -> bool {
         match self {
@@ -150,9 +159,11 @@ pub struct Writer {
     clock: Arc<dyn Clock>,
     open: HashMap<PathBuf, OpenFile>,
     open_count: Arc<AtomicUsize>,
-    /// Where the last direct append ended within a block: the sink's guess
-    /// for laying out the next batch ([`Lines::after_partial_block`]).
-    tail_hint: Arc<AtomicUsize>,
+    /// Where the writer is in the file, for laying out the sink's next
+    /// batches ([`Lines::after_partial_block`]).
+    placement: Arc<Placement>,
+    /// Where the buffers of written batches go back to the sink.
+    spare: Arc<Spare>,
     /// Files whose sync failed in the current round.
     failed_syncs: HashMap<PathBuf, String>,
     housekeeper: Option<Housekeeper>,
@@ -165,7 +176,8 @@ impl Writer {
         options: &FileOptions,
         clock: Arc<dyn Clock>,
         open_count: Arc<AtomicUsize>,
-        tail_hint: Arc<AtomicUsize>,
+        placement: Arc<Placement>,
+        spare: Arc<Spare>,
     ) -> Result<Self, String> {
         let base = match &options.target {
             Target::Single(_) => None,
@@ -202,7 +214,8 @@ impl Writer {
             clock,
             open: HashMap::new(),
             open_count,
-            tail_hint,
+            placement,
+            spare,
             failed_syncs: HashMap::new(),
             housekeeper,
         };
@@ -241,7 +254,17 @@ impl Writer {
                 Command::Write { mut parts, done } => {
                     let results: Vec<_> = parts
                         .iter_mut()
-                        .map(|p| self.write(&p.path, &mut p.lines))
+                        .map(|p| {
+                            let copies = |w: &Self| {
+                                w.open.get(&p.path).map_or(0, |f| f.out.copied_appends())
+                            };
+                            let before = copies(self);
+                            let result = self.write(&p.path, &mut p.lines);
+                            let tail = self.open.get(&p.path).and_then(|f| f.out.tail_len());
+                            let copied = copies(self) > before;
+                            self.placement.took(p.lines.len(), tail, copied);
+                            result
+                        })
                         .collect();
                     written.push((parts, results, done));
                 }
@@ -275,6 +298,9 @@ impl Writer {
                 })
                 .collect();
             let _ = done.send(outcome);
+            for part in parts {
+                self.spare.keep(part.lines);
+            }
         }
         if sweep {
             self.sweep();
@@ -317,9 +343,6 @@ impl Writer {
         match result {
             Ok(()) => {
                 f.size += lines.len() as u64;
-                if let Some(tail) = f.out.tail_len() {
-                    self.tail_hint.store(tail, Relaxed);
-                }
                 Ok(())
             }
             Err(e) => {
@@ -377,7 +400,7 @@ impl Writer {
             .metadata()
             .map_err(|e| transient("read the size of", e))?;
         if let Some(tail) = out.tail_len() {
-            self.tail_hint.store(tail, Relaxed);
+            self.placement.opened(tail);
         }
         let interval = self.rotation.interval.unwrap_or(Duration::from_secs(1));
         // A file kept from an earlier run belongs to the interval it was
