@@ -160,7 +160,7 @@ impl<'a> Reader<'a> {
             return None;
         }
         self.pos = end + 1;
-        std::str::from_utf8(inner).ok()
+        simdutf8::basic::from_utf8(inner).ok()
     }
 
     /// A plain integer (no fraction, exponent, leading zero or `-0`) that

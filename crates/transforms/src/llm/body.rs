@@ -119,7 +119,9 @@ pub fn to_json<'a>(bytes: &'a [u8], content_type: Option<&str>) -> JsonBody<'a> 
 
 /// Parse as JSON; `None` when it is not.
 pub fn parse_json(bytes: &[u8]) -> Option<JsonBody<'_>> {
-    let text = std::str::from_utf8(bytes).ok()?;
+    // The SIMD check: std's took 5 % of the Redis → file dispatcher's CPU
+    // at 2 KB bodies.
+    let text = simdutf8::basic::from_utf8(bytes).ok()?;
     let text = text.trim_matches(|c: char| c.is_ascii_whitespace());
     if !text.starts_with(['{', '[', '"']) && text.parse::<f64>().is_err() {
         // Cheap early exit for plain text; `true`/`false`/`null` are the
@@ -237,7 +239,7 @@ fn text_or_binary(bytes: &[u8], ct: &str) -> JsonBody<'static> {
     if declared_binary || bytes.contains(&0) {
         return JsonBody::string(BINARY);
     }
-    match std::str::from_utf8(bytes) {
+    match simdutf8::basic::from_utf8(bytes) {
         Ok(text) => JsonBody::string(text),
         Err(_) if declared_text => JsonBody::string(&String::from_utf8_lossy(bytes)),
         Err(_) => JsonBody::string(BINARY),

@@ -110,7 +110,7 @@ pub fn merge(bytes: &[u8]) -> Option<JsonBody<'static>> {
 /// `fast: false` reads every chunk with serde: the reference for tests.
 fn merge_with(bytes: &[u8], fast: bool) -> Option<JsonBody<'static>> {
     // Validating is much faster than the lossy conversion; most streams are UTF-8.
-    let text = match std::str::from_utf8(bytes) {
+    let text = match simdutf8::basic::from_utf8(bytes) {
         Ok(t) => Cow::Borrowed(t),
         Err(_) => String::from_utf8_lossy(bytes),
     };
