@@ -50,48 +50,49 @@ fn fast(text: &[u8]) -> Option<HttpExchange> {
     r.ws();
     if r.eat(b'}').is_none() {
         loop {
-            let key = r.plain_string()?;
+            // Keys are compared as bytes: no UTF-8 check needed.
+            let key = r.plain_bytes()?;
             r.ws();
             r.eat(b':')?;
             r.ws();
             let bit = match key {
-                "LogID" => {
+                b"LogID" => {
                     x.log_id = r.integer()?;
                     0
                 }
-                "RequestID" => {
+                b"RequestID" => {
                     x.request_id = r.plain_string()?.to_owned();
                     1
                 }
-                "Method" => {
+                b"Method" => {
                     x.method = r.plain_string()?.to_owned();
                     2
                 }
-                "Path" => {
+                b"Path" => {
                     x.path = r.plain_string()?.to_owned();
                     3
                 }
-                "Status" => {
+                b"Status" => {
                     x.status = r.integer()?;
                     4
                 }
-                "Duration" => {
+                b"Duration" => {
                     x.duration_ns = r.integer()?;
                     5
                 }
-                "ResponseHeaders" => {
+                b"ResponseHeaders" => {
                     x.response_headers = r.or_null(Reader::headers)?;
                     6
                 }
-                "ResponseBody" => {
+                b"ResponseBody" => {
                     x.response_body = r.or_null(Reader::base64)?;
                     7
                 }
-                "RequestBody" => {
+                b"RequestBody" => {
                     x.request_body = r.or_null(Reader::base64)?;
                     8
                 }
-                "Timestamp" => {
+                b"Timestamp" => {
                     x.timestamp =
                         r.or_null(|r| OffsetDateTime::parse(r.plain_string()?, &Rfc3339).ok())?;
                     9
@@ -149,18 +150,28 @@ impl<'a> Reader<'a> {
         read(self).map(Some)
     }
 
-    /// A string without escapes or control characters; its text.
-    fn plain_string(&mut self) -> Option<&'a str> {
+    /// A string without escapes or control characters; its bytes, not yet
+    /// checked as UTF-8. One pass: these strings are short (keys, method,
+    /// path, headers), where a SIMD search costs more to set up than it saves.
+    fn plain_bytes(&mut self) -> Option<&'a [u8]> {
         self.eat(b'"')?;
         let start = self.pos;
-        let len = memchr::memchr2(b'"', b'\\', &self.bytes()[start..])?;
-        let end = start + len;
-        let inner = &self.bytes()[start..end];
-        if self.bytes()[end] != b'"' || inner.iter().any(|&b| b < 0x20) {
+        let rest = &self.bytes()[start..];
+        // The closing quote, or what this reading leaves to serde: an escape,
+        // or a control character (which serde refuses).
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest[len] != b'"' {
             return None;
         }
-        self.pos = end + 1;
-        simdutf8::basic::from_utf8(inner).ok()
+        self.pos = start + len + 1;
+        Some(&rest[..len])
+    }
+
+    /// A string without escapes or control characters; its text.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.plain_bytes()?).ok()
     }
 
     /// A plain integer (no fraction, exponent, leading zero or `-0`) that
