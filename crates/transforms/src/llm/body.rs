@@ -98,7 +98,12 @@ fn plain_string_of(raw: Option<&str>) -> Option<(Cow<'_, str>, bool)> {
 
 /// Convert `bytes` (already decoded) using the `Content-Type`, if any.
 pub fn to_json<'a>(bytes: &'a [u8], content_type: Option<&str>) -> JsonBody<'a> {
-    let ct = content_type.unwrap_or("").to_ascii_lowercase();
+    // Lower-cased only when it has capitals: most are already lower case,
+    // and this runs for every body.
+    let ct: Cow<'_, str> = match content_type.unwrap_or("") {
+        c if c.bytes().any(|b| b.is_ascii_uppercase()) => c.to_ascii_lowercase().into(),
+        c => c.into(),
+    };
     if ct.starts_with("multipart/") {
         return JsonBody::string(MULTIPART);
     }

@@ -132,15 +132,22 @@ pub mod rfc3339_millis {
 
     /// Format `t` as `2024-05-01T12:00:00.500Z`.
     pub fn format(t: OffsetDateTime) -> String {
+        let mut out = String::with_capacity(24);
+        format_into(t, &mut out);
+        out
+    }
+
+    /// [`format`], appended to `out` (no string of its own per event).
+    pub fn format_into(t: OffsetDateTime, out: &mut String) {
         let t = t.to_offset(time::UtcOffset::UTC);
         let year = t.year();
         if !(0..=9999).contains(&year) {
-            return format_described(t);
+            out.push_str(&format_described(t));
+            return;
         }
         // Every event has a timestamp: written digit by digit, this is a
         // tenth of the cost of the general formatter (same text; a test
         // compares the two).
-        let mut out = String::with_capacity(24);
         let mut digits = |n: u32, width: u32, then: char| {
             for place in (0..width).rev() {
                 out.push(char::from(b'0' + (n / 10u32.pow(place) % 10) as u8));
@@ -154,7 +161,6 @@ pub mod rfc3339_millis {
         digits(t.minute().into(), 2, ':');
         digits(t.second().into(), 2, '.');
         digits(t.millisecond().into(), 3, 'Z');
-        out
     }
 
     /// The general formatter, for the years the fast one does not handle.

@@ -101,8 +101,11 @@ impl PayloadText<'_> {
                 name.str(v);
             }
         }
-        o.key("timestamp")
-            .str(&rfc3339_millis::format(self.timestamp));
+        // Digits, `-`, `:`, `T`, `.`, `Z`: nothing to escape.
+        let ts = o.key("timestamp").out;
+        ts.push('"');
+        rfc3339_millis::format_into(self.timestamp, ts);
+        ts.push('"');
         if let Some(v) = self.input {
             o.key("input").raw(v);
         }
@@ -169,7 +172,7 @@ fn metadata(out: &mut String, m: &MetadataText<'_>) {
     if let Some(headers) = m.response_headers {
         let mut h = Object::open(o.key("response_headers").out);
         for (name, values) in headers {
-            let out = h.key(name).out;
+            let out = h.key_escaped(name).out;
             match values {
                 HeaderValues::One(v) => push_str(out, v),
                 HeaderValues::Many(vs) => strings(out, vs),
@@ -208,13 +211,29 @@ impl<'a> Object<'a> {
         Self { out, first: true }
     }
 
-    fn key(&mut self, key: &str) -> Value<'_> {
-        if !std::mem::replace(&mut self.first, false) {
-            self.out.push(',');
-        }
+    /// A key of the payload's own: plain ASCII, which JSON writes as it
+    /// is, so it is not scanned for escapes (some twenty per payload).
+    fn key(&mut self, key: &'static str) -> Value<'_> {
+        debug_assert!(key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        self.comma();
+        self.out.push('"');
+        self.out.push_str(key);
+        self.out.push_str("\":");
+        Value { out: self.out }
+    }
+
+    /// A key from the data (a header name), escaped.
+    fn key_escaped(&mut self, key: &str) -> Value<'_> {
+        self.comma();
         push_str(self.out, key);
         self.out.push(':');
         Value { out: self.out }
+    }
+
+    fn comma(&mut self) {
+        if !std::mem::replace(&mut self.first, false) {
+            self.out.push(',');
+        }
     }
 
     fn close(self) {
