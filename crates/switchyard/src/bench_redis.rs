@@ -68,6 +68,9 @@ pub struct RedisDispatchArgs {
     /// File sink option `direct`: whole blocks written past the page cache.
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     pub direct: bool,
+    /// `--worker-threads` of the dispatcher under test (default: its own).
+    #[arg(long)]
+    pub dispatcher_threads: Option<u16>,
 }
 
 /// One HTTP exchange with JSON-ish bodies of `body_bytes` each.
@@ -268,6 +271,12 @@ pub fn redis_dispatch(args: RedisDispatchArgs) -> anyhow::Result<()> {
         .args(["--flush-interval", "100ms", "--queue-capacity", "20000"])
         .args(["--file-sync", &args.sync.to_string()])
         .args(["--sink-option", &format!("direct={}", args.direct)])
+        .args(
+            args.dispatcher_threads
+                .map(|n| ["--worker-threads".to_string(), n.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()

@@ -24,6 +24,9 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    if let Some(n) = cli.worker_threads {
+        process::set_worker_threads(n.into());
+    }
     let result = match cli.command {
         cli::Command::Dispatcher(args) if args.detach => detach::spawn(&args),
         cli::Command::Dispatcher(args) => dispatcher::main(*args),

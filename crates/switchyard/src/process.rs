@@ -3,6 +3,16 @@
 
 use anyhow::Context;
 use std::future::Future;
+use std::sync::OnceLock;
+
+static WORKER_THREADS: OnceLock<usize> = OnceLock::new();
+
+/// The runtime's worker threads (`--worker-threads`), set once before the
+/// command runs; unset, tokio's default (one per CPU, or
+/// `TOKIO_WORKER_THREADS`).
+pub fn set_worker_threads(n: usize) {
+    let _ = WORKER_THREADS.set(n);
+}
 
 /// Set up logging and run `main` to completion on a new runtime.
 pub fn run<F: Future<Output = anyhow::Result<()>>>(main: F) -> anyhow::Result<()> {
@@ -14,7 +24,11 @@ pub fn run<F: Future<Output = anyhow::Result<()>>>(main: F) -> anyhow::Result<()
         // Colour only for a terminal: log files and pipes get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(&n) = WORKER_THREADS.get() {
+        builder.worker_threads(n);
+    }
+    builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")?
