@@ -17,8 +17,9 @@ pub struct Cli {
     /// Threads of the async runtime of a long-running command (default: one
     /// per CPU, or `TOKIO_WORKER_THREADS`). With Redis on the same small
     /// machine, `1` leaves Redis a core and keeps each batch in one core's
-    /// caches: at 2 KB events the dispatcher then needs about 14 % less CPU
-    /// per event (docs/BENCHMARKS.md).
+    /// caches: at 2 KB events into the file sink with `direct=true` the
+    /// dispatcher then needed about 14 % less CPU per event
+    /// (docs/BENCHMARKS.md).
     #[arg(long, global = true, env = "SWITCHYARD_WORKER_THREADS",
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub worker_threads: Option<u16>,
