@@ -59,18 +59,23 @@ pub struct FileSink {
     encoding: Encoding,
     clock: Arc<dyn Clock>,
     open_files: Arc<AtomicUsize>,
-    /// With `direct=true`, where the writer is in the file (set by the
-    /// writer): the single file's batches are laid out for where they will
-    /// start.
-    placement: Option<Arc<Placement>>,
-    /// Bytes of lines queued for the writer so far. Held while a batch is
-    /// encoded and queued, so batches are queued in the order their layout
-    /// assumed.
-    queued: Mutex<u64>,
+    /// With `direct=true` and one file: its batches are laid out for where
+    /// they will start.
+    layout: Option<Layout>,
     /// Buffers of written batches, for the single file's next batches.
     spare: Arc<Spare>,
     requests: Mutex<Option<mpsc::Sender<Command>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What lays out a single file's batches for direct appends.
+struct Layout {
+    /// Where the writer is in the file (set by the writer).
+    placement: Arc<Placement>,
+    /// Bytes of lines queued for the writer so far. Held while a batch is
+    /// encoded and queued, so batches are queued in the order their layout
+    /// assumed; only direct appends to one file pay for that order.
+    queued: Mutex<u64>,
 }
 
 /// How a batch is split between files.
@@ -118,13 +123,16 @@ impl FileSink {
             Target::Single(path) => Route::Single(path),
             Target::Templated { template, .. } => Route::Templated(template),
         };
+        let layout = (options.direct && matches!(route, Route::Single(_))).then(|| Layout {
+            placement,
+            queued: Mutex::new(0),
+        });
         Ok(Self {
             route,
             encoding: options.encoding,
             clock,
             open_files,
-            placement: options.direct.then_some(placement),
-            queued: Mutex::new(0),
+            layout,
             spare,
             requests: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(thread)),
@@ -135,7 +143,7 @@ impl FileSink {
     /// was not laid out for where it landed in the file (after a rotation,
     /// a failed write, or another writer appending).
     pub fn copied_appends(&self) -> u64 {
-        self.placement.as_ref().map_or(0, |p| p.copied())
+        self.layout.as_ref().map_or(0, |l| l.placement.copied())
     }
 
     /// How many files the writer holds open (as of its last round).
@@ -268,9 +276,15 @@ impl Sink for FileSink {
         // without waiting, in the order its layout assumed.
         let permit = requests.reserve().await.map_err(|_| stopped())?;
         let (done, outcome) = oneshot::channel();
-        let (owners, mut refused, queued) = {
-            let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
-            let tail = self.placement.as_ref().map(|p| p.next_tail(*queued));
+        let (owners, mut refused, sent) = {
+            // Direct appends to one file only: encoding and queueing in order.
+            let mut ordered = self.layout.as_ref().map(|l| {
+                (
+                    &l.placement,
+                    l.queued.lock().unwrap_or_else(|p| p.into_inner()),
+                )
+            });
+            let tail = ordered.as_ref().map(|(p, q)| p.next_tail(**q));
             let Routed {
                 parts,
                 owners,
@@ -278,13 +292,15 @@ impl Sink for FileSink {
             } = self.route(events, tail)?;
             let any = !parts.is_empty();
             if any {
-                *queued += parts.iter().map(|p| p.lines.len() as u64).sum::<u64>();
+                if let Some((_, q)) = ordered.as_mut() {
+                    **q += parts.iter().map(|p| p.lines.len() as u64).sum::<u64>();
+                }
                 permit.send(Command::Write { parts, done });
             }
             (owners, refused, any)
         };
         let mut results = Vec::new();
-        if queued {
+        if sent {
             results = outcome.await.map_err(|_| stopped())?;
         }
         // The plain form fails or succeeds as one batch, as it always did.
