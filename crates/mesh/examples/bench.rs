@@ -20,15 +20,21 @@
 //! phases then see the same conditions, so their ratio measures the hop and
 //! not the drift.
 //!
-//! `layout` says where the callers run; the two nodes always share one
-//! runtime with two worker threads (the machine this was written for has two
-//! cores):
-//! - `split` (default): the callers have a runtime of their own with one
-//!   worker thread, so their work is not scheduled among the nodes' tasks and
-//!   their CPU time can be told apart. They still share the machine's cores
-//!   with the nodes.
-//! - `shared`: the callers are tasks on the nodes' runtime (the layout of the
-//!   first measurements).
+//! `layout` says which threads run the callers and the two nodes (the
+//! machine this was written for has two cores):
+//! - `halves` (default): the callers on a one-worker runtime and both nodes
+//!   on another one-worker runtime, so each side has about one core. The
+//!   nodes still talk over loopback TCP and HTTP/2 as separate processes
+//!   would; they only share the thread that polls them.
+//! - `split`: the callers on a one-worker runtime, the nodes on a runtime
+//!   with two workers: three busy threads on two cores.
+//! - `apart`: the callers and each node on a one-worker runtime of its own,
+//!   as three processes run with `--worker-threads 1` would be.
+//! - `shared`: the callers are tasks on the nodes' two-worker runtime (the
+//!   layout of the first measurements).
+//!
+//! In every layout but `shared` the callers' thread is told apart, so the
+//! nodes' CPU time is reported on its own.
 //!
 //! Both phases use the same callers, payload, connections and layout. Besides
 //! calls/s and latency, each phase reports the CPU time the process used per
@@ -40,28 +46,36 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchyard_mesh::pb::{DispatchRequest, ServeRequest, ServiceTypeRef};
+use switchyard_mesh::Running;
 use switchyard_mesh::{any, dial, CallHeaders, Client, Dispatcher, Security, UnaryClient};
 use tokio::net::TcpListener;
+use tokio::runtime::{Handle, Runtime};
 
 /// HTTP/2 connections the callers spread over.
 const CONNECTIONS: usize = 4;
-/// Name of the callers' thread in `split` layout (to tell its CPU time apart).
+/// Name of the callers' threads (to tell their CPU time apart).
 const CALLER_THREAD: &str = "bench-callers";
 
 #[derive(Clone, Copy, PartialEq)]
 enum Layout {
+    Halves,
     Split,
     Shared,
+    Apart,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+fn main() -> Result<(), BoxError> {
     let mut args = std::env::args().skip(1);
     let callers: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(64);
     let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5);
     let layout = match args.next().as_deref() {
-        None | Some("split") => Layout::Split,
+        None | Some("halves") => Layout::Halves,
+        Some("split") => Layout::Split,
         Some("shared") => Layout::Shared,
-        Some(other) => return Err(format!("unknown layout {other:?}: split or shared").into()),
+        Some("apart") => Layout::Apart,
+        Some(other) => {
+            return Err(format!("unknown layout {other:?}: halves, split, shared or apart").into())
+        }
     };
     let (run_direct, run_hop) = match args.next().as_deref() {
         None | Some("both") => (true, true),
@@ -78,38 +92,23 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if rounds == 0 || rounds > seconds.max(1) * 10 {
         return Err("rounds must be between 1 and ten per second".into());
     }
-    let nodes_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-nodes")
-        .enable_all()
-        .build()?;
-    let callers_rt = match layout {
-        Layout::Split => Some(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name(CALLER_THREAD)
-                .enable_all()
-                .build()?,
-        ),
-        Layout::Shared => None,
-    };
-    let callers_handle = callers_rt
-        .as_ref()
-        .map_or_else(|| nodes_rt.handle().clone(), |rt| rt.handle().clone());
-
-    nodes_rt.block_on(async {
-        let la = TcpListener::bind("127.0.0.1:0").await?;
-        let lb = TcpListener::bind("127.0.0.1:0").await?;
-        let (addr_a, addr_b) = (la.local_addr()?.to_string(), lb.local_addr()?.to_string());
-        let a = Dispatcher::new("a", addr_a.clone(), ["bench"]);
-        let b = Dispatcher::new("b", addr_b.clone(), ["bench"]);
+    let threads = Threads::new(layout)?;
+    threads.driver().block_on(async {
+        let (b, addr_b, rb) = threads.node_b.spawn(start("b")).await??;
+        let (a, addr_a, ra) = threads.node_a.spawn(start("a")).await??;
         b.register_service("bench", "Echo", "Echo", |input| async move { Ok(input) });
-        let (ra, rb) = (a.spawn(la), b.spawn(lb));
-        a.connect_to(&addr_b, &["bench"]).await?;
+        let connect = {
+            let (a, addr_b) = (a.clone(), addr_b.clone());
+            async move { a.connect_to(&addr_b, &["bench"]).await }
+        };
+        threads.node_a.spawn(connect).await??;
+        let callers_handle = threads.callers.clone();
 
         let name = match layout {
+            Layout::Halves => "halves",
             Layout::Split => "split",
             Layout::Shared => "shared",
+            Layout::Apart => "apart",
         };
         let kind = if lean { "lean" } else { "tonic" };
         println!(
@@ -155,10 +154,78 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         ra.shutdown().await?;
         rb.shutdown().await?;
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        Ok::<_, BoxError>(())
     })?;
-    drop(callers_rt);
+    drop(threads);
     Ok(())
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A node serving on an ephemeral loopback port, started on the runtime
+/// that runs this future (its listener and tasks belong to that runtime).
+async fn start(id: &'static str) -> Result<(Dispatcher, String, Running), BoxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    let node = Dispatcher::new(id, addr.clone(), ["bench"]);
+    let running = node.spawn(listener);
+    Ok((node, addr, running))
+}
+
+/// The runtimes of one layout, and which runs what.
+struct Threads {
+    node_a: Handle,
+    node_b: Handle,
+    callers: Handle,
+    /// Owned here so they live as long as the run.
+    _runtimes: Vec<Runtime>,
+}
+
+impl Threads {
+    fn new(layout: Layout) -> Result<Self, BoxError> {
+        let runtime = |workers: usize, name: &str| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .thread_name(name)
+                .enable_all()
+                .build()
+        };
+        Ok(match layout {
+            Layout::Shared => {
+                let nodes = runtime(2, "bench-nodes")?;
+                let h = nodes.handle().clone();
+                Self::of(h.clone(), h.clone(), h, vec![nodes])
+            }
+            Layout::Halves | Layout::Split => {
+                let workers = if layout == Layout::Halves { 1 } else { 2 };
+                let nodes = runtime(workers, "bench-nodes")?;
+                let callers = runtime(1, CALLER_THREAD)?;
+                let h = nodes.handle().clone();
+                Self::of(h.clone(), h, callers.handle().clone(), vec![nodes, callers])
+            }
+            Layout::Apart => {
+                let a = runtime(1, "bench-node-a")?;
+                let b = runtime(1, "bench-node-b")?;
+                let callers = runtime(1, CALLER_THREAD)?;
+                let (ha, hb, hc) = (a.handle(), b.handle(), callers.handle());
+                Self::of(ha.clone(), hb.clone(), hc.clone(), vec![a, b, callers])
+            }
+        })
+    }
+
+    fn of(node_a: Handle, node_b: Handle, callers: Handle, runtimes: Vec<Runtime>) -> Self {
+        Self {
+            node_a,
+            node_b,
+            callers,
+            _runtimes: runtimes,
+        }
+    }
+
+    /// Where the bench's own steps run (they only wait on the others).
+    fn driver(&self) -> &Handle {
+        &self.callers
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -183,8 +250,8 @@ struct Report {
     p99: Duration,
     /// CPU time of the whole process during the phase.
     cpu: Duration,
-    /// CPU time of every thread but the callers' (`split` layout only; in
-    /// `shared` layout it is the whole process).
+    /// CPU time of every thread but the callers' (in `shared` layout, the
+    /// whole process).
     node_cpu: Duration,
     /// Read and write syscalls of the whole process during the phase.
     syscalls: u64,
@@ -319,22 +386,20 @@ async fn run(
     length: Duration,
     call: Call,
     lean: bool,
-) -> Result<Slice, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Slice, BoxError> {
     let clients: Vec<Caller> = (0..CONNECTIONS)
-        .map(
-            |_| -> Result<Caller, Box<dyn std::error::Error + Send + Sync>> {
-                Ok(if lean {
-                    Caller::Lean(Arc::new(UnaryClient::new(
-                        &addr,
-                        None,
-                        Duration::from_secs(2),
-                        4 * 1024 * 1024,
-                    )?))
-                } else {
-                    Caller::Tonic(dial(&addr, &Security::default(), Duration::from_secs(2))?)
-                })
-            },
-        )
+        .map(|_| -> Result<Caller, BoxError> {
+            Ok(if lean {
+                Caller::Lean(Arc::new(UnaryClient::new(
+                    &addr,
+                    None,
+                    Duration::from_secs(2),
+                    4 * 1024 * 1024,
+                )?))
+            } else {
+                Caller::Tonic(dial(&addr, &Security::default(), Duration::from_secs(2))?)
+            })
+        })
         .collect::<Result<_, _>>()?;
     // Warm up every connection.
     for c in &clients {
