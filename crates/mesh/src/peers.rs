@@ -363,7 +363,7 @@ impl PeerTable {
             .collect();
         match hash_key {
             Some(key) => balance::by_hash(key, eligible, |p| p.id.as_str()),
-            None => self.round_robin.order(eligible),
+            None => self.round_robin.order(namespace, eligible),
         }
     }
 
@@ -380,5 +380,52 @@ impl PeerTable {
                 breaker_open: p.breaker.is_open(now),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(peers: &[Arc<Peer>]) -> Vec<&str> {
+        let mut ids: Vec<&str> = peers.iter().map(|p| p.id.as_str()).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Automatic routing tries only peers that are healthy, serve the
+    /// namespace and whose breaker lets calls through; each comes back when
+    /// its reason to be skipped is gone.
+    #[tokio::test]
+    async fn candidates_skip_dead_peers_open_breakers_and_other_namespaces() {
+        let table = PeerTable::new(&MeshConfig::default());
+        for (id, port, namespaces) in [("p1", 1, ["x"]), ("p2", 2, ["x"]), ("p3", 3, ["y"])] {
+            let shared = namespaces.iter().map(|n| n.to_string()).collect();
+            table
+                .upsert(id, &format!("127.0.0.1:{port}"), shared)
+                .expect("room in the table");
+        }
+        let candidates = |ns: &str| table.candidates(ns, None);
+        assert_eq!(ids(&candidates("x")), ["p1", "p2"]);
+        assert_eq!(ids(&candidates("y")), ["p3"]);
+        assert_eq!(ids(&table.candidates("x", Some("tenant-7"))), ["p1", "p2"]);
+
+        let p1 = table.get("p1").expect("known");
+        p1.mark_dead(Instant::now() + Duration::from_secs(60));
+        assert_eq!(ids(&candidates("x")), ["p2"]);
+        assert_eq!(ids(&table.candidates("x", Some("tenant-7"))), ["p2"]);
+
+        let p2 = table.get("p2").expect("known");
+        let now = Instant::now();
+        for _ in 0..BreakerConfig::default().failures {
+            p2.breaker
+                .try_acquire(now)
+                .expect("closed")
+                .record(false, now);
+        }
+        assert!(candidates("x").is_empty(), "p1 dead, p2's breaker open");
+
+        p1.mark_alive(Instant::now());
+        assert_eq!(ids(&candidates("x")), ["p1"]);
     }
 }
