@@ -12,8 +12,10 @@ pub struct MeshConfig {
     /// Per-peer circuit breaker.
     pub breaker: BreakerConfig,
     /// Largest accepted request, bytes (encoded protobuf). Larger requests up
-    /// to twice this size get a `413` response; beyond that gRPC itself
-    /// refuses them with `OUT_OF_RANGE`.
+    /// to twice this size (and at least 64 KiB more) get a `413` status in
+    /// the response; beyond that the body is not read further and the call
+    /// fails with gRPC's `RESOURCE_EXHAUSTED`. Responses over this size fail
+    /// with `OUT_OF_RANGE`.
     pub max_message_bytes: usize,
     /// How long dialling a peer may take.
     pub connect_timeout: Duration,

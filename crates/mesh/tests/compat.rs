@@ -68,6 +68,35 @@ async fn connect_multiple_collectors_get_distinct_connection_ids() {
     assert_eq!(ids, ["b", "c"]);
 }
 
+/// An original collector that sends no `collector_id` is recorded as
+/// "unknown" (and an empty id counts as none).
+#[tokio::test]
+async fn connect_without_a_collector_id_records_the_caller_as_unknown() {
+    let b = TestNode::start("b", &["orders"]).await;
+    let mut client = b.client();
+    for metadata in [
+        HashMap::new(),
+        HashMap::from([(COLLECTOR_ID.to_string(), String::new())]),
+    ] {
+        let r = client
+            .connect(pb::ConnectRequest {
+                address: "127.0.0.1:9".into(),
+                namespaces: vec!["orders".into()],
+                metadata,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(code_msg(r.status).0, 200);
+        assert_eq!(r.target_collector_id, "b");
+    }
+    let peers = b.node.peers();
+    assert_eq!(peers.len(), 1, "one entry for the id-less caller");
+    assert_eq!(peers[0].id, "unknown");
+    assert_eq!(peers[0].address, "127.0.0.1:9");
+    assert_eq!(peers[0].shared_namespaces, ["orders"]);
+}
+
 #[tokio::test]
 async fn connect_shared_namespaces_are_the_intersection_in_request_order() {
     let b = TestNode::start("b", &["orders", "products", "inventory"]).await;
