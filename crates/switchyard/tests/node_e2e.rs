@@ -382,6 +382,30 @@ fn three_nodes_route_balance_publish_and_survive_a_dead_peer() {
         "no connection to collector 'node-z'"
     );
 
+    // Connect from the shell: b answers with its id and the namespaces both
+    // sides serve, in the order asked.
+    let (out, r) = call(
+        b,
+        &[
+            "connect",
+            "--address",
+            "127.0.0.1:9",
+            "--namespaces",
+            "billing,orders",
+            "--collector-id",
+            "shell",
+        ],
+    );
+    assert!(out.status.success(), "{r}");
+    assert_eq!(r["status"]["code"], 200);
+    assert_eq!(r["target_collector_id"], "node-b");
+    assert_eq!(r["shared_namespaces"], serde_json::json!(["orders"]));
+    assert!(!r["connection_id"].as_str().unwrap().is_empty(), "{r}");
+    let (out, r) = call(b, &["connect", "--address", "", "--namespaces", "orders"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(r["status"]["code"], 400);
+    assert_eq!(r["status"]["message"], "address is required");
+
     // c dies: it leaves routing and every call goes to b.
     node_c.stop("-KILL");
     wait_for(
