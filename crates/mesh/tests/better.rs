@@ -151,6 +151,103 @@ async fn dead_peer_leaves_routing_then_rejoins_when_back() {
     assert!(seen.contains(&p1_id), "{seen:?}");
 }
 
+/// A loopback TCP proxy that can freeze: from then on it passes no more
+/// bytes either way, but keeps every connection open and accepts new ones,
+/// as a hung host or a stalled process does.
+struct Freezable {
+    addr: String,
+    frozen: tokio::sync::watch::Sender<bool>,
+}
+
+impl Freezable {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (frozen, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((down, _)) = listener.accept().await {
+                let watch = watch.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let mut watch = watch;
+                    if *watch.borrow() {
+                        let _keep_open = down;
+                        return std::future::pending::<()>().await;
+                    }
+                    let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let (mut down_r, mut down_w) = down.into_split();
+                    let (mut up_r, mut up_w) = up.into_split();
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut down_r, &mut up_w) => {}
+                        _ = tokio::io::copy(&mut up_r, &mut down_w) => {}
+                        // The copies are dropped; the four halves stay open.
+                        () = async { drop(watch.wait_for(|f| *f).await) } => {
+                            std::future::pending::<()>().await
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, frozen }
+    }
+
+    fn freeze(&self) {
+        let _ = self.frozen.send(true);
+    }
+}
+
+/// With the default health settings (a probe every 500 ms, 500 ms to
+/// answer), a peer that stops answering but keeps its connections open, the
+/// slowest kind of death to notice, leaves routing within 2 s; calls for its
+/// namespace then get a prompt 404 instead of waiting on it.
+#[tokio::test]
+async fn with_default_probes_a_hung_peer_leaves_routing_within_two_seconds() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = Freezable::start(listener.local_addr().unwrap().to_string()).await;
+    // b is reached (and says it is reached) only through the proxy.
+    let b = switchyard_mesh::Dispatcher::with_config(
+        "b",
+        proxy.addr.clone(),
+        ["orders"],
+        switchyard_mesh::MeshConfig::default(),
+    );
+    answer(&b, "orders", "Who", "Am", "b");
+    let _b_running = b.spawn(listener);
+    let a = TestNode::start_with("a", &["users"], switchyard_mesh::MeshConfig::default()).await;
+    a.node.connect_to(&proxy.addr, &["orders"]).await.unwrap();
+    assert_eq!(
+        handled_by(&a, dispatch_req("orders", "Who", "Am")).await,
+        "b"
+    );
+
+    proxy.freeze();
+    let frozen = Instant::now();
+    let gone = eventually(Duration::from_secs(2), || async {
+        a.node.peers().iter().any(|p| p.id == "b" && !p.healthy)
+    })
+    .await;
+    let took = frozen.elapsed();
+    assert!(gone, "hung peer still routable after {took:?}");
+    let asked = Instant::now();
+    let r = a
+        .client()
+        .dispatch(dispatch_req("orders", "Who", "Am"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        code_msg(r.status),
+        (404, "no collector found for namespace 'orders'".into())
+    );
+    assert!(
+        asked.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        asked.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn circuit_breaker_stops_calls_to_a_failing_peer() {
     let mut config = fast_config();
