@@ -21,6 +21,77 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// An HTTP endpoint for the `http` handler: it records each request's body
+/// and answers `{"hooked": <body>}` as JSON.
+struct Hook {
+    port: u16,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Hook {
+    fn start() -> Hook {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let seen = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let Some(body) = read_http_body(&mut stream) else {
+                    continue;
+                };
+                let reply = format!(r#"{{"hooked":{body}}}"#);
+                seen.lock().unwrap().push(body);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+            }
+        });
+        Hook { port, bodies }
+    }
+
+    fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
+/// The body of one HTTP/1.1 request with a `content-length`.
+fn read_http_body(stream: &mut TcpStream) -> Option<String> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    while buf.len() < head_end + len {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8(buf[head_end..head_end + len].to_vec()).ok()
+}
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_switchyard"))
 }
@@ -207,7 +278,7 @@ const PORT_ATTEMPTS: usize = 10;
 /// that exits because its port was taken (by another test, between
 /// `free_port` and its bind) restarts the whole mesh on fresh ports; any other
 /// failure panics with the nodes' logs.
-fn start_mesh(dir: &Path) -> Mesh {
+fn start_mesh(dir: &Path, hook: u16) -> Mesh {
     for attempt in 1..=PORT_ATTEMPTS {
         let run = dir.join(format!("attempt-{attempt}"));
         std::fs::create_dir(&run).unwrap();
@@ -222,7 +293,8 @@ fn start_mesh(dir: &Path) -> Mesh {
                  namespaces: [orders, events]\npeers: [127.0.0.1:{b}, 127.0.0.1:{c}]\n\
                  health: {{probe_interval: 200ms, probe_timeout: 3s, max_backoff: 1s}}\n\
                  pipeline: {{endpoint: {}, flush_interval: 50ms}}\n\
-                 services:\n  - bind: events/Events.Publish\n    handler: publish\n",
+                 services:\n  - bind: events/Events.Publish\n    handler: publish\n\
+                 \x20 - bind: events/Hook.Post\n    handler: http\n    url: http://127.0.0.1:{hook}/call\n",
                 events.display()
             ),
         );
@@ -293,13 +365,14 @@ fn worker(dir: &Path, name: &str, port: u16) -> Node {
 #[test]
 fn three_nodes_route_balance_publish_and_survive_a_dead_peer() {
     let dir = tempfile::tempdir().unwrap();
+    let hook = Hook::start();
     let Mesh {
         a: mut node_a,
         b: mut node_b,
         c: node_c,
         ports: (a, b, _, admin),
         events,
-    } = start_mesh(dir.path());
+    } = start_mesh(dir.path(), hook.port);
     let run = node_a.log.parent().unwrap().to_path_buf();
 
     // Round robin over b and c, the echo handler returns the input.
@@ -346,6 +419,27 @@ fn three_nodes_route_balance_publish_and_survive_a_dead_peer() {
     assert!(out.status.success(), "{r}");
     assert_eq!(r["handled_by_collector_id"], "node-a");
     assert_eq!(r["output"]["json"]["accepted"], 1);
+
+    // http: a sends the payload's bytes to the hook and answers with the
+    // hook's reply.
+    let (out, r) = call(
+        a,
+        &[
+            "dispatch",
+            "--namespace",
+            "events",
+            "--service",
+            "Hook",
+            "--method",
+            "Post",
+            "--input",
+            r#"{"order":42}"#,
+        ],
+    );
+    assert!(out.status.success(), "{r}");
+    assert_eq!(r["handled_by_collector_id"], "node-a");
+    assert_eq!(r["output"]["json"]["hooked"]["order"], 42, "{r}");
+    assert_eq!(hook.bodies(), [r#"{"order":42}"#]);
 
     // Bad input: a clear status and exit code 1, never a crash.
     let (out, r) = call(
