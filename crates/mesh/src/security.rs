@@ -9,28 +9,75 @@ use std::time::Duration;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Request, Status};
 
 /// TLS material, PEM-encoded.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct TlsConfig {
-    /// This node's certificate chain (served, and presented to nobody else).
+    /// This node's certificate chain: served, and presented as a client
+    /// certificate to servers that ask for one. May be empty on a client
+    /// that only calls servers which do not ask.
     pub cert_pem: Vec<u8>,
     /// This node's private key.
     pub key_pem: Vec<u8>,
-    /// The CA that signed the peers' certificates.
+    /// The CA that signed the peers' certificates (and, with
+    /// `require_client_cert`, the clients').
     pub ca_pem: Vec<u8>,
     /// Name expected in peer certificates; default: the host of the address.
     pub server_name: Option<String>,
+    /// Mutual TLS: refuse clients that present no certificate signed by the
+    /// CA. Nodes of such a mesh present their own certificate when they call
+    /// each other.
+    pub require_client_cert: bool,
+}
+
+impl TlsConfig {
+    /// This side's certificate chain and key, if it has them.
+    fn identity(
+        &self,
+    ) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, MeshError> {
+        if self.cert_pem.is_empty() && self.key_pem.is_empty() {
+            return Ok(None);
+        }
+        let bad = |what: &str, e: &dyn fmt::Display| MeshError::Tls(format!("{what}: {e}"));
+        let chain = CertificateDer::pem_slice_iter(&self.cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad("reading the certificate chain", &e))?;
+        if chain.is_empty() {
+            return Err(MeshError::Tls(
+                "the certificate PEM holds no certificate".into(),
+            ));
+        }
+        let key =
+            PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| bad("reading the key", &e))?;
+        Ok(Some((chain, key)))
+    }
+
+    /// The CA as a root store.
+    fn roots(&self) -> Result<rustls::RootCertStore, MeshError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&self.ca_pem) {
+            let cert = cert.map_err(|e| MeshError::Tls(format!("reading the CA: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| MeshError::Tls(format!("the CA certificate: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(MeshError::Tls("the CA PEM holds no certificate".into()));
+        }
+        Ok(roots)
+    }
 }
 
 impl fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsConfig")
             .field("server_name", &self.server_name)
+            .field("require_client_cert", &self.require_client_cert)
             .finish_non_exhaustive()
     }
 }
@@ -63,26 +110,31 @@ pub struct Security {
 
 impl Security {
     /// The server side of TLS, if TLS is on: this node's certificate chain
-    /// and key, HTTP/2 offered by ALPN (gRPC clients insist on it).
+    /// and key, HTTP/2 offered by ALPN (gRPC clients insist on it), and with
+    /// `require_client_cert`, clients' certificates checked against the CA.
     pub fn tls_acceptor(&self) -> Result<Option<TlsAcceptor>, MeshError> {
         let Some(tls) = &self.tls else {
             return Ok(None);
         };
         let bad = |what: &str, e: &dyn fmt::Display| MeshError::Tls(format!("{what}: {e}"));
-        let chain = CertificateDer::pem_slice_iter(&tls.cert_pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad("reading the certificate chain", &e))?;
-        if chain.is_empty() {
+        let Some((chain, key)) = tls.identity()? else {
             return Err(MeshError::Tls(
-                "the certificate PEM holds no certificate".into(),
+                "serving with TLS needs a certificate and a key".into(),
             ));
-        }
-        let key =
-            PrivateKeyDer::from_pem_slice(&tls.key_pem).map_err(|e| bad("reading the key", &e))?;
-        let mut config = rustls::ServerConfig::builder_with_provider(crypto())
+        };
+        let builder = rustls::ServerConfig::builder_with_provider(crypto())
             .with_safe_default_protocol_versions()
-            .map_err(|e| bad("protocol versions", &e))?
-            .with_no_client_auth()
+            .map_err(|e| bad("protocol versions", &e))?;
+        let builder = if tls.require_client_cert {
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(tls.roots()?), crypto())
+                    .build()
+                    .map_err(|e| bad("client certificate checks", &e))?;
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder
             .with_single_cert(chain, key)
             .map_err(|e| bad("certificate and key", &e))?;
         config.alpn_protocols = vec![b"h2".to_vec()];
@@ -90,27 +142,23 @@ impl Security {
     }
 
     /// The client side of TLS, if TLS is on: the peers' CA, HTTP/2 asked
-    /// for by ALPN. The name a peer's certificate must carry is
+    /// for by ALPN, and this side's certificate for servers that ask for
+    /// one. The name a peer's certificate must carry is
     /// [`Security::server_name`].
     pub fn tls_connector(&self) -> Result<Option<TlsConnector>, MeshError> {
         let Some(tls) = &self.tls else {
             return Ok(None);
         };
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&tls.ca_pem) {
-            let cert = cert.map_err(|e| MeshError::Tls(format!("reading the CA: {e}")))?;
-            roots
-                .add(cert)
-                .map_err(|e| MeshError::Tls(format!("the CA certificate: {e}")))?;
-        }
-        if roots.is_empty() {
-            return Err(MeshError::Tls("the CA PEM holds no certificate".into()));
-        }
-        let mut config = rustls::ClientConfig::builder_with_provider(crypto())
+        let builder = rustls::ClientConfig::builder_with_provider(crypto())
             .with_safe_default_protocol_versions()
             .map_err(|e| MeshError::Tls(format!("protocol versions: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_root_certificates(tls.roots()?);
+        let mut config = match tls.identity()? {
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| MeshError::Tls(format!("client certificate and key: {e}")))?,
+            None => builder.with_no_client_auth(),
+        };
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Some(TlsConnector::from(Arc::new(config))))
     }
@@ -154,9 +202,12 @@ impl Security {
             .keep_alive_timeout(Duration::from_secs(5));
         if let Some(tls) = &self.tls {
             let host = endpoint.uri().host().unwrap_or("localhost").to_string();
-            let config = ClientTlsConfig::new()
+            let mut config = ClientTlsConfig::new()
                 .ca_certificate(Certificate::from_pem(&tls.ca_pem))
                 .domain_name(tls.server_name.clone().unwrap_or(host));
+            if tls.identity()?.is_some() {
+                config = config.identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+            }
             endpoint = endpoint
                 .tls_config(config)
                 .map_err(|e| MeshError::Tls(e.to_string()))?;

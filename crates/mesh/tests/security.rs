@@ -27,6 +27,7 @@ fn tls_material() -> TlsConfig {
         key_pem: node_key.serialize_pem().into_bytes(),
         ca_pem: ca_cert.pem().into_bytes(),
         server_name: None,
+        require_client_cert: false,
     }
 }
 
@@ -64,6 +65,7 @@ async fn tls_mesh_routes_and_plaintext_clients_are_refused() {
             key_pem: vec![],
             ca_pem: t.ca_pem.clone(),
             server_name: Some("localhost".into()),
+            require_client_cert: false,
         }),
         token: None,
     };
@@ -203,5 +205,124 @@ async fn lean_client_speaks_tls_and_checks_the_certificate() {
     match empty.tls_connector() {
         Err(MeshError::Tls(reason)) => assert!(reason.contains("no certificate"), "{reason}"),
         other => panic!("expected a TLS error, got {:?}", other.map(|c| c.is_some())),
+    }
+}
+
+/// Mutual TLS material: the nodes' settings (certificate for `localhost` /
+/// `127.0.0.1`, client certificates required) and a caller's own
+/// certificate from the same CA.
+fn mtls_material() -> (TlsConfig, TlsConfig) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem().into_bytes();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        (cert.pem().into_bytes(), key.serialize_pem().into_bytes())
+    };
+    let (cert_pem, key_pem) = leaf(vec!["localhost".into(), "127.0.0.1".into()]);
+    let node = TlsConfig {
+        cert_pem,
+        key_pem,
+        ca_pem: ca_pem.clone(),
+        server_name: None,
+        require_client_cert: true,
+    };
+    let (cert_pem, key_pem) = leaf(vec!["operator".into()]);
+    let caller = TlsConfig {
+        cert_pem,
+        key_pem,
+        ca_pem,
+        server_name: Some("localhost".into()),
+        require_client_cert: false,
+    };
+    (node, caller)
+}
+
+/// With `require_client_cert`, nodes present their certificates to each
+/// other (Connect, the dial-back, forwarded calls and probes all work), a
+/// caller with a certificate from the CA is served, and callers with none,
+/// or with one from another CA, are refused during the handshake.
+#[tokio::test]
+async fn mutual_tls_admits_only_certified_callers() {
+    let (node_tls, caller_tls) = mtls_material();
+    let nodes = Security {
+        tls: Some(node_tls),
+        token: None,
+    };
+    let a = TestNode::start_with("a", &["orders"], with(nodes.clone())).await;
+    let b = TestNode::start_with("b", &["orders"], with(nodes.clone())).await;
+    answer(&b.node, "orders", "Who", "Am", "b");
+    a.node.connect_to(&b.addr, &["orders"]).await.unwrap();
+    let linked = eventually(Duration::from_secs(5), || async {
+        b.node.peers().iter().any(|p| p.id == "a" && p.healthy)
+    })
+    .await;
+    assert!(
+        linked,
+        "b dialled back over mutual TLS: {:?}",
+        b.node.peers()
+    );
+
+    let certified = Security {
+        tls: Some(caller_tls.clone()),
+        token: None,
+    };
+    for _ in 0..3 {
+        let r = dial(&a.addr, &certified, Duration::from_secs(2))
+            .unwrap()
+            .dispatch(dispatch_req("orders", "Who", "Am"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(code_msg(r.status).0, 200);
+        assert_eq!(r.handled_by_collector_id, "b");
+    }
+    // The lean client presents its certificate too.
+    let lean =
+        UnaryClient::new(&a.addr, None, Duration::from_secs(2), 1 << 20).expect("valid address");
+    let name = certified.server_name(lean.host()).unwrap();
+    let lean = lean
+        .with_tls(certified.tls_connector().unwrap().unwrap(), name)
+        .unwrap();
+    let r = lean
+        .serve(&serve_req("orders", "Who", "Am"), &CallHeaders::default())
+        .await
+        .expect("served");
+    assert_eq!(code_msg(r.status).0, 404, "a serves no orders itself");
+
+    let no_cert = Security {
+        tls: Some(TlsConfig {
+            cert_pem: vec![],
+            key_pem: vec![],
+            ..caller_tls.clone()
+        }),
+        token: None,
+    };
+    let (_, stranger) = mtls_material();
+    let other_ca = Security {
+        tls: Some(TlsConfig {
+            ca_pem: caller_tls.ca_pem.clone(),
+            ..stranger
+        }),
+        token: None,
+    };
+    for (who, security) in [
+        ("no certificate", no_cert),
+        ("a certificate from another CA", other_ca),
+    ] {
+        let refused = dial(&a.addr, &security, Duration::from_secs(2))
+            .unwrap()
+            .dispatch(dispatch_req("orders", "Who", "Am"))
+            .await;
+        assert!(
+            refused.is_err(),
+            "a caller with {who} certificate was served"
+        );
     }
 }

@@ -210,4 +210,38 @@ mod tests {
             .to_string();
         assert!(err.contains("0 is not in 1..=1024"), "{err}");
     }
+
+    #[test]
+    fn mesh_call_takes_a_client_certificate_only_with_its_key_and_a_ca() {
+        let call = |extra: &[&str]| {
+            let base = ["switchyard", "mesh", "call"];
+            let rpc = [
+                "serve",
+                "--namespace",
+                "n",
+                "--service",
+                "S",
+                "--method",
+                "M",
+            ];
+            Cli::try_parse_from(base.iter().chain(extra).chain(rpc.iter()))
+        };
+        let ok = call(&["--ca", "ca.pem", "--cert", "me.pem", "--key", "me.key"]).unwrap();
+        let Command::Mesh(MeshCommand::Call(args)) = ok.command else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(args.cert.as_deref(), Some(std::path::Path::new("me.pem")));
+        assert!(
+            call(&["--ca", "ca.pem", "--cert", "me.pem"]).is_err(),
+            "no key"
+        );
+        assert!(
+            call(&["--cert", "me.pem", "--key", "me.key"]).is_err(),
+            "no CA"
+        );
+        assert!(
+            call(&["--ca", "ca.pem", "--key", "me.key"]).is_err(),
+            "no cert"
+        );
+    }
 }

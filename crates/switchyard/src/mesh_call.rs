@@ -26,6 +26,12 @@ pub struct CallArgs {
     /// Name expected in the node's certificate (default: the host of --addr).
     #[arg(long, requires = "ca")]
     pub server_name: Option<String>,
+    /// Client certificate (PEM), for nodes that require one (mutual TLS).
+    #[arg(long, requires_all = ["ca", "key"])]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
     /// Deadline of the call (sent as `grpc-timeout`).
     #[arg(long, default_value = "10s", value_parser = crate::cli::duration)]
     pub timeout: Duration,
@@ -129,13 +135,29 @@ pub fn main(args: CallArgs) -> anyhow::Result<()> {
 async fn call(args: CallArgs) -> anyhow::Result<(bool, Value)> {
     let tls = match &args.ca {
         None => None,
-        Some(ca) => Some(TlsConfig {
-            cert_pem: vec![],
-            key_pem: vec![],
-            ca_pem: std::fs::read(ca)
-                .with_context(|| format!("cannot read --ca `{}`", ca.display()))?,
-            server_name: args.server_name.clone(),
-        }),
+        Some(ca) => {
+            let read = |path: &PathBuf, flag: &str| {
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read --{flag} `{}`", path.display()))
+            };
+            Some(TlsConfig {
+                cert_pem: args
+                    .cert
+                    .as_ref()
+                    .map(|p| read(p, "cert"))
+                    .transpose()?
+                    .unwrap_or_default(),
+                key_pem: args
+                    .key
+                    .as_ref()
+                    .map(|p| read(p, "key"))
+                    .transpose()?
+                    .unwrap_or_default(),
+                ca_pem: read(ca, "ca")?,
+                server_name: args.server_name.clone(),
+                require_client_cert: false,
+            })
+        }
     };
     let security = Security {
         tls,

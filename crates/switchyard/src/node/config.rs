@@ -62,6 +62,9 @@ pub struct TlsFiles {
     pub ca: PathBuf,
     #[serde(default)]
     pub server_name: Option<String>,
+    /// Mutual TLS: callers must present a certificate signed by `ca`.
+    #[serde(default)]
+    pub require_client_cert: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -54,6 +54,7 @@ pub fn security(config: &NodeConfig) -> anyhow::Result<Security> {
                 key_pem: read(&files.key, "key")?,
                 ca_pem: read(&files.ca, "ca")?,
                 server_name: files.server_name.clone(),
+                require_client_cert: files.require_client_cert,
             })
         }
     };
@@ -320,6 +321,21 @@ mod tests {
         assert!(
             err.contains("key `tls.key`") && err.contains("missing.key"),
             "{err}"
+        );
+
+        // Mutual TLS is off unless asked for.
+        let yaml = |extra: &str| {
+            format!(
+                "id: a\nlisten: 127.0.0.1:1\ntls: {{cert: {0}, key: {0}, ca: {0}{extra}}}\n",
+                cert.display()
+            )
+        };
+        let tls = |yaml: &str| security(&NodeConfig::parse(yaml).unwrap()).unwrap().tls;
+        assert!(!tls(&yaml("")).unwrap().require_client_cert);
+        assert!(
+            tls(&yaml(", require_client_cert: true"))
+                .unwrap()
+                .require_client_cert
         );
 
         let config = NodeConfig::parse("id: a\nlisten: 127.0.0.1:1\ntoken: from-config\n").unwrap();
