@@ -10,22 +10,37 @@ use switchyard_mesh::{
     dial, CallHeaders, MeshConfig, MeshError, Security, TlsConfig, Token, UnaryClient,
 };
 
-/// A CA and one certificate for `localhost` / `127.0.0.1` signed by it.
-fn tls_material() -> TlsConfig {
+/// A fresh CA (PEM) and, for each list of names, a certificate (PEM) and
+/// key (PEM) signed by it.
+fn pki(leaves: &[&[&str]]) -> (Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem().into_bytes();
     let issuer = Issuer::new(ca_params, ca_key);
-    let node_key = KeyPair::generate().unwrap();
-    let node_cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&node_key, &issuer)
-        .unwrap();
+    let signed = leaves
+        .iter()
+        .map(|names| {
+            let key = KeyPair::generate().unwrap();
+            let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+            let cert = CertificateParams::new(names)
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+            (cert.pem().into_bytes(), key.serialize_pem().into_bytes())
+        })
+        .collect();
+    (ca_pem, signed)
+}
+
+/// A CA and one certificate for `localhost` / `127.0.0.1` signed by it.
+fn tls_material() -> TlsConfig {
+    let (ca_pem, mut leaves) = pki(&[&["localhost", "127.0.0.1"]]);
+    let (cert_pem, key_pem) = leaves.remove(0);
     TlsConfig {
-        cert_pem: node_cert.pem().into_bytes(),
-        key_pem: node_key.serialize_pem().into_bytes(),
-        ca_pem: ca_cert.pem().into_bytes(),
+        cert_pem,
+        key_pem,
+        ca_pem,
         server_name: None,
         require_client_cert: false,
     }
@@ -212,36 +227,28 @@ async fn lean_client_speaks_tls_and_checks_the_certificate() {
 /// `127.0.0.1`, client certificates required) and a caller's own
 /// certificate from the same CA.
 fn mtls_material() -> (TlsConfig, TlsConfig) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem().into_bytes();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf = |names: Vec<String>| {
-        let key = KeyPair::generate().unwrap();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
-        (cert.pem().into_bytes(), key.serialize_pem().into_bytes())
-    };
-    let (cert_pem, key_pem) = leaf(vec!["localhost".into(), "127.0.0.1".into()]);
+    let (ca_pem, mut leaves) = pki(&[&["localhost", "127.0.0.1"], &["operator"]]);
+    let (caller_cert, caller_key) = leaves.remove(1);
     let node = TlsConfig {
-        cert_pem,
-        key_pem,
-        ca_pem: ca_pem.clone(),
-        server_name: None,
         require_client_cert: true,
+        ca_pem: ca_pem.clone(),
+        ..tls_with(leaves.remove(0))
     };
-    let (cert_pem, key_pem) = leaf(vec!["operator".into()]);
     let caller = TlsConfig {
-        cert_pem,
-        key_pem,
         ca_pem,
         server_name: Some("localhost".into()),
-        require_client_cert: false,
+        ..tls_with((caller_cert, caller_key))
     };
     (node, caller)
+}
+
+/// Settings holding this certificate and key (the CA still to be set).
+fn tls_with((cert_pem, key_pem): (Vec<u8>, Vec<u8>)) -> TlsConfig {
+    TlsConfig {
+        cert_pem,
+        key_pem,
+        ..TlsConfig::default()
+    }
 }
 
 /// With `require_client_cert`, nodes present their certificates to each
