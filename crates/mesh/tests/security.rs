@@ -10,9 +10,12 @@ use switchyard_mesh::{
     dial, CallHeaders, MeshConfig, MeshError, Security, TlsConfig, Token, UnaryClient,
 };
 
-/// A fresh CA (PEM) and, for each list of names, a certificate (PEM) and
-/// key (PEM) signed by it.
-fn pki(leaves: &[&[&str]]) -> (Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>) {
+/// A certificate and its private key, PEM-encoded.
+type CertAndKey = (Vec<u8>, Vec<u8>);
+
+/// A fresh CA (PEM) and, for each list of names, a certificate and key
+/// signed by it.
+fn pki(leaves: &[&[&str]]) -> (Vec<u8>, Vec<CertAndKey>) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -243,7 +246,7 @@ fn mtls_material() -> (TlsConfig, TlsConfig) {
 }
 
 /// Settings holding this certificate and key (the CA still to be set).
-fn tls_with((cert_pem, key_pem): (Vec<u8>, Vec<u8>)) -> TlsConfig {
+fn tls_with((cert_pem, key_pem): CertAndKey) -> TlsConfig {
     TlsConfig {
         cert_pem,
         key_pem,
