@@ -187,4 +187,58 @@ mod tests {
         assert_eq!(f.too_long, 2);
         assert!(f.buf.is_empty());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// Any bytes in any pieces: no panic, the buffer stays bounded, and
+        /// no frame is longer than the bound (before text conversion).
+        #[test]
+        fn any_bytes_any_pieces_stay_bounded(
+            data in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            cuts in proptest::collection::vec(0usize..600, 0..8),
+            max in 1usize..64,
+            octets in proptest::bool::ANY,
+        ) {
+            let mut f = Framer::new(max, octets);
+            let mut out = Vec::new();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(data.len())).collect();
+            cuts.sort_unstable();
+            let mut at = 0;
+            for c in cuts.into_iter().chain([data.len()]) {
+                f.feed(&data[at..c], &mut out);
+                at = c;
+                proptest::prop_assert!(f.buf.len() <= max + 10, "buffer {} > {}", f.buf.len(), max + 10);
+            }
+            f.finish(&mut out);
+            for frame in &out {
+                // U+FFFD stands for each invalid byte: count it as one byte.
+                let raw = frame.chars().map(|c| if c == '\u{fffd}' { 1 } else { c.len_utf8() }).sum::<usize>();
+                proptest::prop_assert!(raw <= max, "frame of {raw} bytes > {max}");
+            }
+        }
+
+        /// Newline framing does not depend on where the reads end.
+        #[test]
+        fn newline_frames_do_not_depend_on_read_boundaries(
+            lines in proptest::collection::vec("[^\n\r]{0,20}", 0..10),
+            cut in 0usize..400,
+        ) {
+            let data = lines.iter().map(|l| format!("{l}\n")).collect::<String>().into_bytes();
+            let cut = cut.min(data.len());
+            let whole = {
+                let mut f = Framer::new(1024, false);
+                let mut out = Vec::new();
+                f.feed(&data, &mut out);
+                f.finish(&mut out);
+                out
+            };
+            let mut f = Framer::new(1024, false);
+            let mut out = Vec::new();
+            f.feed(&data[..cut], &mut out);
+            f.feed(&data[cut..], &mut out);
+            f.finish(&mut out);
+            proptest::prop_assert_eq!(out, whole);
+        }
+    }
 }

@@ -94,7 +94,15 @@ impl Decoder {
                 let mut rec = match self.config.format {
                     Format::Lines => LogRecord::new(frame),
                     Format::Syslog => {
-                        let (rec, error) = syslog::parse(&frame, now);
+                        // The parser takes any text without panicking (its
+                        // property tests say so); should a case be missed,
+                        // the message is still kept, whole, as malformed.
+                        let parsed = std::panic::catch_unwind(|| syslog::parse(&frame, now));
+                        let (rec, error) = parsed.unwrap_or_else(|_| {
+                            let mut rec = LogRecord::new(frame.as_str());
+                            rec.timestamp = now;
+                            (rec, Some("the syslog parser failed on it".to_string()))
+                        });
                         if let Some(reason) = error {
                             self.counters.malformed.fetch_add(1, Relaxed);
                             debug!(%peer, %reason, "malformed syslog message kept as is");

@@ -184,10 +184,13 @@ fn quoted(s: &str) -> Result<(String, &str), String> {
 /// `Mmm dd hh:mm:ss HOSTNAME TAG[PID]: MSG` — the year is not sent: the
 /// current one is assumed, or the previous one for a date in the future.
 fn rfc3164(s: &str, now: OffsetDateTime) -> Result<LogRecord, String> {
-    if s.len() < 16 || s.as_bytes()[15] != b' ' {
-        return Err("neither RFC 5424 nor an RFC 3164 `Mmm dd hh:mm:ss` timestamp".into());
-    }
-    let timestamp = bsd_time(&s[..15], now)?;
+    // The timestamp is read at fixed byte offsets, so it must be ASCII: a
+    // multi-byte character there would put those offsets inside it.
+    let stamp = s
+        .get(..16)
+        .filter(|h| h.is_ascii() && h.ends_with(' '))
+        .ok_or("neither RFC 5424 nor an RFC 3164 `Mmm dd hh:mm:ss` timestamp")?;
+    let timestamp = bsd_time(&stamp[..15], now)?;
     let rest = &s[16..];
     let (host, rest) = token(rest).ok_or("RFC 3164 message without a hostname")?;
     let mut rec;
@@ -211,8 +214,12 @@ fn rfc3164(s: &str, now: OffsetDateTime) -> Result<LogRecord, String> {
     Ok(rec)
 }
 
+/// `s` is 15 ASCII bytes (checked by the caller).
 fn bsd_time(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
     let bad = || format!("RFC 3164 timestamp `{s}` is not `Mmm dd hh:mm:ss`");
+    if s.len() != 15 || !s.is_ascii() {
+        return Err(bad());
+    }
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
@@ -348,6 +355,13 @@ mod tests {
             ),
             ("<13>Foo 11 22:14:15 host x: y", "Mmm dd"),
             ("<13>short", "RFC 3164"),
+            // Non-ASCII where the BSD timestamp is read by byte offsets.
+            ("<13>Ja\u{e9}12345678901 host tag: boom", "RFC 3164"),
+            (
+                "<13>\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9} host tag: x",
+                "RFC 3164",
+            ),
+            ("<13>Jan \u{e9}5 22:14:15 host tag: x", "RFC 3164"),
         ];
         for (line, reason) in table {
             let (rec, e) = parse(line, now());
@@ -355,6 +369,47 @@ mod tests {
             assert!(e.contains(reason), "{line}: {e}");
             assert_eq!(rec.message.as_deref(), Some(line));
             assert_eq!(rec.timestamp, now());
+        }
+    }
+
+    /// A UDP syslog datagram with `é` inside the BSD timestamp used to panic
+    /// (byte-offset slicing) and end the source task for good.
+    #[test]
+    fn non_ascii_in_a_bsd_timestamp_is_malformed_not_a_panic() {
+        let bytes = b"<13>Ja\xc3\xa912345678901 host tag: boom";
+        let line = std::str::from_utf8(bytes).unwrap();
+        let (rec, error) = parse(line, now());
+        assert!(error.is_some());
+        assert_eq!(rec.message.as_deref(), Some(line));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any bytes, as the sources turn them into text: never a panic, and a
+        /// line that does not parse is kept whole.
+        #[test]
+        fn any_bytes_parse_or_are_kept_whole(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let line = String::from_utf8_lossy(&bytes);
+            let (rec, error) = parse(&line, now());
+            if error.is_some() {
+                proptest::prop_assert_eq!(rec.message.as_deref(), Some(&*line));
+            }
+        }
+
+        /// Text shaped like syslog, with any characters (non-ASCII included)
+        /// where the fields are read.
+        #[test]
+        fn syslog_shaped_text_never_panics(
+            pri in 0u16..300,
+            v5424 in proptest::bool::ANY,
+            body in "(Jan|Feb|\\PC{1,3})[ \\PC]{0,20} [ \\PC\\[\\]\"=:\\\\-]{0,60}",
+        ) {
+            let line = format!("<{pri}>{}{body}", if v5424 { "1 " } else { "" });
+            let (rec, error) = parse(&line, now());
+            if error.is_some() {
+                proptest::prop_assert_eq!(rec.message.as_deref(), Some(line.as_str()));
+            }
         }
     }
 }
