@@ -16,6 +16,7 @@
 //! - [`dispatch`]: the loop that ties them together for one sink.
 //! - [`metrics`]: Prometheus exposition of a pipeline.
 //! - [`topology`]: a graph of named sources, transforms and sinks.
+//! - [`supervise`]: source tasks restarted with backoff when they end early.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -29,6 +30,7 @@ pub mod dispatch;
 pub mod dlq;
 pub mod intake;
 pub mod metrics;
+pub mod supervise;
 pub mod topology;
 
 pub use buffer::{buffer, BufferConfig, BufferStats, WhenFull};

@@ -21,6 +21,7 @@ use switchyard_bus::MemoryBus;
 use switchyard_core::{EventBus, SinkConfig, Transform};
 use switchyard_engine::disk_buffer::DiskBufferConfig;
 use switchyard_engine::metrics::Metrics;
+use switchyard_engine::supervise::Health;
 use switchyard_engine::topology::{Observers, Pipeline, SinkNode, SourceStats, TransformNode};
 use switchyard_engine::{BufferConfig, Counters, CountersSnapshot, Dlq, Pipeline as SinkPolicy};
 use switchyard_sources::http::{router, IngestConfig, IngestCounters};
@@ -137,7 +138,12 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     ));
 
     let tail = crate::tail::start(&args.tail, tx.clone())?;
-    let net = crate::net::NetSources::start(&args.net, &tx).await?;
+    let health = Health::new();
+    {
+        let health = health.clone();
+        metrics.add_extra(Arc::new(move |out| health.series(out)));
+    }
+    let net = crate::net::NetSources::start(&args.net, &tx, &health, None).await?;
     let net_stats = net.stats_fn();
     let demo = crate::demo::DemoSource::start(&args.demo, &tx);
     let docker = crate::docker::start(&args.docker, &args.tail.state_dir, tx.clone())?;
@@ -187,6 +193,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         sources: vec![(SOURCE.to_string(), source_stats.clone())],
         sinks: vec![SinkView::from(sink)],
+        health,
     }));
     let disk_backed = sink.disk.is_some();
     // `stats` holds an intake sender: it must live only inside the router, so

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use switchyard_engine::supervise::{supervise, Health};
 use switchyard_engine::IntakeSender;
 use switchyard_sources::net::{serve_tcp, serve_udp, Format, NetConfig, NetCounters};
 use tokio::sync::watch;
@@ -52,8 +53,16 @@ pub struct NetSources {
 }
 
 impl NetSources {
-    /// Bind every configured address and start serving.
-    pub async fn start(args: &NetArgs, intake: &IntakeSender) -> anyhow::Result<Self> {
+    /// Bind every configured address and start serving. A listener whose
+    /// task ends early (an error, a panic) is bound again and restarted by
+    /// [`supervise`], counted and reported down on `health` meanwhile, under
+    /// `health_name` or else its flag's name.
+    pub async fn start(
+        args: &NetArgs,
+        intake: &IntakeSender,
+        health: &Health,
+        health_name: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let (stop, stop_rx) = watch::channel(false);
         let mut sources = Self {
             stop,
@@ -77,14 +86,40 @@ impl NetSources {
                     name.replace('_', "-")
                 )
             })?;
+            // A restart binds the port the first listener got (`:0` included).
+            let addr = listener.local_addr()?;
             let counters = Arc::new(NetCounters::default());
             info!(%addr, source = name, "listening");
-            sources.tasks.push(tokio::spawn(serve_tcp(
-                listener,
+            let mut first = Some(listener);
+            let (config, intake, counters2, stop) = (
                 config(format),
                 intake.clone(),
                 counters.clone(),
                 stop_rx.clone(),
+            );
+            let attempt = move || {
+                let first = first.take();
+                let (config, intake, counters, stop) = (
+                    config.clone(),
+                    intake.clone(),
+                    counters2.clone(),
+                    stop.clone(),
+                );
+                async move {
+                    let listener = match first {
+                        Some(l) => l,
+                        None => tokio::net::TcpListener::bind(addr)
+                            .await
+                            .map_err(|e| format!("cannot listen on {addr} again: {e}"))?,
+                    };
+                    serve_tcp(listener, config, intake, counters, stop).await;
+                    Ok(())
+                }
+            };
+            sources.tasks.push(tokio::spawn(supervise(
+                health.register(health_name.unwrap_or(name)),
+                stop_rx.clone(),
+                attempt,
             )));
             sources.counters.push((name, counters));
         }
@@ -97,14 +132,39 @@ impl NetSources {
             let socket = tokio::net::UdpSocket::bind(addr).await.with_context(|| {
                 format!("cannot bind {addr} — check --{}", name.replace('_', "-"))
             })?;
+            let addr = socket.local_addr()?;
             let counters = Arc::new(NetCounters::default());
             info!(%addr, source = name, "listening");
-            sources.tasks.push(tokio::spawn(serve_udp(
-                socket,
+            let mut first = Some(socket);
+            let (config, intake, counters2, stop) = (
                 config(format),
                 intake.clone(),
                 counters.clone(),
                 stop_rx.clone(),
+            );
+            let attempt = move || {
+                let first = first.take();
+                let (config, intake, counters, stop) = (
+                    config.clone(),
+                    intake.clone(),
+                    counters2.clone(),
+                    stop.clone(),
+                );
+                async move {
+                    let socket = match first {
+                        Some(s) => s,
+                        None => tokio::net::UdpSocket::bind(addr)
+                            .await
+                            .map_err(|e| format!("cannot bind {addr} again: {e}"))?,
+                    };
+                    serve_udp(socket, config, intake, counters, stop).await;
+                    Ok(())
+                }
+            };
+            sources.tasks.push(tokio::spawn(supervise(
+                health.register(health_name.unwrap_or(name)),
+                stop_rx.clone(),
+                attempt,
             )));
             sources.counters.push((name, counters));
         }

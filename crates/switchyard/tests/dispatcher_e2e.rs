@@ -372,6 +372,63 @@ fn syslog_over_udp_and_tcp_lands_as_structured_records() {
     by_msg("not syslog");
 }
 
+/// One syslog datagram with `é` inside its BSD timestamp used to panic the
+/// parser and end the UDP source for good: every later datagram was lost
+/// and `/ready` still said 200. Over TCP the connection was lost.
+#[test]
+fn non_ascii_syslog_does_not_end_the_source() {
+    let udp_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tcp_port = free_port();
+    let udp_addr = format!("127.0.0.1:{udp_port}");
+    let tcp_addr = format!("127.0.0.1:{tcp_port}");
+    let (_dir, out, port, child) = start_to_file(&[
+        "--syslog-udp",
+        &udp_addr,
+        "--syslog-tcp",
+        &tcp_addr,
+        "--flush-interval",
+        "50ms",
+    ]);
+    let bad: &[u8] = b"<13>Ja\xc3\xa912345678901 host tag: boom";
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.send_to(bad, &udp_addr).unwrap();
+    client
+        .send_to(b"<14>Nov  5 08:01:02 web-01 app: after udp", &udp_addr)
+        .unwrap();
+    let mut tcp = TcpStream::connect(&tcp_addr).unwrap();
+    tcp.write_all(bad).unwrap();
+    tcp.write_all(b"\n<14>Nov  5 08:01:02 web-01 app: after tcp\n")
+        .unwrap();
+    drop(tcp);
+    let lines = wait_for_lines(&out, 4);
+    let (status, ready) = common::http_with(port, "GET", "/ready", b"", "");
+    assert_eq!(status, 200, "{ready}");
+    let (_, metrics) = common::http_with(port, "GET", "/metrics", b"", "");
+    for name in ["syslog_udp", "syslog_tcp"] {
+        let up = format!("dispatcher_source_up{{component=\"{name}\"}} 1");
+        assert!(metrics.contains(&up), "{up} in {metrics}");
+    }
+    let summary = stop(child);
+    assert!(summary.contains("sent=4"), "{summary}");
+    let messages: Vec<String> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["message"].to_string())
+        .collect();
+    let raw = String::from_utf8(bad.to_vec()).unwrap();
+    for m in ["after udp", "after tcp", raw.as_str()] {
+        assert!(
+            messages
+                .iter()
+                .any(|x| x == &serde_json::json!(m).to_string()),
+            "{m} in {messages:?}"
+        );
+    }
+}
+
 #[test]
 fn stdout_service_prints_one_json_line_per_event() {
     let port = free_port();

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use switchyard_engine::metrics::Metrics;
+use switchyard_engine::supervise::Health;
 use switchyard_engine::topology::{SinkHandle, SourceStats};
 use switchyard_engine::BufferStats;
 
@@ -23,6 +24,8 @@ pub struct AdminState {
     pub sources: Vec<(String, Arc<SourceStats>)>,
     /// Sinks: name, buffer and ledger.
     pub sinks: Vec<SinkView>,
+    /// Supervised source tasks: up, or down and waiting to be restarted.
+    pub health: Arc<Health>,
 }
 
 /// One sink as the admin server sees it.
@@ -123,7 +126,7 @@ fn components(s: &AdminState) -> (Value, Vec<String>) {
             )
         })
         .collect();
-    let sources: serde_json::Map<String, Value> = s
+    let mut sources: serde_json::Map<String, Value> = s
         .sources
         .iter()
         .map(|(name, st)| {
@@ -137,6 +140,26 @@ fn components(s: &AdminState) -> (Value, Vec<String>) {
             )
         })
         .collect();
+    // Supervised tasks: under their source's entry when they share its name,
+    // else an entry of their own (the dispatcher's listeners).
+    for task in s.health.tasks() {
+        let down = task.is_down();
+        if down {
+            reasons.push(format!(
+                "source `{}` is down ({}); restarting it",
+                task.name,
+                task.last_error().unwrap_or_default()
+            ));
+        }
+        let entry = sources
+            .entry(task.name.clone())
+            .or_insert_with(|| json!({}));
+        entry["state"] = json!(if down { "failed" } else { "ok" });
+        entry["failures"] = json!(task.failures.load(Relaxed));
+        if let Some(e) = task.last_error() {
+            entry["last_error"] = json!(e);
+        }
+    }
     if open > 0 && open == s.sinks.len() {
         reasons.push("no sink can deliver: every circuit breaker is open".to_string());
     }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use switchyard_core::SinkConfig;
 use switchyard_engine::disk_buffer::DiskBufferConfig;
 use switchyard_engine::metrics::Metrics;
+use switchyard_engine::supervise::Health;
 use switchyard_engine::topology::{Observers, Pipeline, Shape, SinkNode, TransformNode};
 use switchyard_engine::{IntakeSender, Pipeline as SinkPolicy};
 use switchyard_sources::http::{IngestConfig, IngestCounters};
@@ -31,8 +32,7 @@ fn load(path: &Path) -> anyhow::Result<Checked> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read `{}`", path.display()))?;
     let registry = switchyard_sinks::builtin();
-    let types: Vec<&str> = registry.names().collect();
-    check(&text, |k| std::env::var(k).ok(), &types).map_err(|errors| {
+    check(&text, |k| std::env::var(k).ok(), &registry).map_err(|errors| {
         for e in &errors {
             eprintln!("{}: {e}", path.display());
         }
@@ -156,6 +156,11 @@ async fn run(c: Checked) -> anyhow::Result<()> {
     for s in &pipeline.sinks {
         metrics.add_sink(s);
     }
+    let health = Health::new();
+    {
+        let health = health.clone();
+        metrics.add_extra(Arc::new(move |out| health.series(out)));
+    }
     let state = Arc::new(AdminState {
         metrics: metrics.clone(),
         sources: pipeline
@@ -164,6 +169,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
             .map(|s| (s.name.clone(), s.stats.clone()))
             .collect(),
         sinks: pipeline.sinks.iter().map(SinkView::from).collect(),
+        health: health.clone(),
     });
 
     let (stop, stop_rx) = watch::channel(false);
@@ -188,7 +194,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
     for (name, config) in c.sources {
         let tx = pipeline.sender(&name).expect("every source has a queue");
         running.push(
-            start_source(&name, config, tx, on_disk(&name), stop_rx.clone())
+            start_source(&name, config, tx, on_disk(&name), &health, stop_rx.clone())
                 .await
                 .with_context(|| format!("sources.{name}: cannot start"))?,
         );
@@ -306,6 +312,7 @@ async fn start_source(
     config: SourceConfig,
     tx: IntakeSender,
     disk_backed: bool,
+    health: &Health,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
     Ok(match config {
@@ -377,16 +384,22 @@ async fn start_source(
                 None => anyhow::bail!("include: at least one glob is required"),
             }
         }
-        SourceConfig::Tcp(n) => net(n, tx, |a, n| a.tcp = Some(n)).await?,
-        SourceConfig::Udp(n) => net(n, tx, |a, n| a.udp = Some(n)).await?,
-        SourceConfig::SyslogTcp(n) => net(n, tx, |a, n| a.syslog_tcp = Some(n)).await?,
-        SourceConfig::SyslogUdp(n) => net(n, tx, |a, n| a.syslog_udp = Some(n)).await?,
+        SourceConfig::Tcp(n) => net(name, n, tx, health, |a, n| a.tcp = Some(n)).await?,
+        SourceConfig::Udp(n) => net(name, n, tx, health, |a, n| a.udp = Some(n)).await?,
+        SourceConfig::SyslogTcp(n) => {
+            net(name, n, tx, health, |a, n| a.syslog_tcp = Some(n)).await?
+        }
+        SourceConfig::SyslogUdp(n) => {
+            net(name, n, tx, health, |a, n| a.syslog_udp = Some(n)).await?
+        }
     })
 }
 
 async fn net(
+    name: &str,
     n: NetSource,
     tx: IntakeSender,
+    health: &Health,
     set: impl FnOnce(&mut crate::net::NetArgs, std::net::SocketAddr),
 ) -> anyhow::Result<Running> {
     let mut args = crate::net::NetArgs {
@@ -398,6 +411,6 @@ async fn net(
         max_connections: n.max_connections,
     };
     set(&mut args, n.address);
-    let sources = crate::net::NetSources::start(&args, &tx).await?;
+    let sources = crate::net::NetSources::start(&args, &tx, health, Some(name)).await?;
     Ok(Running::Net(sources))
 }
