@@ -482,6 +482,49 @@ async fn a_symlink_out_of_the_base_directory_is_refused_per_event() {
     assert_eq!(messages(&base.join("ok/x.log")), ["in"]);
 }
 
+/// A path whose directories go through a symbolic link out of the base
+/// directory used to have those directories created outside before the
+/// check refused the file.
+#[tokio::test]
+async fn no_directory_is_created_outside_the_base_through_a_symlink() {
+    let root = tempfile::tempdir().unwrap();
+    let base = root.path().join("base");
+    let outside = root.path().join("outside");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, base.join("link")).unwrap();
+    // A link that stays inside the base is followed as before.
+    std::fs::create_dir_all(base.join("real")).unwrap();
+    std::os::unix::fs::symlink(base.join("real"), base.join("alias")).unwrap();
+    let s = sink(
+        &base,
+        &[("path", "{app}/{team}/x.log")],
+        ManualClock::new(Duration::ZERO),
+    );
+    let err = s
+        .send(&[
+            record("in", &[("app", "alias"), ("team", "core")]),
+            record("out", &[("app", "link"), ("team", "made")]),
+        ])
+        .await
+        .unwrap_err();
+    s.close().await.unwrap();
+    assert_eq!(err.failed.len(), 1);
+    assert_eq!(err.failed[0].index, 1);
+    assert_eq!(err.failed[0].error.kind, SinkErrorKind::Permanent);
+    assert!(
+        err.failed[0].error.message.contains("symbolic link"),
+        "{}",
+        err.failed[0].error.message
+    );
+    assert!(
+        !outside.join("made").exists(),
+        "a directory was made outside the base"
+    );
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    assert_eq!(messages(&base.join("real/core/x.log")), ["in"]);
+}
+
 /// Dropping synced pages from the page cache (`keep_cached`) happens between
 /// batches of a file that keeps growing: every line must still be there, in
 /// order, once far more than the kept window was written and dropped.

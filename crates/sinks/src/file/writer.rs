@@ -374,9 +374,15 @@ impl Writer {
             message: format!("cannot {what} `{}`: {e}", full.display()),
         };
         if let Some(dir) = full.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| transient("create the directory of", e))?;
-            if let Some(base) = &self.base {
-                self.check_inside(base, dir, &full)?;
+            match &self.base {
+                // Checked level by level before each is made, so nothing is
+                // created beyond a link that leaves the base.
+                Some(base) => {
+                    create_inside(base, dir, &full)?;
+                    self.check_inside(base, dir, &full)?;
+                }
+                None => std::fs::create_dir_all(dir)
+                    .map_err(|e| transient("create the directory of", e))?,
             }
         }
         let out = if self.direct {
@@ -524,4 +530,59 @@ impl Writer {
             self.close(&path);
         }
     }
+}
+
+/// Make `dir` (at or below the canonical `base`) one level at a time. Each
+/// level that exists already must resolve inside `base` before anything is
+/// made beneath it: a symbolic link that leaves the base is refused with no
+/// directory created on its far side.
+fn create_inside(base: &Path, dir: &Path, full: &Path) -> Result<(), PartError> {
+    let refuse = |why: String| PartError {
+        permanent: true,
+        message: format!("refused to write `{}`: {why}", full.display()),
+    };
+    let rel = dir
+        .strip_prefix(base)
+        .map_err(|_| refuse("its directory is not inside the base directory".into()))?;
+    let mut at = base.to_path_buf();
+    for part in rel.components() {
+        let std::path::Component::Normal(part) = part else {
+            return Err(refuse(
+                "its directory is not a plain path below the base".into(),
+            ));
+        };
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let real = at
+                    .canonicalize()
+                    .map_err(|e| refuse(format!("cannot resolve `{}`: {e}", at.display())))?;
+                if !real.starts_with(base) {
+                    return Err(refuse(
+                        "its directory leaves the base directory through a symbolic link".into(),
+                    ));
+                }
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match std::fs::create_dir(&at) {
+                Ok(()) => {}
+                // Made meanwhile by someone else: checked by the next level
+                // or by `check_inside`.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(PartError {
+                        permanent: false,
+                        message: format!("cannot create the directory `{}`: {e}", at.display()),
+                    })
+                }
+            },
+            Err(e) => {
+                return Err(PartError {
+                    permanent: false,
+                    message: format!("cannot read `{}`: {e}", at.display()),
+                })
+            }
+        }
+    }
+    Ok(())
 }
