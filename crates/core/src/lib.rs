@@ -38,6 +38,6 @@ pub use fields::Fields;
 pub use http_exchange::HttpExchange;
 pub use log_record::LogRecord;
 pub use sink::{
-    EventFailure, Sink, SinkConfig, SinkError, SinkErrorKind, SinkFactory, SinkRegistry,
+    EventFailure, Sink, SinkCheck, SinkConfig, SinkError, SinkErrorKind, SinkFactory, SinkRegistry,
 };
 pub use transform::{Identity, Transform, Verdict};

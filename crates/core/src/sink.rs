@@ -191,8 +191,18 @@ mod tests {
 /// Named sink factories.
 #[derive(Default)]
 pub struct SinkRegistry {
-    entries: BTreeMap<&'static str, (&'static str, SinkFactory)>,
+    entries: BTreeMap<&'static str, Entry>,
 }
+
+struct Entry {
+    description: &'static str,
+    build: SinkFactory,
+    check: Option<SinkCheck>,
+}
+
+/// Checks a configuration without building the sink, for a plugin whose
+/// build has effects (opens files, starts threads): `validate` must not.
+pub type SinkCheck = fn(&SinkConfig) -> Result<(), String>;
 
 impl SinkRegistry {
     /// An empty registry.
@@ -200,9 +210,55 @@ impl SinkRegistry {
         Self::default()
     }
 
-    /// Add (or replace) a plugin.
+    /// Add (or replace) a plugin whose build has no effect outside itself
+    /// (no file, thread or connection): [`SinkRegistry::check`] builds it.
     pub fn register(&mut self, name: &'static str, description: &'static str, f: SinkFactory) {
-        self.entries.insert(name, (description, f));
+        self.entries.insert(
+            name,
+            Entry {
+                description,
+                build: f,
+                check: None,
+            },
+        );
+    }
+
+    /// Add (or replace) a plugin with a check that reads its options
+    /// without the effects of building it.
+    pub fn register_checked(
+        &mut self,
+        name: &'static str,
+        description: &'static str,
+        f: SinkFactory,
+        check: SinkCheck,
+    ) {
+        self.entries.insert(
+            name,
+            Entry {
+                description,
+                build: f,
+                check: Some(check),
+            },
+        );
+    }
+
+    /// Check the named plugin's configuration as its build would, without
+    /// the build's effects and without the network.
+    pub fn check(&self, name: &str, cfg: &SinkConfig) -> Result<(), String> {
+        match self.entries.get(name) {
+            Some(Entry {
+                check: Some(check), ..
+            }) => check(cfg),
+            Some(_) => self.build(name, cfg).map(drop),
+            None => Err(self.unknown(name)),
+        }
+    }
+
+    fn unknown(&self, name: &str) -> String {
+        format!(
+            "unknown service `{name}`; available: {}",
+            self.names().collect::<Vec<_>>().join(", ")
+        )
     }
 
     /// Plugin names, sorted.
@@ -212,17 +268,14 @@ impl SinkRegistry {
 
     /// `(name, description)` pairs, sorted by name.
     pub fn describe(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
-        self.entries.iter().map(|(n, (d, _))| (*n, *d))
+        self.entries.iter().map(|(n, e)| (*n, e.description))
     }
 
     /// Build the named plugin.
     pub fn build(&self, name: &str, cfg: &SinkConfig) -> Result<Box<dyn Sink>, String> {
         match self.entries.get(name) {
-            Some((_, f)) => f(cfg),
-            None => Err(format!(
-                "unknown service `{name}`; available: {}",
-                self.names().collect::<Vec<_>>().join(", ")
-            )),
+            Some(e) => (e.build)(cfg),
+            None => Err(self.unknown(name)),
         }
     }
 }

@@ -9,10 +9,11 @@ use switchyard_core::SinkRegistry;
 /// A registry holding every built-in sink.
 pub fn builtin() -> SinkRegistry {
     let mut r = SinkRegistry::new();
-    r.register(
+    r.register_checked(
         "file",
         "append JSON or text lines to a file (endpoint = path) or to templated paths (path=…), with rotation",
         FileSink::from_config,
+        FileSink::check_config,
     );
     r.register(
         "stdout",

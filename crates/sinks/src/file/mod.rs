@@ -93,6 +93,12 @@ impl FileSink {
         Self::with_clock(FileOptions::parse(&cfg)?, Arc::new(SystemClock))
     }
 
+    /// Check the options as [`FileSink::from_config`] reads them, without
+    /// creating or opening anything.
+    pub fn check_config(cfg: &SinkConfig) -> Result<(), String> {
+        FileOptions::parse(cfg).map(drop)
+    }
+
     /// Build from the plugin map; see [`FileOptions::parse`] for the keys.
     pub fn from_config(cfg: &SinkConfig) -> Result<Box<dyn Sink>, String> {
         let options = FileOptions::parse(cfg)?;

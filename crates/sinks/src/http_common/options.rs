@@ -87,7 +87,7 @@ pub fn api_key(service: &str, cfg: &SinkConfig) -> Result<Secret, String> {
         .filter(|k| !k.0.is_empty())
         .ok_or_else(|| {
             format!(
-                "the {service} service needs an API key — pass --api-key or set LLM_PROXY_API_KEY"
+                "the {service} service needs an API key — pass --api-key, set LLM_PROXY_API_KEY, or set `api-key` in the sink's options"
             )
         })
 }

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 use std::fmt;
 use std::sync::Arc;
-use switchyard_core::Transform;
+use switchyard_core::{SinkConfig, SinkRegistry, Transform};
 use switchyard_engine::topology::Shape;
 use switchyard_transforms::llm::{LlmConfig, LlmTransform, Redactor};
 use switchyard_transforms::TransformConfig;
@@ -63,13 +63,14 @@ pub struct Checked {
 
 const TOP: [&str; 5] = ["admin", "dlq", "sources", "transforms", "sinks"];
 
-/// Check `text`; `env` reads environment variables; `sink_types` are the
-/// registered sink plugins.
+/// Check `text`; `env` reads environment variables; `sink_plugins` are the
+/// registered sinks, whose options are checked as their build reads them.
 pub fn check(
     text: &str,
     env: impl Fn(&str) -> Option<String>,
-    sink_types: &[&str],
+    sink_plugins: &SinkRegistry,
 ) -> Result<Checked, Vec<ConfigError>> {
+    let sink_types: Vec<&str> = sink_plugins.names().collect();
     let text = interpolate(text, env).map_err(|errors| {
         errors
             .into_iter()
@@ -186,6 +187,9 @@ pub fn check(
             continue;
         };
         c.sink_settings(&name, &s);
+        if sink_types.contains(&s.kind.as_str()) {
+            c.sink_options(&name, &s, sink_plugins);
+        }
         sinks.push((name, s));
     }
 
@@ -377,6 +381,33 @@ impl Checker<'_> {
         }
     }
 
+    /// The plugin's own options, read as its build reads them (without
+    /// its effects: no file is opened, no connection made). The error is
+    /// placed at the option it names, else at `options`.
+    fn sink_options(&mut self, name: &str, s: &SinkEntry, plugins: &SinkRegistry) {
+        let options: SinkConfig = s
+            .options
+            .iter()
+            .filter(|(_, v)| !v.0.is_empty())
+            .map(|(k, v)| (k.clone(), v.0.clone()))
+            .collect();
+        let Err(message) = plugins.check(&s.kind, &options) else {
+            return;
+        };
+        let named = message
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .find(|token| s.options.contains_key(*token))
+            .map(str::to_string);
+        let path: Vec<&str> = match &named {
+            Some(key) => vec!["sinks", name, "options", key.as_str()],
+            None => vec!["sinks", name, "options"],
+        };
+        let e = self.error(&path, message);
+        self.errors.push(e);
+    }
+
     fn sink_settings(&mut self, name: &str, s: &SinkEntry) {
         let at = |k: &[&'static str]| {
             let mut p = vec!["sinks".to_string(), name.to_string()];
@@ -467,11 +498,9 @@ fn unknown_field(message: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    const TYPES: [&str; 3] = ["file", "stdout", "blackhole"];
-
     fn errors(text: &str) -> Vec<String> {
         let env = |k: &str| (k == "HOME_DIR").then(|| "/data".to_string());
-        match check(text, env, &TYPES) {
+        match check(text, env, &switchyard_sinks::builtin()) {
             Ok(_) => Vec::new(),
             Err(e) => e.iter().map(ToString::to_string).collect(),
         }
@@ -520,7 +549,7 @@ sinks:
             (
                 "sources:\n  a:\n    type: tcp\n    address: 127.0.0.1:1\nsinks:\n  o:\n    type: kafka\n    inputs: [a, b]\n    batch: {timeout: soon}\n",
                 &[
-                    "line 7: sinks.o.type: `kafka` is not a sink plugin; `switchyard plugins` lists them (file, stdout, blackhole)",
+                    "line 7: sinks.o.type: `kafka` is not a sink plugin; `switchyard plugins` lists them (blackhole, file, helicone, http, loki, lunary, stdout)",
                     "line 8: sinks.o.inputs: `b` is not a source or transform",
                     "line 9: sinks.o.batch.timeout: `soon` is not a duration (expected number at 0)",
                 ],
@@ -559,5 +588,35 @@ sinks:
         for (text, want) in table {
             assert_eq!(&errors(text), want, "config:\n{text}");
         }
+    }
+
+    /// `validate` used to pass sink options only `run` read: a bogus size or
+    /// a Lunary sink without a key failed at start, with no line number.
+    #[test]
+    fn sink_options_are_checked_as_the_sink_reads_them() {
+        let head = "sources:\n  a:\n    type: tcp\n    address: 127.0.0.1:1\nsinks:\n";
+        let file = format!(
+            "{head}  f:\n    type: file\n    inputs: [a]\n    options:\n      path: '{{app}}.log'\n      base_dir: /nonexistent/for/validate\n      rotate.max_bytes: bogus\n"
+        );
+        let got = errors(&file);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("line 12: sinks.f.options.rotate.max_bytes: "),
+            "{got:?}"
+        );
+        assert!(got[0].contains("bogus"), "{got:?}");
+        // Checking made nothing on disk.
+        assert!(!std::path::Path::new("/nonexistent/for/validate").exists());
+
+        let lunary = format!("{head}  l:\n    type: lunary\n    inputs: [a]\n");
+        let got = errors(&lunary);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with("line 6: sinks.l.options: "), "{got:?}");
+        assert!(got[0].contains("api-key"), "{got:?}");
+
+        let good = format!(
+            "{head}  l:\n    type: lunary\n    inputs: [a]\n    options:\n      api-key: k\n      timeout: 5s\n"
+        );
+        assert!(errors(&good).is_empty(), "{:?}", errors(&good));
     }
 }
