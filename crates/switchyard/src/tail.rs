@@ -52,6 +52,14 @@ pub fn start(args: &TailArgs, intake: IntakeSender) -> anyhow::Result<Option<Tai
     if args.globs.is_empty() {
         return Ok(None);
     }
+    TailSource::spawn(config(args), intake, tokio::runtime::Handle::current())
+        .map_err(anyhow::Error::msg)
+        .context("cannot start --tail (check --tail and the --tail-multiline-* flags)")
+        .map(Some)
+}
+
+/// The tail source's settings from its flags.
+pub fn config(args: &TailArgs) -> TailConfig {
     let mut config = TailConfig::new(args.globs.clone(), args.state_dir.clone());
     config.read_from = match args.tail_from.as_str() {
         "tail" => ReadFrom::Tail,
@@ -67,10 +75,7 @@ pub fn start(args: &TailArgs, intake: IntakeSender) -> anyhow::Result<Option<Tai
             max_bytes: args.tail_multiline_max_bytes,
             ..MultilineConfig::new(start.clone())
         });
-    TailSource::spawn(config, intake, tokio::runtime::Handle::current())
-        .map_err(anyhow::Error::msg)
-        .context("cannot start --tail (check --tail and the --tail-multiline-* flags)")
-        .map(Some)
+    config
 }
 
 /// The tail counters as JSON for `/stats`.

@@ -107,6 +107,12 @@ impl TailConfig {
         }
     }
 
+    /// Check the settings as starting the source would, without starting
+    /// it: the errors name the setting at fault.
+    pub fn check(&self) -> Result<(), String> {
+        self.validate().map(drop)
+    }
+
     fn validate(&self) -> Result<Option<Multiline>, String> {
         if self.include.is_empty() {
             return Err("file tail: `include` needs at least one glob pattern".into());

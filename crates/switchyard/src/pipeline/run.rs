@@ -357,28 +357,8 @@ async fn start_source(
                     .await;
             }))
         }
-        SourceConfig::File(FileSource {
-            include,
-            read_from,
-            state_dir,
-            json,
-            partial_line_timeout,
-            multiline,
-            ..
-        }) => {
-            let args = crate::tail::TailArgs {
-                globs: include,
-                state_dir,
-                tail_from: match read_from {
-                    ReadFrom::Head => "head".into(),
-                    ReadFrom::Tail => "tail".into(),
-                },
-                tail_json: json,
-                tail_partial_timeout: partial_line_timeout,
-                tail_multiline_start: multiline.as_ref().map(|m| m.start.clone()),
-                tail_multiline_max_lines: multiline.as_ref().map_or(500, |m| m.max_lines),
-                tail_multiline_max_bytes: multiline.as_ref().map_or(262_144, |m| m.max_bytes),
-            };
+        SourceConfig::File(f) => {
+            let args = tail_args(&f);
             match crate::tail::start(&args, tx)? {
                 Some(t) => Running::Tail(t),
                 None => anyhow::bail!("include: at least one glob is required"),
@@ -393,6 +373,23 @@ async fn start_source(
             net(name, n, tx, health, |a, n| a.syslog_udp = Some(n)).await?
         }
     })
+}
+
+/// The file source's settings as the tail's flags.
+pub(super) fn tail_args(f: &FileSource) -> crate::tail::TailArgs {
+    crate::tail::TailArgs {
+        globs: f.include.clone(),
+        state_dir: f.state_dir.clone(),
+        tail_from: match f.read_from {
+            ReadFrom::Head => "head".into(),
+            ReadFrom::Tail => "tail".into(),
+        },
+        tail_json: f.json,
+        tail_partial_timeout: f.partial_line_timeout,
+        tail_multiline_start: f.multiline.as_ref().map(|m| m.start.clone()),
+        tail_multiline_max_lines: f.multiline.as_ref().map_or(500, |m| m.max_lines),
+        tail_multiline_max_bytes: f.multiline.as_ref().map_or(262_144, |m| m.max_bytes),
+    }
 }
 
 async fn net(

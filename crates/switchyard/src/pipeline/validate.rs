@@ -4,7 +4,7 @@
 
 use super::interpolate::interpolate;
 use super::locate::line_of;
-use super::schema::{Admin, LlmTransformConfig, SinkEntry, SourceConfig};
+use super::schema::{Admin, FileSource, LlmTransformConfig, SinkEntry, SourceConfig};
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 use std::fmt;
@@ -130,6 +130,9 @@ pub fn check(
     for (name, v) in c.section(&root, "sources") {
         source_names.push(name.clone());
         if let Some(s) = c.source(&name, v) {
+            if let SourceConfig::File(f) = &s {
+                c.file_source(&name, f);
+            }
             if s.queue_size() == 0 {
                 let e = c.error(
                     &["sources", &name, "queue_size"],
@@ -340,6 +343,21 @@ impl Checker<'_> {
                 return None;
             }
         })
+    }
+
+    /// The tail's own checks (glob and multiline patterns, bounds), placed
+    /// at the setting the message names.
+    fn file_source(&mut self, name: &str, f: &FileSource) {
+        let Err(message) = crate::tail::config(&super::run::tail_args(f)).check() else {
+            return;
+        };
+        let message = message.strip_prefix("file tail: ").unwrap_or(&message);
+        let mut path = vec!["sources", name];
+        if let Some(key) = message.split('`').nth(1) {
+            path.extend(key.split('.'));
+        }
+        let e = self.error(&path, message.to_string());
+        self.errors.push(e);
     }
 
     fn transform(&mut self, name: &str, m: Mapping) -> Option<Arc<dyn Transform>> {
@@ -613,6 +631,14 @@ sinks:
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(got[0].starts_with("line 6: sinks.l.options: "), "{got:?}");
         assert!(got[0].contains("api-key"), "{got:?}");
+
+        let tail = "sources:\n  a:\n    type: file\n    include: ['x/*.log']\n    multiline:\n      start: '(unclosed'\nsinks:\n  o:\n    type: stdout\n    inputs: [a]\n";
+        let got = errors(tail);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("line 6: sources.a.multiline.start: `multiline.start` pattern `(unclosed` is invalid"),
+            "{got:?}"
+        );
 
         let good = format!(
             "{head}  l:\n    type: lunary\n    inputs: [a]\n    options:\n      api-key: k\n      timeout: 5s\n"
