@@ -266,3 +266,65 @@ async fn a_read_sent_ahead_runs_before_its_reply_is_taken() {
     });
     assert!(none.read_new(&mut conn).await.unwrap().is_empty());
 }
+
+/// The request ids stored under `key` (a stream or a list), each once.
+fn stored_ids(server: &RedisServer, wire: &Wire) -> std::collections::BTreeSet<String> {
+    let raw = match wire {
+        Wire::Stream { stream, .. } => server.command(&["XRANGE", stream, "-", "+"]).unwrap(),
+        Wire::List(cfg) => server.command(&["LRANGE", &cfg.key, "0", "-1"]).unwrap(),
+    };
+    raw.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["RequestID"].as_str().map(String::from))
+        .collect()
+}
+
+/// Redis stopped and started again mid-stream, for both wires: what was
+/// published while it was down waits in the publisher's buffer and is
+/// written once it is back; nothing is dropped or lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_mid_stream_loses_no_published_event() {
+    let wires = [
+        Wire::Stream {
+            stream: "llm-proxy-events".into(),
+            max_len: 100_000,
+        },
+        Wire::List(ListConfig {
+            key: "llm-proxy-events".into(),
+            max_len: None,
+            ttl: None,
+        }),
+    ];
+    for wire in wires {
+        let mut server = RedisServer::start();
+        let publisher = Publisher::start(
+            &target(&server),
+            PublisherConfig {
+                wire: wire.clone(),
+                buffer: 2000,
+                pipeline: 50,
+            },
+        )
+        .unwrap();
+        assert_eq!(publisher.publish_all((0..500).map(exchange)), 500);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while publisher.stats().written < 500 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                publisher.stats()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        server.save();
+        server.stop();
+        // Published while Redis is down: buffered, never blocking the caller.
+        assert_eq!(publisher.publish_all((500..1000).map(exchange)), 500);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        server.start_again();
+        let stats = publisher.close(Duration::from_secs(60)).await;
+        assert_eq!((stats.dropped, stats.unsent), (0, 0), "{wire:?}: {stats:?}");
+        let ids = stored_ids(&server, &wire);
+        assert_eq!(ids.len(), 1000, "{wire:?}: {stats:?}");
+    }
+}
