@@ -116,23 +116,35 @@ impl Health {
 ///
 /// `attempt` is called again for each start, so it must set the source up
 /// anew (bind its socket again, reconnect): the failed attempt's resources
-/// were dropped with it.
-pub async fn supervise<F, Fut>(
-    health: Arc<TaskHealth>,
-    mut stop: watch::Receiver<bool>,
-    mut attempt: F,
-) where
+/// were dropped with it. It is dropped as soon as `stop` turns true, while
+/// the running attempt finishes: what it holds for restarts (an intake
+/// sender) must not keep the pipeline from draining.
+pub async fn supervise<F, Fut>(health: Arc<TaskHealth>, mut stop: watch::Receiver<bool>, attempt: F)
+where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
     let backoff = Backoff {
         base: FIRST_RESTART_DELAY,
     };
+    let mut attempt = Some(attempt);
     let mut restarts: u32 = 0;
     loop {
+        let Some(make) = attempt.as_mut() else { return };
         let started = Instant::now();
         // Its own task, so that a panic ends the attempt, not the supervisor.
-        let outcome = tokio::spawn(attempt()).await;
+        let mut running = tokio::spawn(make());
+        let ended = tokio::select! {
+            outcome = &mut running => Some(outcome),
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        let outcome = match ended {
+            Some(outcome) => outcome,
+            None => {
+                attempt = None;
+                running.await
+            }
+        };
         if *stop.borrow() {
             return;
         }
@@ -258,5 +270,36 @@ mod tests {
         supervisor.await.unwrap();
         assert_eq!(task.failures.load(Relaxed), 0);
         assert!(!task.is_down());
+    }
+
+    /// The factory holds what restarts need (an intake sender); held until
+    /// the attempt ended, it kept the Redis source's drain waiting on a
+    /// pipeline that waited for that very sender to go.
+    #[tokio::test(start_paused = true)]
+    async fn the_factory_is_dropped_at_stop_before_the_attempt_ends() {
+        let task = Health::new().register("redis");
+        let (stop, stop_rx) = watch::channel(false);
+        let held = Arc::new(());
+        let in_factory = held.clone();
+        let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+        let mut finished = Some(finished);
+        let supervisor = tokio::spawn(supervise(task, stop_rx, move || {
+            let _keep = in_factory.clone();
+            let finished = finished.take();
+            async move {
+                if let Some(f) = finished {
+                    let _ = f.await;
+                }
+                Ok(())
+            }
+        }));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(Arc::strong_count(&held), 2);
+        stop.send(true).unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(Arc::strong_count(&held), 1, "factory still alive");
+        assert!(!supervisor.is_finished(), "the attempt is still running");
+        finish.send(()).unwrap();
+        supervisor.await.unwrap();
     }
 }

@@ -129,8 +129,13 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     let disk_stats = sink.disk.clone();
     let ingest_counters = Arc::new(IngestCounters::default());
 
+    let health = Health::new();
+    {
+        let health = health.clone();
+        metrics.add_extra(Arc::new(move |out| health.series(out)));
+    }
     let redis = redis_kind
-        .map(|kind| RedisSource::start(kind, &args.redis, &args.service, tx.clone()))
+        .map(|kind| RedisSource::start(kind, &args.redis, &args.service, tx.clone(), &health))
         .transpose()?;
     let bus_task = tokio::spawn(switchyard_sources::bus::forward(
         bus.subscribe(),
@@ -138,11 +143,6 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     ));
 
     let tail = crate::tail::start(&args.tail, tx.clone())?;
-    let health = Health::new();
-    {
-        let health = health.clone();
-        metrics.add_extra(Arc::new(move |out| health.series(out)));
-    }
     let net = crate::net::NetSources::start(&args.net, &tx, &health, None).await?;
     let net_stats = net.stats_fn();
     let demo = crate::demo::DemoSource::start(&args.demo, &tx);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use switchyard_bus::redis::{
     ConsumerSnapshot, ConsumerStats, Group, GroupConfig, ListConfig, RedisTarget,
 };
+use switchyard_engine::supervise::{supervise, Health};
 use switchyard_engine::IntakeSender;
 use switchyard_sources::redis_list::ListSourceConfig;
 use tokio::sync::watch;
@@ -102,17 +103,20 @@ impl Kind {
 pub struct RedisSource {
     stats: Arc<ConsumerStats>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<Result<(), String>>,
+    task: JoinHandle<()>,
 }
 
 impl RedisSource {
     /// Start reading into `intake`. Connecting happens in the background, so
     /// a Redis that is down at start-up delays events, not the dispatcher.
+    /// A reader that stops on an error or a panic is logged, reported down
+    /// on `health` and started again (see [`supervise`]).
     pub fn start(
         kind: Kind,
         args: &RedisArgs,
         service: &str,
         intake: IntakeSender,
+        health: &Health,
     ) -> anyhow::Result<Self> {
         let target = RedisTarget::new(args.redis_url.as_deref(), &args.redis_addr, args.redis_db)
             .map_err(anyhow::Error::msg)
@@ -134,13 +138,20 @@ impl RedisSource {
                     claim_idle: args.redis_stream_claim_time,
                     dead_max_len: args.redis_stream_max_len,
                 });
-                tokio::spawn(loud(switchyard_sources::redis_streams::run(
-                    target,
-                    group,
-                    intake,
-                    stats.clone(),
+                let (stats, stop) = (stats.clone(), shutdown.clone());
+                tokio::spawn(supervise(
+                    health.register("redis_streams"),
                     shutdown,
-                )))
+                    move || {
+                        switchyard_sources::redis_streams::run(
+                            target.clone(),
+                            group.clone(),
+                            intake.clone(),
+                            stats.clone(),
+                            stop.clone(),
+                        )
+                    },
+                ))
             }
             Kind::List => {
                 let cfg = ListSourceConfig {
@@ -155,13 +166,20 @@ impl RedisSource {
                     gap_grace: args.redis_list_gap_grace,
                     max_in_flight: 4,
                 };
-                tokio::spawn(loud(switchyard_sources::redis_list::run(
-                    target,
-                    cfg,
-                    intake,
-                    stats.clone(),
+                let (stats, stop) = (stats.clone(), shutdown.clone());
+                tokio::spawn(supervise(
+                    health.register("redis_list"),
                     shutdown,
-                )))
+                    move || {
+                        switchyard_sources::redis_list::run(
+                            target.clone(),
+                            cfg.clone(),
+                            intake.clone(),
+                            stats.clone(),
+                            stop.clone(),
+                        )
+                    },
+                ))
             }
         };
         Ok(Self { stats, stop, task })
@@ -181,21 +199,9 @@ impl RedisSource {
     /// Wait until every acknowledgement that could be made was made.
     pub async fn finish(self) -> anyhow::Result<ConsumerSnapshot> {
         self.stop();
-        self.task
-            .await
-            .context("Redis source task failed")?
-            .map_err(anyhow::Error::msg)?;
+        self.task.await.context("Redis source supervisor failed")?;
         Ok(self.stats.snapshot())
     }
-}
-
-/// A source that stops on an error says so when it happens, not only at exit.
-async fn loud(source: impl std::future::Future<Output = Result<(), String>>) -> Result<(), String> {
-    let result = source.await;
-    if let Err(error) = &result {
-        tracing::error!(%error, "Redis source stopped; no more events are read from Redis");
-    }
-    result
 }
 
 /// `switchyard-<service>-<hostname>-<pid>`.
