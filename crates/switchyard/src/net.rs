@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use switchyard_engine::metrics::{ComponentKind, DiscardsFn, Metrics};
 use switchyard_engine::IntakeSender;
 use switchyard_sources::net::{serve_tcp, serve_udp, Format, NetConfig, NetCounters};
 use tokio::sync::watch;
@@ -49,6 +50,8 @@ pub struct NetSources {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     counters: Vec<(&'static str, Arc<NetCounters>)>,
+    /// What each listener loses, by reason, read at scrape time.
+    discards: Vec<(&'static str, DiscardsFn)>,
 }
 
 impl NetSources {
@@ -59,6 +62,7 @@ impl NetSources {
             stop,
             tasks: Vec::new(),
             counters: Vec::new(),
+            discards: Vec::new(),
         };
         let config = |format| NetConfig {
             max_message_bytes: args.max_message_bytes,
@@ -86,6 +90,10 @@ impl NetSources {
                 counters.clone(),
                 stop_rx.clone(),
             )));
+            let c = counters.clone();
+            sources
+                .discards
+                .push((name, Arc::new(move || c.tcp_discards())));
             sources.counters.push((name, counters));
         }
         let udp = [
@@ -106,6 +114,10 @@ impl NetSources {
                 counters.clone(),
                 stop_rx.clone(),
             )));
+            let c = counters.clone();
+            sources
+                .discards
+                .push((name, Arc::new(move || c.udp_discards())));
             sources.counters.push((name, counters));
         }
         Ok(sources)
@@ -130,6 +142,19 @@ impl NetSources {
                 );
             }
             Value::Object(out)
+        }
+    }
+
+    /// Report what each listener loses on `/metrics`, under its flag's name
+    /// (`udp`, `syslog_tcp`, …) or, when given, under `component` (the name
+    /// of a pipeline file's source, which has one listener).
+    pub fn report_discards(&self, metrics: &Metrics, component: Option<&str>) {
+        for (name, read) in &self.discards {
+            metrics.add_discards(
+                component.unwrap_or(name),
+                ComponentKind::Source,
+                read.clone(),
+            );
         }
     }
 

@@ -188,7 +188,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
     for (name, config) in c.sources {
         let tx = pipeline.sender(&name).expect("every source has a queue");
         running.push(
-            start_source(&name, config, tx, on_disk(&name), stop_rx.clone())
+            start_source(&name, config, tx, on_disk(&name), &metrics, stop_rx.clone())
                 .await
                 .with_context(|| format!("sources.{name}: cannot start"))?,
         );
@@ -306,6 +306,7 @@ async fn start_source(
     config: SourceConfig,
     tx: IntakeSender,
     disk_backed: bool,
+    metrics: &Metrics,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
     Ok(match config {
@@ -373,7 +374,10 @@ async fn start_source(
                 tail_multiline_max_bytes: multiline.as_ref().map_or(262_144, |m| m.max_bytes),
             };
             match crate::tail::start(&args, tx)? {
-                Some(t) => Running::Tail(t),
+                Some(t) => {
+                    crate::tail::report_discards(&t, metrics, name);
+                    Running::Tail(t)
+                }
                 None => anyhow::bail!("include: at least one glob is required"),
             }
         }
@@ -381,6 +385,12 @@ async fn start_source(
         SourceConfig::Udp(n) => net(n, tx, |a, n| a.udp = Some(n)).await?,
         SourceConfig::SyslogTcp(n) => net(n, tx, |a, n| a.syslog_tcp = Some(n)).await?,
         SourceConfig::SyslogUdp(n) => net(n, tx, |a, n| a.syslog_udp = Some(n)).await?,
+    })
+    .inspect(|running| {
+        // The one listener of a network source reports under its name.
+        if let Running::Net(sources) = running {
+            sources.report_discards(metrics, Some(name));
+        }
     })
 }
 
