@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{free_port, http, run_command, spawn_listening, stop_with_output};
+use common::{free_port, http, promtool, run_command, spawn_listening, stop_with_output};
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::PathBuf;
@@ -42,35 +42,6 @@ fn scrape(port: u16, accept: Option<&str>) -> (String, String) {
         })
         .unwrap_or_default();
     (content_type, body.to_string())
-}
-
-/// `promtool check metrics` on `page`: (success, everything it printed);
-/// `None` when promtool is not installed.
-fn promtool(page: &str) -> Option<(bool, String)> {
-    let mut child = match Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => panic!("cannot run promtool: {e}"),
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(page.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some((out.status.success(), printed))
 }
 
 fn python_deps() -> PathBuf {
