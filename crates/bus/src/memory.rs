@@ -31,6 +31,13 @@ impl MemoryBus {
         }
     }
 
+    /// What the bus lost, by reason (the `reason` label of
+    /// `dispatcher_component_discarded_events_total`): copies that found a
+    /// subscriber's buffer full.
+    pub fn discards(&self) -> Vec<(&'static str, u64)> {
+        vec![("bus_queue_full", self.dropped.load(Ordering::Relaxed))]
+    }
+
     fn count_drop(&self, sub: &Subscriber) {
         sub.dropped.fetch_add(1, Ordering::Relaxed);
         self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -143,6 +150,7 @@ mod tests {
                 dropped: 3
             }
         );
+        assert_eq!(bus.discards(), [("bus_queue_full", 3)]);
     }
 
     #[tokio::test]

@@ -15,6 +15,8 @@
 //! - [`dlq`]: the dead-letter queue on disk, replay and auto-retry.
 //! - [`dispatch`]: the loop that ties them together for one sink.
 //! - [`metrics`]: Prometheus exposition of a pipeline.
+//! - [`exposition`]: the text format a scraper asked for (OpenMetrics or
+//!   Prometheus text 0.0.4).
 //! - [`topology`]: a graph of named sources, transforms and sinks.
 //! - [`supervise`]: source tasks restarted with backoff when they end early.
 #![forbid(unsafe_code)]
@@ -28,6 +30,7 @@ pub mod delivery;
 pub mod disk_buffer;
 pub mod dispatch;
 pub mod dlq;
+pub mod exposition;
 pub mod intake;
 pub mod metrics;
 pub mod supervise;

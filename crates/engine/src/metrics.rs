@@ -8,6 +8,13 @@
 //! Durations are histograms observed where they happen. The rate gauge
 //! `dispatcher_entries_per_second` is refreshed by [`Metrics::sample_rates`],
 //! which the caller runs once a second.
+//!
+//! Every event a component loses or cuts on its own (a full UDP queue, a
+//! message over the size limit, a gap in a Redis LIST, …) is one family,
+//! `dispatcher_component_discarded_events_total{component, component_kind,
+//! reason}`: the components count in their own atomics, and report them with
+//! [`Metrics::add_discards`] (read at scrape time too). A full sink buffer's
+//! drops keep their older family, `dispatcher_entries_dropped_total`.
 
 use crate::topology::{SinkHandle, SourceHandle, SourceStats};
 use crate::{BufferStats, Counters};
@@ -33,6 +40,42 @@ fn seconds() -> Histogram {
 fn component(name: &str) -> Labels {
     vec![("component", name.to_string())]
 }
+
+/// Where a component sits in the pipeline: the `component_kind` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComponentKind {
+    /// Takes events in.
+    Source,
+    /// Delivers events.
+    Sink,
+}
+
+impl ComponentKind {
+    fn label(self) -> String {
+        match self {
+            ComponentKind::Source => "source",
+            ComponentKind::Sink => "sink",
+        }
+        .to_string()
+    }
+}
+
+/// The family of every loss, without the `dispatcher_` prefix and `_total`.
+pub const DISCARDED_EVENTS: &str = "component_discarded_events";
+
+const DISCARDED_HELP: &str =
+    "Events a component discarded or cut short instead of passing them on whole, by reason";
+
+fn discarded(component: &str, kind: ComponentKind, reason: &str) -> Labels {
+    vec![
+        ("component", component.to_string()),
+        ("component_kind", kind.label()),
+        ("reason", reason.to_string()),
+    ]
+}
+
+/// Reads a component's loss counters: `(reason, count)` pairs.
+pub type DiscardsFn = Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
 
 /// Extra series a component adds at scrape time (breakers, DLQ, sources).
 pub type Extra = Arc<dyn Fn(&mut Vec<Series>) + Send + Sync>;
@@ -79,6 +122,7 @@ struct SinkState {
     buffer: Arc<BufferStats>,
     counters: Arc<Counters>,
     delivery: Arc<crate::DeliveryStats>,
+    disk: Option<crate::topology::DiskStatsFn>,
     rate: f64,
     last: (Instant, u64),
 }
@@ -164,6 +208,7 @@ impl Metrics {
             buffer: sink.buffer.clone(),
             counters: sink.counters.clone(),
             delivery: sink.delivery.clone(),
+            disk: sink.disk.clone(),
             rate: 0.0,
             last: (Instant::now(), sink.counters.snapshot().sent),
         });
@@ -172,6 +217,25 @@ impl Metrics {
     /// Add series computed at scrape time.
     pub fn add_extra(&self, extra: Extra) {
         lock(&self.state.extras).push(extra);
+    }
+
+    /// Report what `component` discards, as
+    /// `dispatcher_component_discarded_events_total{component, component_kind,
+    /// reason}`: `read` returns the component's own counters by reason and
+    /// runs at each scrape. Report every reason the component has, zeros
+    /// included, so that a rate over the series works from the start.
+    pub fn add_discards(&self, component: &str, kind: ComponentKind, read: DiscardsFn) {
+        let component = component.to_string();
+        self.add_extra(Arc::new(move |out: &mut Vec<Series>| {
+            for (reason, n) in read() {
+                out.push(Series {
+                    name: DISCARDED_EVENTS,
+                    help: DISCARDED_HELP,
+                    kind: SeriesKind::Counter(n),
+                    labels: discarded(&component, kind, reason),
+                });
+            }
+        }));
     }
 
     /// Refresh `dispatcher_entries_per_second` (delivered events per second
@@ -228,6 +292,12 @@ impl PipelineCollector {
                 "Event copies a transform filtered out",
                 C(stats.filtered.load(Relaxed)),
                 component(name),
+            );
+            push(
+                DISCARDED_EVENTS,
+                DISCARDED_HELP,
+                C(stats.dropped.load(Relaxed)),
+                discarded(name, ComponentKind::Source, "sink_stopped"),
             );
         }
         for s in lock(&self.0.sinks).iter() {
@@ -319,6 +389,14 @@ impl PipelineCollector {
                     "Events a full buffer discarded by its when_full policy",
                     C(n),
                     labels,
+                );
+            }
+            if let Some(disk) = &s.disk {
+                push(
+                    DISCARDED_EVENTS,
+                    DISCARDED_HELP,
+                    C(disk().corrupt_records),
+                    discarded(&s.name, ComponentKind::Sink, "disk_corrupt"),
                 );
             }
             push(
@@ -434,5 +512,29 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE dispatcher_circuit_breaker_state gauge"));
+    }
+
+    #[test]
+    fn discards_are_read_from_the_components_own_counters_at_each_scrape() {
+        use std::sync::atomic::AtomicU64;
+        let m = Metrics::new();
+        let lost = Arc::new(AtomicU64::new(0));
+        let read = lost.clone();
+        m.add_discards(
+            "udp",
+            ComponentKind::Source,
+            Arc::new(move || vec![("udp_queue_full", read.load(Relaxed)), ("too_long", 0)]),
+        );
+        let line = |n: u64| {
+            format!(
+                "\ndispatcher_component_discarded_events_total{{component=\"udp\",component_kind=\"source\",reason=\"udp_queue_full\"}} {n}\n"
+            )
+        };
+        assert!(m.render().contains(&line(0)), "{}", m.render());
+        lost.fetch_add(3, Relaxed);
+        let text = m.render();
+        assert!(text.contains(&line(3)), "{text}");
+        assert!(text.contains("reason=\"too_long\"} 0\n"), "{text}");
+        assert!(text.contains("# TYPE dispatcher_component_discarded_events counter"));
     }
 }

@@ -227,6 +227,9 @@ pub struct SourceStats {
     pub received: AtomicU64,
     /// Event copies a transform filtered out or that reached no consumer.
     pub filtered: AtomicU64,
+    /// Event copies dropped because their sink's loop had stopped (only
+    /// after a panic).
+    pub dropped: AtomicU64,
 }
 
 /// What a running sink exposes.
@@ -505,6 +508,7 @@ impl Router {
                         events = events.len(),
                         "a sink loop has stopped; events dropped"
                     );
+                    self.stats.dropped.fetch_add(events.len() as u64, Relaxed);
                     for mut ev in events {
                         ev.resolve(Fate::Dropped);
                     }

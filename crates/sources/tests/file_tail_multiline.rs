@@ -6,6 +6,7 @@ mod tail_run;
 
 use std::io::Write;
 use std::time::Duration;
+use switchyard_engine::metrics::{ComponentKind, Metrics};
 use switchyard_sources::file_tail::MultilineConfig;
 use tail_run::*;
 
@@ -133,6 +134,17 @@ fn events_over_max_lines_are_cut_and_counted() {
             .multiline_cut
             .load(std::sync::atomic::Ordering::Relaxed),
         2
+    );
+    let metrics = Metrics::new();
+    metrics.add_discards(
+        "app_logs",
+        ComponentKind::Source,
+        std::sync::Arc::new(move || counters.discards()),
+    );
+    let page = metrics.render();
+    assert!(
+        page.contains("\ndispatcher_component_discarded_events_total{component=\"app_logs\",component_kind=\"source\",reason=\"multiline_cut\"} 2\n"),
+        "{page}"
     );
     run.stop(&rt);
 }

@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_core::{Event, Payload};
+use switchyard_engine::metrics::{ComponentKind, Metrics};
 use switchyard_engine::{intake, IntakeReceiver};
 use switchyard_sources::net::{serve_tcp, serve_udp, Format, NetConfig, NetCounters};
 use tokio::io::AsyncWriteExt;
@@ -29,6 +30,11 @@ async fn eventually(cond: impl Fn() -> bool) {
         assert!(std::time::Instant::now() < deadline, "condition never held");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// The `/metrics` line of one loss of source `component`.
+fn discarded_line(component: &str, reason: &str, n: u64) -> String {
+    format!("\ndispatcher_component_discarded_events_total{{component=\"{component}\",component_kind=\"source\",reason=\"{reason}\"}} {n}\n")
 }
 
 fn message(e: &Event) -> String {
@@ -107,6 +113,22 @@ async fn tcp_lines_refuse_connections_over_the_limit_and_bound_line_length() {
     let msgs: Vec<String> = take(&mut rx, 2).await.iter().map(message).collect();
     assert_eq!(msgs, ["0123456789", "after"]);
     assert_eq!(counters.too_long.load(Relaxed), 1);
+    let metrics = Metrics::new();
+    let c = counters.clone();
+    metrics.add_discards(
+        "tcp",
+        ComponentKind::Source,
+        Arc::new(move || c.tcp_discards()),
+    );
+    let page = metrics.render();
+    assert!(
+        page.contains(&discarded_line("tcp", "too_long", 1)),
+        "{page}"
+    );
+    assert!(
+        page.contains(&discarded_line("tcp", "connection_refused", 1)),
+        "{page}"
+    );
     drop(first);
     stop_tx.send(true).unwrap();
     server.await.unwrap();
@@ -141,6 +163,22 @@ async fn udp_delivers_datagrams_and_counts_what_a_full_queue_drops() {
     let msgs: Vec<String> = take(&mut rx, 2).await.iter().map(message).collect();
     assert_eq!(msgs, ["m0", "m1"]);
     assert_eq!(counters.messages.load(Relaxed), 2);
+    let metrics = Metrics::new();
+    let c = counters.clone();
+    metrics.add_discards(
+        "syslog_udp",
+        ComponentKind::Source,
+        Arc::new(move || c.udp_discards()),
+    );
+    let page = metrics.render();
+    assert!(
+        page.contains(&discarded_line("syslog_udp", "udp_queue_full", 3)),
+        "{page}"
+    );
+    assert!(
+        page.contains(&discarded_line("syslog_udp", "too_long", 0)),
+        "{page}"
+    );
     stop_tx.send(true).unwrap();
     server.await.unwrap();
 }

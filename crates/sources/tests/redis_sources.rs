@@ -9,6 +9,7 @@ use switchyard_bus::redis::{
     ConsumerSnapshot, ConsumerStats, Group, GroupConfig, ListConfig, RedisTarget,
 };
 use switchyard_core::{Event, EventFailure, Identity, Payload, Sink, SinkError};
+use switchyard_engine::metrics::{ComponentKind, Metrics};
 use switchyard_engine::{intake, run, Counters, EngineConfig};
 use switchyard_sources::redis_list::{self, ListSourceConfig};
 use switchyard_sources::redis_streams;
@@ -536,8 +537,20 @@ async fn list_log_gap_from_trimming_is_counted_and_skipped() {
     let sink = Collect::default();
     let running = start_list(&server, &sink, key);
     wait_for("the survivors", || sink.len() >= 4).await;
+    let live = running.stats.clone();
     let stats = running.finish().await;
     assert_eq!(stats.lost, 4);
+    let metrics = Metrics::new();
+    metrics.add_discards(
+        "redis",
+        ComponentKind::Source,
+        Arc::new(move || live.discards()),
+    );
+    let page = metrics.render();
+    assert!(
+        page.contains("\ndispatcher_component_discarded_events_total{component=\"redis\",component_kind=\"source\",reason=\"lost\"} 4\n"),
+        "{page}"
+    );
     assert_eq!(sink.unique(), (6..10).map(|i| format!("req-{i}")).collect());
     assert_eq!(
         server

@@ -188,6 +188,14 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     };
     metrics.add_source(&pipeline.sources[0]);
     metrics.add_sink(sink);
+    report_discards(
+        &metrics,
+        &net,
+        tail.as_ref(),
+        docker.as_ref(),
+        redis.as_ref(),
+        &bus,
+    );
     let sampler = crate::pipeline::run::sample_rates_every_second(metrics.clone());
     let admin = crate::pipeline::admin::metrics_and_ready(Arc::new(AdminState {
         metrics: metrics.clone(),
@@ -312,6 +320,34 @@ pub(crate) async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// Put what each source loses on `/metrics`, under the name of its flag.
+fn report_discards(
+    metrics: &Metrics,
+    net: &crate::net::NetSources,
+    tail: Option<&switchyard_sources::file_tail::TailSource>,
+    docker: Option<&switchyard_sources::docker::DockerSource>,
+    redis: Option<&RedisSource>,
+    bus: &Arc<MemoryBus>,
+) {
+    use switchyard_engine::metrics::ComponentKind;
+    net.report_discards(metrics, None);
+    if let Some(t) = tail {
+        crate::tail::report_discards(t, metrics, "tail");
+    }
+    if let Some(d) = docker {
+        crate::docker::report_discards(d, metrics);
+    }
+    if let Some(r) = redis {
+        r.report_discards(metrics);
+    }
+    let bus = bus.clone();
+    metrics.add_discards(
+        "bus",
+        ComponentKind::Source,
+        Arc::new(move || bus.discards()),
+    );
 }
 
 /// The name of the dispatcher's one source, as in metrics and `/ready`.

@@ -6,7 +6,9 @@ use clap::Args;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Duration;
+use switchyard_engine::metrics::{ComponentKind, Metrics};
 use switchyard_engine::IntakeSender;
 use switchyard_sources::docker::{DockerConfig, DockerCounters, DockerSource, DEFAULT_SOCKET};
 
@@ -53,6 +55,16 @@ pub fn start(
         .map_err(anyhow::Error::msg)
         .context("cannot start --docker (check --docker-include, --state-dir)")
         .map(Some)
+}
+
+/// Report what the source loses on `/metrics`, as `docker`.
+pub fn report_discards(source: &DockerSource, metrics: &Metrics) {
+    let c = source.counters();
+    metrics.add_discards(
+        "docker",
+        ComponentKind::Source,
+        Arc::new(move || c.discards()),
+    );
 }
 
 /// The counters as JSON for `/stats`.

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use switchyard_engine::metrics::{ComponentKind, DiscardsFn, Metrics};
 use switchyard_engine::supervise::{supervise, Health};
 use switchyard_engine::IntakeSender;
 use switchyard_sources::net::{serve_tcp, serve_udp, Format, NetConfig, NetCounters};
@@ -50,6 +51,8 @@ pub struct NetSources {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     counters: Vec<(&'static str, Arc<NetCounters>)>,
+    /// What each listener loses, by reason, read at scrape time.
+    discards: Vec<(&'static str, DiscardsFn)>,
 }
 
 impl NetSources {
@@ -68,6 +71,7 @@ impl NetSources {
             stop,
             tasks: Vec::new(),
             counters: Vec::new(),
+            discards: Vec::new(),
         };
         let config = |format| NetConfig {
             max_message_bytes: args.max_message_bytes,
@@ -121,6 +125,10 @@ impl NetSources {
                 stop_rx.clone(),
                 attempt,
             )));
+            let c = counters.clone();
+            sources
+                .discards
+                .push((name, Arc::new(move || c.tcp_discards())));
             sources.counters.push((name, counters));
         }
         let udp = [
@@ -166,6 +174,10 @@ impl NetSources {
                 stop_rx.clone(),
                 attempt,
             )));
+            let c = counters.clone();
+            sources
+                .discards
+                .push((name, Arc::new(move || c.udp_discards())));
             sources.counters.push((name, counters));
         }
         Ok(sources)
@@ -190,6 +202,19 @@ impl NetSources {
                 );
             }
             Value::Object(out)
+        }
+    }
+
+    /// Report what each listener loses on `/metrics`, under its flag's name
+    /// (`udp`, `syslog_tcp`, …) or, when given, under `component` (the name
+    /// of a pipeline file's source, which has one listener).
+    pub fn report_discards(&self, metrics: &Metrics, component: Option<&str>) {
+        for (name, read) in &self.discards {
+            metrics.add_discards(
+                component.unwrap_or(name),
+                ComponentKind::Source,
+                read.clone(),
+            );
         }
     }
 

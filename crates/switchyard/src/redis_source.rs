@@ -9,6 +9,7 @@ use std::time::Duration;
 use switchyard_bus::redis::{
     ConsumerSnapshot, ConsumerStats, Group, GroupConfig, ListConfig, RedisTarget,
 };
+use switchyard_engine::metrics::{ComponentKind, Metrics};
 use switchyard_engine::supervise::{supervise, Health};
 use switchyard_engine::IntakeSender;
 use switchyard_sources::redis_list::ListSourceConfig;
@@ -188,6 +189,16 @@ impl RedisSource {
     /// Shared counters, for the stats endpoint.
     pub fn stats_handle(&self) -> Arc<ConsumerStats> {
         self.stats.clone()
+    }
+
+    /// Report what the source loses on `/metrics`, as `redis`.
+    pub fn report_discards(&self, metrics: &Metrics) {
+        let stats = self.stats.clone();
+        metrics.add_discards(
+            "redis",
+            ComponentKind::Source,
+            Arc::new(move || stats.discards()),
+        );
     }
 
     /// Stop reading. The source hands back its intake sender at once and

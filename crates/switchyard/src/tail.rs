@@ -5,7 +5,9 @@ use clap::Args;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::Duration;
+use switchyard_engine::metrics::{ComponentKind, Metrics};
 use switchyard_engine::IntakeSender;
 use switchyard_sources::file_tail::{
     MultilineConfig, ReadFrom, TailConfig, TailCounters, TailSource,
@@ -76,6 +78,16 @@ pub fn config(args: &TailArgs) -> TailConfig {
             ..MultilineConfig::new(start.clone())
         });
     config
+}
+
+/// Report what the tail loses on `/metrics`, as `component`.
+pub fn report_discards(source: &TailSource, metrics: &Metrics, component: &str) {
+    let c = source.counters();
+    metrics.add_discards(
+        component,
+        ComponentKind::Source,
+        Arc::new(move || c.discards()),
+    );
 }
 
 /// The tail counters as JSON for `/stats`.

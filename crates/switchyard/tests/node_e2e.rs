@@ -6,6 +6,8 @@
 //! started again on fresh ports. Each node logs to a file, and every wait that
 //! times out prints those logs, which node exited, and a's `/peers`.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -575,6 +577,12 @@ fn three_nodes_route_balance_publish_and_survive_a_dead_peer() {
         ),
         "{metrics}"
     );
+    // The default (text) format with the mesh's calls and the pipeline's
+    // counters in it: nothing for promtool to report.
+    match common::promtool(&metrics) {
+        Some((ok, printed)) => assert!(ok && printed.is_empty(), "promtool:\n{printed}\n{metrics}"),
+        None => println!("SKIPPED: promtool is not installed; the node's /metrics was not linted"),
+    }
 
     node_b.stop("-TERM");
     let final_a = node_a.stop("-TERM");

@@ -88,6 +88,19 @@ impl ConsumerStats {
         }
     }
 
+    /// What the source lost, by reason (the `reason` label of
+    /// `dispatcher_component_discarded_events_total`): `lost`, entries gone
+    /// from Redis before delivery (a LIST gap from trimming or expiry, a
+    /// pending stream entry trimmed, or a dropped entry trimmed before its
+    /// copy was kept); `poison`, entries that are no event (the LIST source
+    /// skips them, the Streams source keeps them in `<stream>:dead`).
+    pub fn discards(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("lost", self.lost.load(Relaxed)),
+            ("poison", self.poison.load(Relaxed)),
+        ]
+    }
+
     /// Add `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);

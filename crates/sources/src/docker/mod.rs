@@ -119,6 +119,14 @@ pub struct DockerCounters {
     pub errors: AtomicU64,
 }
 
+impl DockerCounters {
+    /// What the source lost, by reason (the `reason` label of
+    /// `dispatcher_component_discarded_events_total`).
+    pub fn discards(&self) -> Vec<(&'static str, u64)> {
+        vec![("too_long", self.cut_lines.load(Relaxed))]
+    }
+}
+
 /// What every follower shares.
 struct Shared {
     engine: Engine,

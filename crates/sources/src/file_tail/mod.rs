@@ -156,6 +156,15 @@ pub struct TailCounters {
     pub multiline_cut: AtomicU64,
 }
 
+impl TailCounters {
+    /// What the tail lost, by reason (the `reason` label of
+    /// `dispatcher_component_discarded_events_total`). Long single lines are
+    /// split, not cut, so they lose nothing.
+    pub fn discards(&self) -> Vec<(&'static str, u64)> {
+        vec![("multiline_cut", self.multiline_cut.load(Relaxed))]
+    }
+}
+
 /// A running tail source.
 pub struct TailSource {
     stop: Arc<AtomicBool>,

@@ -77,6 +77,26 @@ pub struct NetCounters {
     pub udp_dropped: AtomicU64,
 }
 
+impl NetCounters {
+    /// What a TCP listener lost, by reason (the `reason` label of
+    /// `dispatcher_component_discarded_events_total`). A refused connection
+    /// counts once, whatever its client would have sent.
+    pub fn tcp_discards(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("too_long", self.too_long.load(Relaxed)),
+            ("connection_refused", self.refused.load(Relaxed)),
+        ]
+    }
+
+    /// What a UDP socket lost, by reason.
+    pub fn udp_discards(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("too_long", self.too_long.load(Relaxed)),
+            ("udp_queue_full", self.udp_dropped.load(Relaxed)),
+        ]
+    }
+}
+
 /// Turns framed messages into events.
 struct Decoder {
     config: NetConfig,

@@ -1,4 +1,5 @@
-//! The node's admin HTTP API: `/health`, `/metrics` (Prometheus text),
+//! The node's admin HTTP API: `/health`, `/metrics` (Prometheus text 0.0.4,
+//! or OpenMetrics when the scraper's `Accept` asks for it),
 //! `/peers`, and `/namespaces` (GET, or PUT a JSON array to change them at run
 //! time; they are re-announced to every peer). When the mesh has a token,
 //! PUT needs it too.
@@ -13,7 +14,8 @@ use std::sync::Arc;
 use switchyard_mesh::security::constant_time_eq;
 use switchyard_mesh::Dispatcher;
 
-/// Extra Prometheus lines (the pipeline's counters).
+/// Extra metric families (the pipeline's counters) in OpenMetrics text,
+/// without `# EOF`.
 pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 #[derive(Clone)]
@@ -37,22 +39,14 @@ pub fn router(node: Dispatcher, token: Option<String>, extra: ExtraMetrics) -> R
         })
 }
 
-async fn metrics(State(a): State<Admin>) -> Response {
-    let mut text = a.node.metrics_text();
-    // The registry ends with `# EOF` (OpenMetrics); keep extra lines before it.
-    if let Some(stripped) = text.strip_suffix("# EOF\n") {
-        text = format!("{stripped}{}# EOF\n", (a.extra)());
-    } else {
-        text.push_str(&(a.extra)());
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+async fn metrics(State(a): State<Admin>, headers: HeaderMap) -> Response {
+    let text = a.node.metrics_text();
+    // The registry ends with `# EOF`; the extra families go before it.
+    let text = match text.strip_suffix("# EOF\n") {
+        Some(families) => format!("{families}{}# EOF\n", (a.extra)()),
+        None => format!("{text}{}# EOF\n", (a.extra)()),
+    };
+    crate::pipeline::admin::metrics_response(&headers, text)
 }
 
 async fn peers(State(a): State<Admin>) -> Json<Value> {
@@ -181,6 +175,7 @@ mod tests {
 
         let metrics = http
             .get(format!("{base}/metrics"))
+            .header("accept", "application/openmetrics-text")
             .send()
             .await
             .unwrap()
@@ -191,5 +186,14 @@ mod tests {
             metrics.ends_with("switchyard_node_test 1\n# EOF\n"),
             "{metrics}"
         );
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.ends_with("switchyard_node_test 1\n"), "{text}");
     }
 }

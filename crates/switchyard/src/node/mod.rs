@@ -147,7 +147,8 @@ async fn run(args: NodeArgs, config: NodeConfig) -> anyhow::Result<()> {
         let extra: admin::ExtraMetrics = Arc::new(move || {
             let s = c.snapshot();
             format!(
-                "# TYPE switchyard_node_events counter\n\
+                "# HELP switchyard_node_events Events of the node's pipeline, by fate.\n\
+                 # TYPE switchyard_node_events counter\n\
                  switchyard_node_events_total{{fate=\"received\"}} {}\n\
                  switchyard_node_events_total{{fate=\"sent\"}} {}\n\
                  switchyard_node_events_total{{fate=\"filtered\"}} {}\n\

@@ -1,16 +1,18 @@
-//! The admin server of a pipeline: `/metrics` (Prometheus text), `/health`
+//! The admin server of a pipeline: `/metrics` (Prometheus text 0.0.4, or
+//! OpenMetrics when the scraper's `Accept` asks for it), `/health`
 //! (liveness, always 200 while the process serves) and `/ready` (readiness:
 //! `503` with the reasons when no sink can take events or a buffer is over
 //! its high watermark). Both JSON documents list every component's state.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use switchyard_engine::exposition::Format;
 use switchyard_engine::metrics::Metrics;
 use switchyard_engine::supervise::Health;
 use switchyard_engine::topology::{SinkHandle, SourceStats};
@@ -69,14 +71,28 @@ pub fn metrics_and_ready(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(s): State<Arc<AdminState>>) -> impl IntoResponse {
+async fn metrics(State(s): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
+    metrics_response(&headers, s.metrics.render())
+}
+
+/// The answer of every `/metrics` endpoint: `openmetrics` (a whole
+/// OpenMetrics page) in the format the request's `Accept` header asks for.
+pub fn metrics_response(headers: &HeaderMap, openmetrics: String) -> Response {
+    let accept: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let format = Format::negotiate(Some(&accept.join(",")));
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.render(),
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            // Caches must key the page on what was asked for.
+            (header::VARY, "accept"),
+        ],
+        format.encode(openmetrics),
     )
+        .into_response()
 }
 
 fn components(s: &AdminState) -> (Value, Vec<String>) {

@@ -194,9 +194,16 @@ async fn run(c: Checked) -> anyhow::Result<()> {
     for (name, config) in c.sources {
         let tx = pipeline.sender(&name).expect("every source has a queue");
         running.push(
-            start_source(&name, config, tx, on_disk(&name), &health, stop_rx.clone())
-                .await
-                .with_context(|| format!("sources.{name}: cannot start"))?,
+            start_source(
+                &name,
+                config,
+                tx,
+                on_disk(&name),
+                (&metrics, &health),
+                stop_rx.clone(),
+            )
+            .await
+            .with_context(|| format!("sources.{name}: cannot start"))?,
         );
     }
     let sampler = sample_rates_every_second(metrics.clone());
@@ -312,7 +319,7 @@ async fn start_source(
     config: SourceConfig,
     tx: IntakeSender,
     disk_backed: bool,
-    health: &Health,
+    (metrics, health): (&Metrics, &Health),
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
     Ok(match config {
@@ -360,7 +367,10 @@ async fn start_source(
         SourceConfig::File(f) => {
             let args = tail_args(&f);
             match crate::tail::start(&args, tx)? {
-                Some(t) => Running::Tail(t),
+                Some(t) => {
+                    crate::tail::report_discards(&t, metrics, name);
+                    Running::Tail(t)
+                }
                 None => anyhow::bail!("include: at least one glob is required"),
             }
         }
@@ -371,6 +381,12 @@ async fn start_source(
         }
         SourceConfig::SyslogUdp(n) => {
             net(name, n, tx, health, |a, n| a.syslog_udp = Some(n)).await?
+        }
+    })
+    .inspect(|running| {
+        // The one listener of a network source reports under its name.
+        if let Running::Net(sources) = running {
+            sources.report_discards(metrics, Some(name));
         }
     })
 }

@@ -274,3 +274,33 @@ pub fn refusing_server(marker: &'static str) -> (u16, std::sync::Arc<Mutex<Vec<S
     });
     (port, accepted)
 }
+
+/// `promtool check metrics` on `page`: (success, everything it printed);
+/// `None` when promtool is not installed.
+pub fn promtool(page: &str) -> Option<(bool, String)> {
+    use std::io::Write;
+    let mut child = match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("cannot run promtool: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out.status.success(), printed))
+}
