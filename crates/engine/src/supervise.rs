@@ -63,10 +63,29 @@ impl TaskHealth {
         lock(&self.last_error).clone()
     }
 
-    fn failed(&self, reason: String) {
+    /// The task ended unexpectedly: count it and report it down, with the
+    /// reason, until [`TaskHealth::recovered`]. For a source that restarts
+    /// itself (on a thread, say) rather than through [`supervise`].
+    pub fn failed(&self, reason: String) {
         self.failures.fetch_add(1, Relaxed);
         *lock(&self.last_error) = Some(reason);
         self.down.store(true, Relaxed);
+    }
+
+    /// The task runs again.
+    pub fn recovered(&self) {
+        self.down.store(false, Relaxed);
+    }
+}
+
+/// The text of a panic's payload.
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
     }
 }
 
@@ -171,18 +190,8 @@ where
             _ = stop.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(delay) => {}
         }
-        health.down.store(false, Relaxed);
+        health.recovered();
         info!(source = %health.name, "source task restarted");
-    }
-}
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(no message)".to_string()
     }
 }
 

@@ -142,7 +142,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         tx.clone(),
     ));
 
-    let tail = crate::tail::start(&args.tail, tx.clone())?;
+    let tail = crate::tail::start(&args.tail, tx.clone(), &health, "tail")?;
     let net = crate::net::NetSources::start(&args.net, &tx, &health, None).await?;
     let net_stats = net.stats_fn();
     let demo = crate::demo::DemoSource::start(&args.demo, &tx);

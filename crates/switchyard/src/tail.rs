@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_engine::metrics::{ComponentKind, Metrics};
+use switchyard_engine::supervise::Health;
 use switchyard_engine::IntakeSender;
 use switchyard_sources::file_tail::{
     MultilineConfig, ReadFrom, TailConfig, TailCounters, TailSource,
@@ -49,12 +50,19 @@ pub struct TailArgs {
     pub tail_multiline_max_bytes: usize,
 }
 
-/// Start following, if `--tail` was given.
-pub fn start(args: &TailArgs, intake: IntakeSender) -> anyhow::Result<Option<TailSource>> {
+/// Start following, if `--tail` was given; a failure of the reading thread
+/// is reported on `health` as `name`.
+pub fn start(
+    args: &TailArgs,
+    intake: IntakeSender,
+    health: &Health,
+    name: &str,
+) -> anyhow::Result<Option<TailSource>> {
     if args.globs.is_empty() {
         return Ok(None);
     }
-    TailSource::spawn(config(args), intake, tokio::runtime::Handle::current())
+    let runtime = tokio::runtime::Handle::current();
+    TailSource::spawn_supervised(config(args), intake, runtime, Some(health.register(name)))
         .map_err(anyhow::Error::msg)
         .context("cannot start --tail (check --tail and the --tail-multiline-* flags)")
         .map(Some)
@@ -99,5 +107,6 @@ pub fn stats(c: &TailCounters) -> Value {
         "json_errors": c.json_errors.load(Relaxed),
         "io_errors": c.io_errors.load(Relaxed),
         "multiline_cut": c.multiline_cut.load(Relaxed),
+        "restarts": c.restarts.load(Relaxed),
     })
 }

@@ -43,7 +43,7 @@ use switchyard_engine::backoff::Backoff;
 use switchyard_engine::IntakeSender;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// The Engine's usual socket.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -224,7 +224,23 @@ async fn watch_containers(
     };
     let mut retry = 0;
     loop {
-        followers.retain(|_, f| !f.is_finished());
+        // A follower ends when its container stops; one that panicked is
+        // logged and counted here, and followed again at this listing if its
+        // container still runs.
+        let ended: Vec<String> = followers
+            .iter()
+            .filter(|(_, f)| f.is_finished())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ended {
+            let Some(f) = followers.remove(&id) else {
+                continue;
+            };
+            if let Err(e) = f.await {
+                shared.counters.errors.fetch_add(1, Relaxed);
+                error!(container = %id, error = %e, "docker: a container's follower failed; following it again");
+            }
+        }
         let wait = match shared
             .engine
             .get_json::<Vec<Listed>>("/containers/json")

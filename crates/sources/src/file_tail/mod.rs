@@ -36,14 +36,17 @@ pub use multiline::MultilineConfig;
 use multiline::Multiline;
 use reader::TailedFile;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use switchyard_core::{AckBatch, Event, LogRecord, Payload};
+use switchyard_engine::backoff::Backoff;
+use switchyard_engine::supervise::{panic_message, TaskHealth, FIRST_RESTART_DELAY, STABLE_AFTER};
 use switchyard_engine::IntakeSender;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Where to start in a file that has no checkpoint yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +157,8 @@ pub struct TailCounters {
     pub io_errors: AtomicU64,
     /// Multiline events cut at `max_lines` or `max_bytes`.
     pub multiline_cut: AtomicU64,
+    /// Times reading failed (a panic) and started again.
+    pub restarts: AtomicU64,
 }
 
 impl TailCounters {
@@ -180,6 +185,18 @@ impl TailSource {
         intake: IntakeSender,
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, String> {
+        Self::spawn_supervised(config, intake, runtime, None)
+    }
+
+    /// As [`TailSource::spawn`], reporting on `health`: should reading
+    /// panic, the failure is logged and counted there, the source is down
+    /// for a backoff, then reads on from the files and positions it had.
+    pub fn spawn_supervised(
+        config: TailConfig,
+        intake: IntakeSender,
+        runtime: tokio::runtime::Handle,
+        health: Option<Arc<TaskHealth>>,
+    ) -> Result<Self, String> {
         let multiline = config.validate()?;
         let checkpoints = Checkpoints::load(&config.state_dir)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -202,7 +219,7 @@ impl TailSource {
         };
         let thread = std::thread::Builder::new()
             .name("file-tail".into())
-            .spawn(move || tail.run())
+            .spawn(move || tail.run_supervised(health))
             .map_err(|e| format!("cannot start the file tail thread: {e}"))?;
         Ok(Self {
             stop,
@@ -246,11 +263,50 @@ struct Tail {
 }
 
 impl Tail {
+    /// [`Tail::run`] until it returns; a panic inside it is logged, counted
+    /// on `health` and followed by a backoff and a new run on the same
+    /// files and positions (confirmed positions were checkpointed, so at
+    /// worst lines are read again, never skipped).
+    fn run_supervised(&mut self, health: Option<Arc<TaskHealth>>) {
+        let backoff = Backoff {
+            base: FIRST_RESTART_DELAY,
+        };
+        let mut restarts = 0;
+        loop {
+            let started = Instant::now();
+            let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| self.run())) else {
+                return;
+            };
+            let reason = format!("panicked: {}", panic_message(payload));
+            if started.elapsed() >= STABLE_AFTER {
+                restarts = 0;
+            }
+            let delay = backoff.delay(restarts, None).max(Duration::from_millis(10));
+            restarts = restarts.saturating_add(1);
+            self.counters.restarts.fetch_add(1, Relaxed);
+            if let Some(h) = &health {
+                h.failed(reason.clone());
+            }
+            error!(source = "file", %reason, restart_in_ms = delay.as_millis() as u64, "file tail failed; restarting it");
+            let until = Instant::now() + delay;
+            while !self.stop.load(Relaxed) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if let Some(h) = &health {
+                h.recovered();
+            }
+        }
+    }
+
     fn run(&mut self) {
         let mut first = true;
         let mut buf = Vec::new();
         let mut last_save = Instant::now();
         while !self.stop.load(Relaxed) {
+            #[cfg(test)]
+            if tests::FAIL_NEXT_ROUND.swap(false, Relaxed) {
+                panic!("injected failure");
+            }
             self.scan(first);
             first = false;
             let busy = match self.read_round(&mut buf) {
@@ -493,3 +549,93 @@ impl LineParser {
 
 /// The intake queue is closed: the pipeline is shutting down.
 struct Closed;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::Mutex;
+    use switchyard_core::Fate;
+    use switchyard_engine::supervise::Health;
+
+    /// Set to make the reading loop panic once, at its next round.
+    pub(super) static FAIL_NEXT_ROUND: AtomicBool = AtomicBool::new(false);
+
+    fn append(path: &std::path::Path, from: usize, to: usize) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        for i in from..to {
+            writeln!(f, "line-{i:04}").unwrap();
+        }
+    }
+
+    fn wait_for(got: &Mutex<Vec<String>>, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while got.lock().unwrap().len() < n {
+            assert!(Instant::now() < deadline, "{:?}", got.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A panic on the reading thread used to end the tail for good, with
+    /// nothing said: now it is counted, reported down, and reading goes on
+    /// from where it was, without skipping or repeating a line.
+    #[test]
+    fn a_panic_while_reading_restarts_the_tail_where_it_was() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.log");
+        append(&log, 0, 100);
+        let mut config = TailConfig::new(vec![log.display().to_string()], dir.path().join("state"));
+        config.poll_interval = Duration::from_millis(20);
+        let (tx, mut rx) = switchyard_engine::intake(10_000);
+        let got: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = got.clone();
+        let engine = rt.spawn(async move {
+            while let Some(chunk) = rx.recv().await {
+                for mut event in chunk {
+                    if let Payload::Log(rec) = &event.payload {
+                        sink.lock()
+                            .unwrap()
+                            .push(rec.message.clone().unwrap_or_default());
+                    }
+                    event.resolve(Fate::Delivered);
+                }
+            }
+        });
+        let health = Health::new();
+        let task = health.register("file");
+        let source =
+            TailSource::spawn_supervised(config, tx, rt.handle().clone(), Some(task.clone()))
+                .unwrap();
+        wait_for(&got, 100);
+        FAIL_NEXT_ROUND.store(true, Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while task.failures.load(Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "the injected failure never ran");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        append(&log, 100, 200);
+        wait_for(&got, 200);
+        let counters = source.counters();
+        source.stop();
+        rt.block_on(engine).unwrap();
+        let lines = got.lock().unwrap().clone();
+        let expected: Vec<String> = (0..200).map(|i| format!("line-{i:04}")).collect();
+        assert_eq!(lines, expected, "every line once, in order");
+        assert_eq!(task.failures.load(Relaxed), 1);
+        assert!(!task.is_down());
+        assert_eq!(counters.restarts.load(Relaxed), 1);
+        assert_eq!(
+            task.last_error().as_deref(),
+            Some("panicked: injected failure")
+        );
+    }
+}

@@ -366,7 +366,7 @@ async fn start_source(
         }
         SourceConfig::File(f) => {
             let args = tail_args(&f);
-            match crate::tail::start(&args, tx)? {
+            match crate::tail::start(&args, tx, health, name)? {
                 Some(t) => {
                     crate::tail::report_discards(&t, metrics, name);
                     Running::Tail(t)
