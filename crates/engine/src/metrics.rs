@@ -391,6 +391,26 @@ impl PipelineCollector {
                     labels,
                 );
             }
+            // The same sink losses in the family that holds every loss, so
+            // one alert on it sees them all.
+            for (reason, n) in [
+                ("drop_newest", b.dropped_newest.load(Relaxed)),
+                ("drop_oldest", b.dropped_oldest.load(Relaxed)),
+                // `dropped` holds both: failed with no dead-letter queue,
+                // and failed with the queue full.
+                (
+                    "delivery_failed",
+                    c.dropped.saturating_sub(d.dlq_full_dropped),
+                ),
+                ("dlq_full", d.dlq_full_dropped),
+            ] {
+                push(
+                    DISCARDED_EVENTS,
+                    DISCARDED_HELP,
+                    C(n),
+                    discarded(&s.name, ComponentKind::Sink, reason),
+                );
+            }
             if let Some(disk) = &s.disk {
                 push(
                     DISCARDED_EVENTS,

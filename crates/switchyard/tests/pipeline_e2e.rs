@@ -215,6 +215,17 @@ sinks:
             "dispatcher_entries_dropped_total{component=\"down\",reason=\"drop_newest\"}"
         ) > 0.0
     );
+    // The same loss in the family that holds every loss.
+    assert_eq!(
+        series(
+            &page,
+            "dispatcher_component_discarded_events_total{component=\"down\",component_kind=\"sink\",reason=\"drop_newest\"}"
+        ),
+        series(
+            &page,
+            "dispatcher_entries_dropped_total{component=\"down\",reason=\"drop_newest\"}"
+        )
+    );
     assert!(
         series(
             &page,
