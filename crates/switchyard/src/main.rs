@@ -11,6 +11,7 @@ mod detach;
 mod dispatcher;
 mod dlq_cmd;
 mod docker;
+mod ingest_args;
 mod mesh_call;
 mod net;
 mod node;
