@@ -47,14 +47,13 @@ fn load(path: &Path) -> anyhow::Result<Checked> {
 /// `switchyard validate`.
 pub fn validate(args: ConfigArgs) -> anyhow::Result<()> {
     let c = load(&args.config)?;
-    println!(
+    crate::stdout::print_line(&format!(
         "{}: ok ({} source(s), {} transform(s), {} sink(s))",
         args.config.display(),
         c.sources.len(),
         c.transforms.len(),
         c.sinks.len()
-    );
-    Ok(())
+    ))
 }
 
 /// `switchyard run`.
