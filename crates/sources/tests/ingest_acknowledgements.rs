@@ -19,6 +19,7 @@ async fn serve(wait: Duration) -> (String, IntakeReceiver, Arc<IngestCounters>) 
             token: None,
             queue_wait: Duration::from_millis(100),
             acknowledge: Some(wait),
+            limits: Default::default(),
         },
         counters.clone(),
         Arc::new(|| json!({})),

@@ -23,6 +23,7 @@ async fn full_queue_is_503_with_retry_after_and_nothing_accepted() {
             token: None,
             queue_wait: Duration::from_millis(100),
             acknowledge: None,
+            limits: Default::default(),
         },
         counters.clone(),
         Arc::new(|| json!({})),

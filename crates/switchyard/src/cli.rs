@@ -81,7 +81,7 @@ pub(crate) fn key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn positive(s: &str) -> Result<usize, String> {
+pub(crate) fn positive(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err("expected a whole number greater than 0".into()),
@@ -189,6 +189,8 @@ pub struct DispatcherArgs {
     pub transforms: crate::transforms::TransformArgs,
     #[command(flatten)]
     pub delivery: crate::delivery_args::DeliveryArgs,
+    #[command(flatten)]
+    pub ingest_limits: crate::ingest_args::IngestLimitArgs,
 }
 
 #[cfg(test)]

@@ -172,10 +172,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
                 "dlq": dlq.as_ref().map(|d| json!({"records": d.len()})),
                 "bus": bus.stats(),
                 "redis": redis_stats.as_ref().map(|s| s.snapshot()),
-                "ingest": {
-                    "accepted": ingest.accepted.load(Relaxed),
-                    "rejected_requests": ingest.rejected_requests.load(Relaxed),
-                },
+                "ingest": ingest.snapshot(),
                 // Both queues in memory: the intake's and the sink's buffer.
                 "queue": {
                     "capacity": tx.capacity() as u64 + sink_buffer.max_events.load(Relaxed),
@@ -204,6 +201,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         health,
     }));
     let disk_backed = sink.disk.is_some();
+    let ingest_limits = args.ingest_limits.limits();
     // `stats` holds an intake sender: it must live only inside the router, so
     // the engine sees the queue close once the server is gone.
     let app = router(
@@ -215,6 +213,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
             // With --buffer-type disk a 202 waits until the request's events
             // are synced to the sink's disk buffer.
             acknowledge: disk_backed.then_some(args.ingest_wait.max(ACK_WAIT)),
+            limits: ingest_limits.clone(),
         },
         ingest_counters.clone(),
         stats,
@@ -231,10 +230,14 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
 
     // Stop accepting on the signal; in-flight requests finish first. Dropping
     // the router drops its intake sender.
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("ingest server failed")?;
+    switchyard_sources::http::serve(
+        listener,
+        app,
+        &ingest_limits,
+        ingest_counters.clone(),
+        shutdown_signal(),
+    )
+    .await;
     info!("shutting down: draining the bus and the queue");
     bus.stop();
     if let Some(r) = &redis {

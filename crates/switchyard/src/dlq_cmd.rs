@@ -117,8 +117,7 @@ pub fn main(command: DlqCommand) -> anyhow::Result<()> {
             let Some(record) = dlq.get(args.id)? else {
                 bail!("no record {} in `{}`", args.id, args.dir.dir.display());
             };
-            println!("{}", serde_json::to_string_pretty(&record)?);
-            Ok(())
+            crate::stdout::print_line(&serde_json::to_string_pretty(&record)?)
         }
         DlqCommand::Replay(args) => crate::process::run(replay(*args)),
         DlqCommand::Purge(args) => purge(args),
@@ -126,7 +125,8 @@ pub fn main(command: DlqCommand) -> anyhow::Result<()> {
 }
 
 fn list(dlq: &Dlq) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) ends the listing quietly (see `main`).
+    let mut out = crate::stdout::stdout();
     writeln!(
         out,
         "{:<8} {:<12} {:<60} {:>8}  LAST FAILURE",
@@ -144,6 +144,7 @@ fn list(dlq: &Dlq) -> anyhow::Result<()> {
             s.id, s.sink, error, s.attempts, s.last_failure
         )?;
     }
+    out.flush()?;
     Ok(())
 }
 
@@ -220,7 +221,10 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     if total > 0 {
         eprintln!();
     }
-    println!("replayed {}, failed {}", summary.replayed, summary.failed);
+    crate::stdout::print_line(&format!(
+        "replayed {}, failed {}",
+        summary.replayed, summary.failed
+    ))?;
     if summary.failed > 0 {
         bail!("{} record(s) could not be replayed; they stay in the queue (see `switchyard dlq list`)", summary.failed);
     }
@@ -242,6 +246,5 @@ fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     } else {
         bail!("say what to purge: --id ID, --all or --older-than DURATION");
     };
-    println!("purged {n}");
-    Ok(())
+    crate::stdout::print_line(&format!("purged {n}"))
 }

@@ -11,12 +11,14 @@ mod detach;
 mod dispatcher;
 mod dlq_cmd;
 mod docker;
+mod ingest_args;
 mod mesh_call;
 mod net;
 mod node;
 mod pipeline;
 mod process;
 mod redis_source;
+mod stdout;
 mod tail;
 mod transforms;
 
@@ -47,18 +49,25 @@ fn main() -> std::process::ExitCode {
         cli::Command::Validate(args) => pipeline::run::validate(args),
         cli::Command::Mesh(cli::MeshCommand::Call(args)) => mesh_call::main(*args),
         cli::Command::Dlq(command) => dlq_cmd::main(command),
-        cli::Command::Plugins => {
-            for (name, description) in switchyard_sinks::builtin().describe() {
-                println!("{name:<12} {description}");
-            }
-            Ok(())
-        }
+        cli::Command::Plugins => plugins(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // `switchyard dlq list | head`: the reader has what it wanted.
+        Err(e) if stdout::reader_gone(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("switchyard: error: {e:#}");
             std::process::ExitCode::from(2)
         }
     }
+}
+
+fn plugins() -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = stdout::stdout();
+    for (name, description) in switchyard_sinks::builtin().describe() {
+        writeln!(out, "{name:<12} {description}")?;
+    }
+    out.flush()?;
+    Ok(())
 }

@@ -124,7 +124,9 @@ pub fn main(args: CallArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let (ok, out) = runtime.block_on(call(args))?;
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    // `| head` may close the pipe early: that ends the printing quietly and
+    // leaves the exit status to the call's own outcome.
+    crate::stdout::print_line(&serde_json::to_string_pretty(&out)?)?;
     if ok {
         Ok(())
     } else {

@@ -9,10 +9,17 @@
 //! for its outcome; an event dropped by a buffer's policy or not settled in
 //! time turns the answer into a `503`, and a client that retries may then
 //! send some events twice (at-least-once, never at-most-once).
+//!
+//! What the server holds at once is bounded across all clients
+//! ([`IngestLimits`]): open connections, requests in progress, body bytes,
+//! and the time a client may take to send a request head or body or to
+//! leave a connection idle. [`serve`] runs the router within those bounds.
 
+mod limits;
 mod parse;
+mod server;
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +33,10 @@ use switchyard_core::{AckBatch, BatchOutcome, Event, HttpExchange, LogRecord, Pa
 use switchyard_engine::intake::SendError;
 use switchyard_engine::IntakeSender;
 
+pub use limits::IngestLimits;
+use limits::{BodyError, Gates};
 pub use parse::{parse_batch, ParseError};
+pub use server::serve;
 
 /// Ingest settings.
 #[derive(Clone)]
@@ -41,9 +51,14 @@ pub struct IngestConfig {
     /// waiting at most this long (then `503`). `None`: answer as soon as the
     /// events are queued.
     pub acknowledge: Option<Duration>,
+    /// Bounds across all requests (in progress, body bytes, body timeout).
+    /// [`serve`] takes the same value for its connection bounds.
+    pub limits: IngestLimits,
 }
 
-/// What ingest has done, for `/stats`.
+/// What ingest has done, for `/stats`. Counters only grow; the fields
+/// documented as gauges go up and down. The field names are the names to
+/// export them under.
 #[derive(Debug, Default)]
 pub struct IngestCounters {
     /// Events answered with 202.
@@ -54,6 +69,50 @@ pub struct IngestCounters {
     /// were dropped, lost, or not settled in time (a retry may duplicate
     /// those of them that were kept).
     pub unconfirmed: AtomicU64,
+    /// Gauge: connections open now.
+    pub connections_open: AtomicU64,
+    /// Connections closed as soon as accepted, because
+    /// [`IngestLimits::max_connections`] were open.
+    pub connections_refused: AtomicU64,
+    /// Gauge: ingest requests in progress now.
+    pub requests_in_progress: AtomicU64,
+    /// Requests answered `503` because
+    /// [`IngestLimits::max_concurrent_requests`] were in progress.
+    pub requests_refused_busy: AtomicU64,
+    /// Gauge: body bytes held now, across all requests.
+    pub body_bytes_held: AtomicU64,
+    /// Requests answered `503` because their body would have taken the
+    /// bytes held over [`IngestLimits::max_body_memory`].
+    pub requests_refused_memory: AtomicU64,
+    /// Requests answered `408` because their body was not complete within
+    /// [`IngestLimits::body_timeout`].
+    pub body_timeouts: AtomicU64,
+    /// Connections closed because a request head was not complete within
+    /// [`IngestLimits::header_timeout`].
+    pub header_timeouts: AtomicU64,
+    /// Connections closed after [`IngestLimits::idle_timeout`] without a
+    /// request.
+    pub idle_closed: AtomicU64,
+}
+
+impl IngestCounters {
+    /// Every field by its name, for `/stats`.
+    pub fn snapshot(&self) -> Value {
+        json!({
+            "accepted": self.accepted.load(Relaxed),
+            "rejected_requests": self.rejected_requests.load(Relaxed),
+            "unconfirmed": self.unconfirmed.load(Relaxed),
+            "connections_open": self.connections_open.load(Relaxed),
+            "connections_refused": self.connections_refused.load(Relaxed),
+            "requests_in_progress": self.requests_in_progress.load(Relaxed),
+            "requests_refused_busy": self.requests_refused_busy.load(Relaxed),
+            "body_bytes_held": self.body_bytes_held.load(Relaxed),
+            "requests_refused_memory": self.requests_refused_memory.load(Relaxed),
+            "body_timeouts": self.body_timeouts.load(Relaxed),
+            "header_timeouts": self.header_timeouts.load(Relaxed),
+            "idle_closed": self.idle_closed.load(Relaxed),
+        })
+    }
 }
 
 /// Produces the JSON for `/health` and `/stats`.
@@ -65,6 +124,7 @@ struct AppState {
     config: Arc<IngestConfig>,
     counters: Arc<IngestCounters>,
     stats: StatsFn,
+    gates: Arc<Gates>,
 }
 
 /// The ingest router.
@@ -76,6 +136,7 @@ pub fn router(
 ) -> Router {
     let state = AppState {
         intake,
+        gates: Arc::new(Gates::new(&config.limits, counters.clone())),
         config: Arc::new(config),
         counters,
         stats,
@@ -110,6 +171,24 @@ async fn ingest_logs(State(s): State<AppState>, req: Request) -> Response {
 
 fn error(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
+}
+
+/// `503` with `Retry-After: 1`.
+fn unavailable(body: Value) -> Response {
+    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, body);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    r
+}
+
+/// Ask the client to close: sent when the body was not read to its end, so
+/// the connection cannot carry another request.
+fn closing(mut r: Response) -> Response {
+    r.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    r
 }
 
 fn authorized(headers: &HeaderMap, token: &str) -> bool {
@@ -150,20 +229,56 @@ where
             return r;
         }
     }
+    let Some(_in_progress) = s.gates.enter() else {
+        s.counters.requests_refused_busy.fetch_add(1, Relaxed);
+        s.counters.rejected_requests.fetch_add(1, Relaxed);
+        return closing(unavailable(json!({
+            "error": "too many requests in progress; nothing from this request was accepted",
+            "accepted": 0,
+        })));
+    };
     let ndjson = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.contains("ndjson") || ct.contains("jsonl"));
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     let limit = s.config.max_body;
     let body: Body = req.into_body();
-    let bytes = match to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => {
-            return reject(
+    // `held` keeps the body's bytes counted until the events are queued:
+    // the parsed events take about as much memory as the body did.
+    let (bytes, held) = match s.gates.read_body(body, announced, limit).await {
+        Ok(read) => read,
+        Err(BodyError::TooLarge) => {
+            return closing(reject(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({"error": format!("body larger than {limit} bytes")}),
-            )
+            ))
+        }
+        Err(BodyError::NoMemory) => {
+            s.counters.requests_refused_memory.fetch_add(1, Relaxed);
+            s.counters.rejected_requests.fetch_add(1, Relaxed);
+            return closing(unavailable(json!({
+                "error": "the server holds too many request bodies; nothing from this request was accepted",
+                "accepted": 0,
+            })));
+        }
+        Err(BodyError::TimedOut) => {
+            s.counters.body_timeouts.fetch_add(1, Relaxed);
+            return closing(reject(
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"error": "the body was not received in time; nothing from this request was accepted", "accepted": 0}),
+            ));
+        }
+        Err(BodyError::Broken) => {
+            return closing(reject(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "the body could not be read (connection closed or malformed chunking)"}),
+            ))
         }
     };
     let items: Vec<T> = match parse_batch(&bytes, ndjson) {
@@ -185,7 +300,10 @@ where
             (events, Some((outcome, wait)))
         }
     };
-    match s.intake.send_timeout(events, s.config.queue_wait).await {
+    drop(bytes);
+    let sent = s.intake.send_timeout(events, s.config.queue_wait).await;
+    drop(held);
+    match sent {
         Ok(()) => {
             if let Some((outcome, wait)) = outcome {
                 if let Err(r) = confirmed(outcome, wait, n).await {
@@ -198,13 +316,10 @@ where
             (StatusCode::ACCEPTED, Json(json!({"accepted": n}))).into_response()
         }
         Err(SendError::Full(_)) => {
-            let mut r = reject(
-                StatusCode::SERVICE_UNAVAILABLE,
+            s.counters.rejected_requests.fetch_add(1, Relaxed);
+            unavailable(
                 json!({"error": "pipeline is full; nothing from this request was accepted", "accepted": 0}),
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            r
+            )
         }
         Err(SendError::Closed(_)) => reject(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -220,12 +335,6 @@ async fn confirmed(
     wait: Duration,
     n: usize,
 ) -> Result<(), Response> {
-    let unavailable = |body: Value| {
-        let mut r = error(StatusCode::SERVICE_UNAVAILABLE, body);
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        r
-    };
     let outcome = match tokio::time::timeout(wait, outcome).await {
         Ok(Ok(outcome)) => outcome,
         // The sender is only dropped after sending; treat a lost one as lost.

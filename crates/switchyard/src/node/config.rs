@@ -36,6 +36,10 @@ pub struct NodeConfig {
     pub token: Option<String>,
     #[serde(default)]
     pub tls: Option<TlsFiles>,
+    /// Send and accept the token without `tls:`, in clear text. Off by
+    /// default: a node with a token and no TLS refuses to start.
+    #[serde(default)]
+    pub allow_plaintext_token: bool,
     #[serde(default)]
     pub health: Health,
     #[serde(default)]

@@ -69,6 +69,53 @@ fn token(config: &NodeConfig) -> Option<String> {
         .or_else(|| config.token.clone())
 }
 
+/// What start-up does about the shared token's transport.
+#[derive(Debug, PartialEq, Eq)]
+enum TokenTransport {
+    /// No token, or a token under TLS.
+    Protected,
+    /// A token without TLS, allowed by `allow_plaintext_token: true`.
+    PlaintextAllowed,
+    /// A token without TLS, not allowed: refuse to start.
+    PlaintextRefused,
+}
+
+/// A token without TLS crosses the network in clear text, where anyone on the
+/// path can read and replay it; that is refused unless the operator says the
+/// network is trusted.
+fn token_transport(has_token: bool, has_tls: bool, allow_plaintext: bool) -> TokenTransport {
+    match (has_token, has_tls, allow_plaintext) {
+        (false, _, _) | (true, true, _) => TokenTransport::Protected,
+        (true, false, true) => TokenTransport::PlaintextAllowed,
+        (true, false, false) => TokenTransport::PlaintextRefused,
+    }
+}
+
+/// Refuse, or warn about, a token that would travel without TLS.
+fn check_token_transport(config: &NodeConfig) -> anyhow::Result<()> {
+    match token_transport(
+        token(config).is_some(),
+        config.tls.is_some(),
+        config.allow_plaintext_token,
+    ) {
+        TokenTransport::Protected => Ok(()),
+        TokenTransport::PlaintextAllowed => {
+            warn!(
+                "the mesh token travels in clear text (no `tls:`, allow_plaintext_token: true): \
+                 anyone who can read this network can read and replay it; configure `tls:` \
+                 (cert, key, ca) to protect it"
+            );
+            Ok(())
+        }
+        TokenTransport::PlaintextRefused => anyhow::bail!(
+            "a mesh token is set (`token:` or {TOKEN_ENV}) but `tls:` is not: the token would \
+             travel in clear text, readable and replayable by anyone on the network path. \
+             Configure `tls:` (cert, key, ca), or set `allow_plaintext_token: true` if the \
+             network is trusted (loopback, or an encrypted overlay)"
+        ),
+    }
+}
+
 fn mesh_config(config: &NodeConfig) -> anyhow::Result<MeshConfig> {
     Ok(MeshConfig {
         health: HealthConfig {
@@ -89,6 +136,8 @@ fn mesh_config(config: &NodeConfig) -> anyhow::Result<MeshConfig> {
 }
 
 async fn run(args: NodeArgs, config: NodeConfig) -> anyhow::Result<()> {
+    // Here, not in `main`: the warning needs the log set up by `run`.
+    check_token_transport(&config)?;
     let mesh = mesh_config(&config)?;
     let token = token(&config);
 
@@ -179,10 +228,10 @@ async fn run(args: NodeArgs, config: NodeConfig) -> anyhow::Result<()> {
     drop(node);
     engine.await.context("engine task failed")?;
     let c = counters.snapshot();
-    println!(
+    crate::stdout::print_line(&format!(
         "final counters: received={} sent={} filtered={} dropped={}",
         c.received, c.sent, c.filtered, c.dropped
-    );
+    ))?;
     served.context("gRPC server failed")
 }
 
@@ -305,6 +354,15 @@ async fn reload_on_sighup(node: Dispatcher, path: PathBuf) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_without_tls_is_refused_unless_allowed() {
+        use TokenTransport::*;
+        assert_eq!(token_transport(false, false, false), Protected);
+        assert_eq!(token_transport(true, true, false), Protected);
+        assert_eq!(token_transport(true, false, true), PlaintextAllowed);
+        assert_eq!(token_transport(true, false, false), PlaintextRefused);
+    }
 
     #[test]
     fn tls_files_are_read_at_start_and_errors_name_the_key() {

@@ -15,7 +15,7 @@ use switchyard_engine::metrics::Metrics;
 use switchyard_engine::supervise::Health;
 use switchyard_engine::topology::{Observers, Pipeline, Shape, SinkNode, TransformNode};
 use switchyard_engine::{IntakeSender, Pipeline as SinkPolicy};
-use switchyard_sources::http::{IngestConfig, IngestCounters};
+use switchyard_sources::http::{IngestConfig, IngestCounters, IngestLimits};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
@@ -47,14 +47,13 @@ fn load(path: &Path) -> anyhow::Result<Checked> {
 /// `switchyard validate`.
 pub fn validate(args: ConfigArgs) -> anyhow::Result<()> {
     let c = load(&args.config)?;
-    println!(
+    crate::stdout::print_line(&format!(
         "{}: ok ({} source(s), {} transform(s), {} sink(s))",
         args.config.display(),
         c.sources.len(),
         c.transforms.len(),
         c.sinks.len()
-    );
-    Ok(())
+    ))
 }
 
 /// `switchyard run`.
@@ -330,11 +329,25 @@ async fn start_source(
             queue_wait,
             acknowledgements,
             ack_timeout,
+            max_connections,
+            max_concurrent_requests,
+            max_body_memory,
+            header_timeout,
+            body_timeout,
+            idle_timeout,
             ..
         }) => {
             let acknowledge = acknowledgements
                 .unwrap_or(disk_backed)
                 .then_some(ack_timeout);
+            let limits = IngestLimits {
+                max_connections,
+                max_concurrent_requests,
+                max_body_memory,
+                header_timeout,
+                body_timeout,
+                idle_timeout,
+            };
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .with_context(|| format!("address: cannot listen on {address}"))?;
@@ -348,20 +361,16 @@ async fn start_source(
                     token,
                     queue_wait,
                     acknowledge,
+                    limits: limits.clone(),
                 },
-                counters,
-                Arc::new(move || {
-                    serde_json::json!({
-                        "accepted": stats_counters.accepted.load(std::sync::atomic::Ordering::Relaxed),
-                    })
-                }),
+                counters.clone(),
+                Arc::new(move || stats_counters.snapshot()),
             );
             Running::Task(tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await;
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                switchyard_sources::http::serve(listener, app, &limits, counters, stopped).await;
             }))
         }
         SourceConfig::File(f) => {

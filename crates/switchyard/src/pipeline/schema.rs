@@ -74,6 +74,50 @@ pub struct HttpSource {
     /// Longest wait for the acknowledgement before `503`.
     #[serde(default = "default_ack_timeout", deserialize_with = "duration")]
     pub ack_timeout: Duration,
+    /// Most open connections; more are closed as soon as accepted.
+    #[serde(default = "http_limits::max_connections")]
+    pub max_connections: usize,
+    /// Most requests in progress; more are answered `503` + `Retry-After`.
+    #[serde(default = "http_limits::max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// Most body bytes held across all requests; over it, `503` +
+    /// `Retry-After`.
+    #[serde(default = "http_limits::max_body_memory")]
+    pub max_body_memory: usize,
+    /// Longest time from a request's first byte to its complete head.
+    #[serde(default = "http_limits::header_timeout", deserialize_with = "duration")]
+    pub header_timeout: Duration,
+    /// Longest time to receive a whole body (then `408`).
+    #[serde(default = "http_limits::body_timeout", deserialize_with = "duration")]
+    pub body_timeout: Duration,
+    /// Longest an open connection may wait without a request.
+    #[serde(default = "http_limits::idle_timeout", deserialize_with = "duration")]
+    pub idle_timeout: Duration,
+}
+
+/// The defaults of the HTTP source's bounds: the library's.
+mod http_limits {
+    use std::time::Duration;
+    use switchyard_sources::http::IngestLimits;
+
+    pub fn max_connections() -> usize {
+        IngestLimits::default().max_connections
+    }
+    pub fn max_concurrent_requests() -> usize {
+        IngestLimits::default().max_concurrent_requests
+    }
+    pub fn max_body_memory() -> usize {
+        IngestLimits::default().max_body_memory
+    }
+    pub fn header_timeout() -> Duration {
+        IngestLimits::default().header_timeout
+    }
+    pub fn body_timeout() -> Duration {
+        IngestLimits::default().body_timeout
+    }
+    pub fn idle_timeout() -> Duration {
+        IngestLimits::default().idle_timeout
+    }
 }
 
 fn default_ack_timeout() -> Duration {

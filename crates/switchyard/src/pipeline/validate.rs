@@ -140,6 +140,19 @@ pub fn check(
                 );
                 c.errors.push(e);
             }
+            if let SourceConfig::Http(h) = &s {
+                // A zero bound would refuse every client.
+                for (key, n) in [
+                    ("max_connections", h.max_connections),
+                    ("max_concurrent_requests", h.max_concurrent_requests),
+                    ("max_body_memory", h.max_body_memory),
+                ] {
+                    if n == 0 {
+                        let e = c.error(&["sources", &name, key], "must be greater than 0".into());
+                        c.errors.push(e);
+                    }
+                }
+            }
             sources.push((name, s));
         }
     }
@@ -539,6 +552,24 @@ sinks:
     type: stdout
     inputs: [errs, app]
 ";
+
+    #[test]
+    fn http_source_bounds_are_read_and_zero_is_refused() {
+        let yaml = |extra: &str| {
+            format!(
+                "sources:\n  h:\n    type: http\n    address: 127.0.0.1:1\n{extra}sinks:\n  o:\n    type: stdout\n    inputs: [h]\n"
+            )
+        };
+        let ok = "    max_connections: 10\n    max_concurrent_requests: 5\n    max_body_memory: 1000\n    header_timeout: 1s\n    body_timeout: 2s\n    idle_timeout: 3s\n";
+        assert!(errors(&yaml(ok)).is_empty(), "{:?}", errors(&yaml(ok)));
+        assert_eq!(
+            errors(&yaml("    max_connections: 0\n    max_body_memory: 0\n")),
+            [
+                "line 5: sources.h.max_connections: must be greater than 0",
+                "line 6: sources.h.max_body_memory: must be greater than 0",
+            ]
+        );
+    }
 
     #[test]
     fn a_good_file_passes() {

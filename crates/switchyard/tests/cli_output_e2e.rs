@@ -1,0 +1,149 @@
+//! End to end: the mesh token's transport is checked at start-up, and
+//! commands that print results end quietly when their reader has gone
+//! (`switchyard mesh call … | head`), instead of panicking on the broken pipe.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "s3cret-mesh-token";
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    cmd.env_remove("SWITCHYARD_MESH_TOKEN").stdin(Stdio::null());
+    cmd
+}
+
+/// Run `cmd` with a standard output whose reader is already closed, so its
+/// first write fails with a broken pipe.
+fn with_closed_stdout(cmd: &mut Command) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    cmd.stdout(writer).stderr(Stdio::piped()).output().unwrap()
+}
+
+fn assert_quiet_success(what: &str, out: &Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{what}: {stderr}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{what}: {stderr}");
+}
+
+fn node_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("node.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "id: node-a\nlisten: 127.0.0.1:0\nnamespaces: [orders]\ntoken: {TOKEN}\n\
+             pipeline: {{endpoint: {}}}\n\
+             services:\n  - bind: orders/Who.Am\n    handler: echo\n{extra}",
+            dir.join("events.jsonl").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Kills the node when the test ends, passed or not.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_mesh_token_without_tls_is_refused_unless_allowed_and_then_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // Not allowed: the node does not start, and says why and what to do.
+    let config = node_config(dir.path(), "");
+    let err = dir.path().join("refused.log");
+    let mut refused = Running(
+        bin()
+            .args(["node", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = refused.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node started with a token and no TLS"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("clear text")
+            && stderr.contains("Configure `tls:`")
+            && stderr.contains("allow_plaintext_token: true"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(TOKEN),
+        "the token is never printed: {stderr}"
+    );
+
+    // Allowed: it starts, and its log warns.
+    let config = node_config(dir.path(), "allow_plaintext_token: true\n");
+    let log = dir.path().join("node.log");
+    let node = Running(
+        bin()
+            .args(["node", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("node listening") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the node did not start: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        text.contains("WARN") && text.contains("travels in clear text"),
+        "{text}"
+    );
+    assert!(!text.contains(TOKEN), "the token is never logged: {text}");
+
+    // `mesh call … | head` with the reader gone before the answer is printed.
+    let listen = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("listen="))
+        .expect("the listen address in the log")
+        .to_string();
+    let out = with_closed_stdout(
+        bin()
+            .args(["mesh", "call", "--addr", &listen, "--token", TOKEN])
+            .args(["serve", "--namespace", "orders", "--service", "Who"])
+            .args(["--method", "Am", "--input", r#"{"hello":1}"#]),
+    );
+    assert_quiet_success("mesh call", &out);
+    drop(node);
+}
+
+#[test]
+fn listing_commands_end_quietly_when_their_reader_has_gone() {
+    assert_quiet_success("plugins", &with_closed_stdout(bin().arg("plugins")));
+    let dir = tempfile::tempdir().unwrap();
+    let out = with_closed_stdout(bin().args(["dlq", "list", "--dir"]).arg(dir.path()));
+    assert_quiet_success("dlq list", &out);
+}
