@@ -16,6 +16,7 @@
 //! - [`dispatch`]: the loop that ties them together for one sink.
 //! - [`metrics`]: Prometheus exposition of a pipeline.
 //! - [`topology`]: a graph of named sources, transforms and sinks.
+//! - [`shutdown`]: the deadline of a stop, after which nothing waits.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -29,11 +30,13 @@ pub mod dispatch;
 pub mod dlq;
 pub mod intake;
 pub mod metrics;
+pub mod shutdown;
 pub mod topology;
 
 pub use buffer::{buffer, BufferConfig, BufferStats, WhenFull};
 pub use counters::{Counters, CountersSnapshot};
 pub use delivery::{DeliveryConfig, DeliveryStats, DeliveryStatsSnapshot};
-pub use dispatch::{run, run_pipeline, EngineConfig, Pipeline};
+pub use dispatch::{run, run_pipeline, run_until, EngineConfig, Pipeline, Stop};
 pub use dlq::{Dlq, DlqConfig};
 pub use intake::{intake, IntakeReceiver, IntakeSender};
+pub use shutdown::Cutoff;

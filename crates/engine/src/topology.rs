@@ -18,12 +18,17 @@
 //! `block` holds the router (and so the sources that feed this sink — the
 //! other sinks of those sources wait too, which is what keeps `block`
 //! lossless), the `drop_*` policies discard and count.
+//!
+//! A stop drains every sink; [`Pipeline::cutoff`] bounds it: once triggered,
+//! the sink loops abandon what they have not delivered (see
+//! [`crate::shutdown`]).
 
 use crate::buffer::{buffer, BufferConfig, BufferStats, IntakeReceiver, IntakeSender};
 use crate::counters::Counters;
 use crate::delivery::DeliveryStats;
 use crate::disk_buffer::{DiskBuffer, DiskBufferConfig, DiskBufferHandle, StatsSnapshot};
-use crate::dispatch::{run_pipeline, Pipeline as SinkPolicy};
+use crate::dispatch::{run_until, Pipeline as SinkPolicy, Stop};
+use crate::shutdown::Cutoff;
 use prometheus_client::metrics::histogram::Histogram;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -298,6 +303,7 @@ pub struct Pipeline {
     routers: Vec<JoinHandle<()>>,
     engines: Vec<JoinHandle<()>>,
     disks: Vec<(String, DiskBufferHandle)>,
+    cutoff: Cutoff,
 }
 
 impl Pipeline {
@@ -338,11 +344,13 @@ impl Pipeline {
                 .collect(),
         });
 
+        let cutoff = Cutoff::new();
         let mut sink_handles = Vec::new();
         let mut sink_senders = Vec::new();
         let mut engines = Vec::new();
         let mut disks = Vec::new();
         for node in sinks {
+            let on_disk = node.disk.is_some();
             let mut disk_stats: Option<DiskStatsFn> = None;
             let wait = observers.queue_wait.get(&node.name).cloned();
             let (tx, rx) = buffer(node.buffer, wait);
@@ -386,13 +394,17 @@ impl Pipeline {
                 disk: disk_stats,
             });
             sink_senders.push(tx);
-            engines.push(tokio::spawn(run_pipeline(
+            engines.push(tokio::spawn(run_until(
                 rx,
                 Arc::new(Identity),
                 Arc::from(sink),
                 node.policy,
                 counters,
                 delivery,
+                Stop {
+                    cutoff: cutoff.clone(),
+                    on_disk,
+                },
             )));
         }
 
@@ -424,7 +436,15 @@ impl Pipeline {
             routers,
             engines,
             disks,
+            cutoff,
         })
+    }
+
+    /// The stop's deadline: trigger it to make every sink give up delivering
+    /// and abandon what it still holds (kept on its disk buffer, else
+    /// dead-lettered with the reason `shutdown`, else counted as lost).
+    pub fn cutoff(&self) -> Cutoff {
+        self.cutoff.clone()
     }
 
     /// The sender of the source called `name`.
