@@ -17,6 +17,7 @@ mod node;
 mod pipeline;
 mod process;
 mod redis_source;
+mod shutdown;
 mod tail;
 mod transforms;
 

@@ -1,0 +1,283 @@
+//! End to end: SIGTERM while the sink is down. The dispatcher used to drain
+//! forever (`--retry-attempts 1000`), until an orchestrator's SIGKILL lost
+//! every event in memory, uncounted. Now it stops by `--shutdown-timeout`:
+//! what it could not deliver is dead-lettered with the reason `shutdown`
+//! (or, with a disk buffer, left there for the next start), every event is
+//! counted in the final line, and a second signal stops at once.
+
+mod common;
+
+use common::{dispatcher_command, final_counters, free_port, http, spawn_listening};
+use std::collections::HashMap;
+use std::io::Read;
+use std::process::{Child, Command, ExitStatus, Output};
+use std::time::{Duration, Instant};
+
+/// Generous: the stop itself is asked to take 2 s.
+const EXIT_BOUND: Duration = Duration::from_secs(15);
+/// Safety net for waits that end on their own; never an assertion on speed.
+const BOUND: Duration = Duration::from_secs(60);
+
+fn signal(child: &Child, name: &str) {
+    Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+/// Wait for the exit, at most `bound` (then kill it and fail), reading its
+/// output meanwhile so a full pipe cannot hold it up. (status, stdout, stderr).
+fn exit_within(mut child: Child, bound: Duration) -> (ExitStatus, String, String) {
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + bound;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running {bound:?} after the signal; stderr:\n{}",
+                err.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, out.join().unwrap(), err.join().unwrap())
+}
+
+fn events_body(n: usize, tag: &str) -> String {
+    let items: Vec<String> = (0..n)
+        .map(|i| format!(r#"{{"msg":"{tag}-{i}"}}"#))
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// The ledger's identity: every event taken in has one fate.
+fn assert_every_event_counted(c: &HashMap<String, u64>, line: &str) {
+    let fates = [
+        "sent",
+        "filtered",
+        "dropped",
+        "dead_lettered",
+        "kept_on_disk",
+        "lost",
+    ];
+    let sum: u64 = fates.iter().map(|k| c[*k]).sum();
+    assert_eq!(c["received"], sum, "{line}");
+}
+
+/// A dispatcher whose http sink points at a closed port and retries
+/// (almost) forever.
+fn down_dispatcher(port: u16, extra: &[&str]) -> Child {
+    let closed = free_port();
+    let endpoint = format!("http://127.0.0.1:{closed}/ingest");
+    spawn_listening(
+        dispatcher_command(port)
+            .args([
+                "--service",
+                "http",
+                "--endpoint",
+                &endpoint,
+                "--retry-attempts",
+                "1000",
+                "--batch-size",
+                "5",
+                "--flush-interval",
+                "20ms",
+                "--dlq-auto-retry",
+                "false",
+            ])
+            .args(extra),
+        port,
+    )
+}
+
+fn dlq_list(queue: &str) -> String {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["dlq", "list", "--dir", queue])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn sigterm_with_the_sink_down_stops_by_the_shutdown_timeout_and_dead_letters_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("dlq");
+    let queue = queue.to_str().unwrap();
+    let port = free_port();
+    let child = down_dispatcher(port, &["--shutdown-timeout", "2s", "--dlq-dir", queue]);
+    let (status, _) = http(port, "POST", "/v1/logs", events_body(10, "kept").as_bytes());
+    assert_eq!(status, 202);
+    std::thread::sleep(Duration::from_millis(300)); // let the batches fail and retry
+    signal(&child, "TERM");
+    let (status, out, err) = exit_within(child, EXIT_BOUND);
+    assert!(status.success(), "{status:?} {err}");
+    let c = final_counters(&out);
+    assert_eq!(
+        (c["received"], c["sent"], c["dead_lettered"], c["lost"]),
+        (10, 0, 10, 0),
+        "{out}"
+    );
+    assert_every_event_counted(&c, &out);
+    assert!(err.contains("shutdown timeout reached"), "{err}");
+
+    let list = dlq_list(queue);
+    let rows: Vec<&str> = list.lines().skip(1).collect();
+    assert_eq!(rows.len(), 10, "{list}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains("shutdown: not delivered before the shutdown deadline")),
+        "{list}"
+    );
+
+    // Item of the same queue: once the records outlive the retention, the
+    // next start discards them — with a log line and a counter.
+    std::thread::sleep(Duration::from_millis(1500));
+    let port = free_port();
+    let child = spawn_listening(
+        dispatcher_command(port).args([
+            "--service",
+            "blackhole",
+            "--dlq-dir",
+            queue,
+            "--dlq-retention",
+            "1s",
+            "--dlq-auto-retry",
+            "false",
+        ]),
+        port,
+    );
+    let (_, stats) = http(port, "GET", "/stats", b"");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["dlq"]["records"], 0, "{stats}");
+    assert_eq!(stats["dlq"]["expired"], 10, "{stats}");
+    let (_, metrics) = http(port, "GET", "/metrics", b"");
+    assert!(
+        metrics.contains("dispatcher_dlq_records_discarded_total{reason=\"expired\"} 10"),
+        "{metrics}"
+    );
+    signal(&child, "TERM");
+    let (status, _, err) = exit_within(child, BOUND);
+    assert!(status.success(), "{err}");
+    assert!(
+        err.contains("records older than the retention period discarded")
+            && err.contains("records=10"),
+        "{err}"
+    );
+}
+
+#[test]
+fn with_a_disk_buffer_what_the_deadline_cut_off_is_delivered_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let buffer = buffer.to_str().unwrap();
+    let queue = dir.path().join("dlq");
+    let queue = queue.to_str().unwrap();
+    let port = free_port();
+    let disk = [
+        "--buffer-type",
+        "disk",
+        "--buffer-dir",
+        buffer,
+        "--dlq-dir",
+        queue,
+    ];
+    let child = down_dispatcher(
+        port,
+        &[&["--shutdown-timeout", "2s"][..], &disk[..]].concat(),
+    );
+    let (status, _) = http(port, "POST", "/v1/logs", events_body(10, "disk").as_bytes());
+    assert_eq!(status, 202, "answered once on disk");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "TERM");
+    let (status, out, err) = exit_within(child, EXIT_BOUND);
+    assert!(status.success(), "{status:?} {err}");
+    let c = final_counters(&out);
+    assert_eq!(
+        (
+            c["received"],
+            c["sent"],
+            c["dead_lettered"],
+            c["kept_on_disk"],
+            c["lost"]
+        ),
+        (10, 0, 0, 10, 0),
+        "{out}"
+    );
+    assert_every_event_counted(&c, &out);
+    assert_eq!(dlq_list(queue).lines().count(), 1, "nothing dead-lettered");
+
+    // The next start, with a working sink, delivers what was kept.
+    let sink = common::FlakyServer::start(false);
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{}/ingest", sink.port);
+    let child = spawn_listening(
+        dispatcher_command(port)
+            .args(["--service", "http", "--endpoint", &endpoint])
+            .args(["--batch-size", "5", "--flush-interval", "20ms"])
+            .args(disk),
+        port,
+    );
+    let deadline = Instant::now() + BOUND;
+    let delivered = loop {
+        let bodies = sink.accepted.lock().unwrap().join("\n");
+        let n = (0..10)
+            .filter(|i| bodies.contains(&format!("disk-{i}\"")))
+            .count();
+        if n == 10 || Instant::now() > deadline {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    signal(&child, "TERM");
+    let (status, out, err) = exit_within(child, BOUND);
+    assert!(status.success(), "{err}");
+    assert_eq!(delivered, 10, "{out}");
+    assert_eq!(final_counters(&out)["sent"], 10, "{out}");
+}
+
+#[test]
+fn a_second_signal_stops_at_once_and_says_how_many_events_are_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("dlq");
+    let port = free_port();
+    let child = down_dispatcher(
+        port,
+        &[
+            "--shutdown-timeout",
+            "10m",
+            "--dlq-dir",
+            queue.to_str().unwrap(),
+        ],
+    );
+    let (status, _) = http(port, "POST", "/v1/logs", events_body(10, "lost").as_bytes());
+    assert_eq!(status, 202);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "INT");
+    let (status, out, err) = exit_within(child, EXIT_BOUND);
+    assert!(!status.success(), "stopping at once is a failure: {err}");
+    let c = final_counters(&out);
+    assert_eq!(
+        (c["received"], c["lost"], c["stopped_at_once"]),
+        (10, 10, 1),
+        "{out}"
+    );
+    assert!(err.contains("10 events in memory lost"), "{err}");
+}
