@@ -281,3 +281,57 @@ fn a_second_signal_stops_at_once_and_says_how_many_events_are_lost() {
     );
     assert!(err.contains("10 events in memory lost"), "{err}");
 }
+
+#[test]
+fn a_pipeline_file_bounds_its_stop_with_shutdown_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ingest, closed) = (free_port(), free_port());
+    let queue = dir.path().join("dlq");
+    let config = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "shutdown_timeout: 2s
+dlq:
+  dir: {queue}
+  auto_retry: false
+sources:
+  ingest:
+    type: http
+    address: 127.0.0.1:{ingest}
+sinks:
+  down:
+    type: http
+    inputs: [ingest]
+    options: {{endpoint: 'http://127.0.0.1:{closed}/ingest'}}
+    batch: {{max_events: 5, timeout: 20ms}}
+    delivery: {{max_retries: 1000}}
+",
+            queue = queue.display()
+        ),
+    )
+    .unwrap();
+    let child = spawn_listening(&mut common::run_command(&config), ingest);
+    let (status, _) = http(
+        ingest,
+        "POST",
+        "/v1/logs",
+        events_body(10, "run").as_bytes(),
+    );
+    assert_eq!(status, 202);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "TERM");
+    let (status, out, err) = exit_within(child, EXIT_BOUND);
+    assert!(status.success(), "{status:?} {err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("final counters: sink=down"))
+        .unwrap_or_else(|| panic!("{out}"));
+    for want in ["received=10", "delivered=0", "dead_lettered=10", "lost=0"] {
+        assert!(
+            line.split_whitespace().any(|kv| kv == want),
+            "{want}: {line}"
+        );
+    }
+    assert_eq!(dlq_list(queue.to_str().unwrap()).lines().count(), 11);
+}
