@@ -199,6 +199,9 @@ pub async fn run_until(
     let mut batcher = Batcher::new(pipeline.batch_size, pipeline.flush_interval);
     let mut in_flight = InFlight::new(pipeline.delivery.max_in_flight(), &counters);
     let mut cut_off = false;
+    // One wait for the whole loop: no waiter registered per chunk.
+    let reached = cutoff.reached();
+    tokio::pin!(reached);
     loop {
         let deadline = batcher.deadline();
         tokio::select! {
@@ -220,7 +223,7 @@ pub async fn run_until(
             _ = sleep_until(deadline), if deadline.is_some() && !in_flight.is_full() => {
                 in_flight.push(timed(start(&mut stack, batcher.take()).await, &counters)).await;
             }
-            _ = cutoff.reached() => {
+            _ = &mut reached => {
                 cut_off = true;
                 break;
             }
