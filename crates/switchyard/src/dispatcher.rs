@@ -296,8 +296,8 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         .first()
         .map(|(_, s)| {
             format!(
-                " disk_written={} disk_read={} disk_corrupt_records={} disk_pending_bytes={}",
-                s.written, s.read, s.corrupt_records, s.used_bytes
+                " disk_written={} disk_read={} disk_read_earlier={} disk_corrupt_records={} disk_pending_bytes={}",
+                s.written, s.read, s.read_earlier, s.corrupt_records, s.used_bytes
             )
         })
         .unwrap_or_default();
@@ -309,7 +309,13 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     if let Some(pid_file) = &args.pid_file {
         let _ = std::fs::remove_file(pid_file);
     }
-    let c = engine_counters(&source_stats, &counters);
+    let mut c = engine_counters(&source_stats, &counters);
+    if let Some((_, s)) = disk_finals.first() {
+        // This run's events still on disk, never read back, are kept too;
+        // with `disk_read_earlier` (what an earlier run left) the line adds
+        // up: received + disk_read_earlier = sent + filtered + … + lost.
+        c.kept_on_disk += s.written.saturating_sub(s.read - s.read_earlier);
+    }
     let b = bus.stats();
     println!(
         "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} kept_on_disk={} lost={} bus_published={} bus_dropped={} ingest_accepted={} ingest_rejected_requests={}{}{}",
