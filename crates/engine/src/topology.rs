@@ -304,6 +304,8 @@ pub struct Pipeline {
     engines: Vec<JoinHandle<()>>,
     disks: Vec<(String, DiskBufferHandle)>,
     cutoff: Cutoff,
+    /// Events routers gave up on at the cutoff (see [`Pipeline::cutoff`]).
+    lost_in_routers: Arc<AtomicU64>,
 }
 
 impl Pipeline {
@@ -345,12 +347,15 @@ impl Pipeline {
         });
 
         let cutoff = Cutoff::new();
+        let lost_in_routers = Arc::new(AtomicU64::new(0));
+        let mut disk_backed = Vec::new();
         let mut sink_handles = Vec::new();
         let mut sink_senders = Vec::new();
         let mut engines = Vec::new();
         let mut disks = Vec::new();
         for node in sinks {
             let on_disk = node.disk.is_some();
+            disk_backed.push(on_disk);
             let mut disk_stats: Option<DiskStatsFn> = None;
             let wait = observers.queue_wait.get(&node.name).cloned();
             let (tx, rx) = buffer(node.buffer, wait);
@@ -417,6 +422,9 @@ impl Pipeline {
                 graph: graph.clone(),
                 first: consumers.get(&name).cloned().unwrap_or_default(),
                 sinks: sink_senders.clone(),
+                on_disk: disk_backed.clone(),
+                cutoff: cutoff.clone(),
+                lost: lost_in_routers.clone(),
                 stats: stats.clone(),
                 processing: observers.processing.get(&name).cloned(),
             };
@@ -437,7 +445,14 @@ impl Pipeline {
             engines,
             disks,
             cutoff,
+            lost_in_routers,
         })
+    }
+
+    /// Events the routers gave up on at the cutoff: they were waiting for
+    /// room in a full disk buffer, which a sink that is down never frees.
+    pub fn lost_in_routers(&self) -> Arc<AtomicU64> {
+        self.lost_in_routers.clone()
     }
 
     /// The stop's deadline: trigger it to make every sink give up delivering
@@ -492,6 +507,10 @@ struct Router {
     graph: Arc<Graph>,
     first: Vec<Target>,
     sinks: Vec<IntakeSender>,
+    /// Per sink: it has a disk buffer.
+    on_disk: Vec<bool>,
+    cutoff: Cutoff,
+    lost: Arc<AtomicU64>,
     stats: Arc<SourceStats>,
     processing: Option<Histogram>,
 }
@@ -513,7 +532,31 @@ impl Router {
                     continue;
                 }
                 let events = std::mem::take(events);
-                if let Err(e) = self.sinks[i].send(events).await {
+                let n = events.len() as u64;
+                let sent = if self.on_disk[i] {
+                    // An append waits for room in the disk buffer, which a
+                    // sink that is down never gives back: at the cutoff the
+                    // wait ends and the events (not on disk, so not
+                    // acknowledged to their sources) are counted as lost.
+                    tokio::select! {
+                        biased;
+                        sent = self.sinks[i].send(events) => Some(sent),
+                        _ = self.cutoff.reached() => None,
+                    }
+                } else {
+                    // The sink loop drains its memory buffer even after the
+                    // cutoff, so this wait ends.
+                    Some(self.sinks[i].send(events).await)
+                };
+                let Some(sent) = sent else {
+                    self.lost.fetch_add(n, Relaxed);
+                    tracing::error!(
+                        events = n,
+                        "shutdown deadline: events not written to a full disk buffer; lost (their sources were not told they were accepted)"
+                    );
+                    continue;
+                };
+                if let Err(e) = sent {
                     // Only when a sink loop is gone (a panic): the events are
                     // lost, and their sources learn it.
                     let events = match e {

@@ -122,6 +122,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     let transform: Arc<dyn Transform> = Arc::new(Chain::new(steps));
     let pipeline = start_pipeline(&args, &metrics, transform, sink, policy)?;
     let source_stats = pipeline.sources[0].stats.clone();
+    let lost_in_router = pipeline.lost_in_routers();
     let tx = pipeline.sources[0].sender.clone();
     let sink = &pipeline.sinks[0];
     let counters = sink.counters.clone();
@@ -310,6 +311,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(pid_file);
     }
     let mut c = engine_counters(&source_stats, &counters);
+    c.lost += lost_in_router.load(Relaxed);
     if let Some((_, s)) = disk_finals.first() {
         // This run's events still on disk, never read back, are kept too;
         // with `disk_read_earlier` (what an earlier run left) the line adds

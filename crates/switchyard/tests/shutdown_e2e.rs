@@ -340,3 +340,51 @@ sinks:
     }
     assert_eq!(dlq_list(queue.to_str().unwrap()).lines().count(), 11);
 }
+
+#[test]
+fn a_full_disk_buffer_with_the_sink_down_does_not_hold_the_stop() {
+    // The router waits for room in the disk buffer, which a sink that is
+    // down never gives back: before, this stop never ended.
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let queue = dir.path().join("dlq");
+    let port = free_port();
+    let child = down_dispatcher(
+        port,
+        &[
+            "--shutdown-timeout",
+            "2s",
+            "--buffer-type",
+            "disk",
+            "--buffer-dir",
+            buffer.to_str().unwrap(),
+            "--buffer-max-bytes",
+            "2048",
+            "--ingest-wait",
+            "300ms",
+            "--dlq-dir",
+            queue.to_str().unwrap(),
+        ],
+    );
+    // At once: a request the full buffer holds back waits (up to 10 s) for
+    // its acknowledgement before its 503.
+    let posts: Vec<_> = (0..8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let body = events_body(5, &format!("full-{i}-{}", "x".repeat(40)));
+                http(port, "POST", "/v1/logs", body.as_bytes()).0
+            })
+        })
+        .collect();
+    let answers: Vec<u16> = posts.into_iter().map(|p| p.join().unwrap()).collect();
+    assert!(
+        answers.contains(&202) && answers.contains(&503),
+        "{answers:?}"
+    );
+    signal(&child, "TERM");
+    let (status, out, err) = exit_within(child, EXIT_BOUND);
+    assert!(status.success(), "{status:?} {err}");
+    let c = final_counters(&out);
+    assert_every_event_counted(&c, &out);
+    assert!(c["kept_on_disk"] > 0, "{out}");
+}

@@ -212,6 +212,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
     }
     let sinks: Vec<SinkView> = pipeline.sinks.iter().map(SinkView::from).collect();
     let sources = state.sources.clone();
+    let lost_in_routers = pipeline.lost_in_routers();
     pipeline.finish().await;
     sampler.abort();
     for (name, st) in &sources {
@@ -220,6 +221,10 @@ async fn run(c: Checked) -> anyhow::Result<()> {
             st.received.load(std::sync::atomic::Ordering::Relaxed),
             st.filtered.load(std::sync::atomic::Ordering::Relaxed),
         );
+    }
+    let lost = lost_in_routers.load(std::sync::atomic::Ordering::Relaxed);
+    if lost > 0 {
+        println!("final counters: lost_before_disk_buffers={lost}");
     }
     for s in &sinks {
         let c = s.counters.snapshot();
