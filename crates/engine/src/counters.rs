@@ -1,5 +1,6 @@
 //! The engine's ledger. At any quiescent moment
-//! `received = sent + filtered + dead_lettered + dropped`.
+//! `received = sent + filtered + dead_lettered + dropped + kept_on_disk + lost`
+//! (the last two only grow when a stop reaches its deadline).
 
 use prometheus_client::metrics::histogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -15,6 +16,8 @@ pub struct Counters {
     slots: AtomicU64,
     worker_task: Option<Histogram>,
     dead_lettered: AtomicU64,
+    kept_on_disk: AtomicU64,
+    lost: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -31,6 +34,13 @@ pub struct CountersSnapshot {
     pub dropped: u64,
     /// Events kept in the dead-letter queue.
     pub dead_lettered: u64,
+    /// Events of a disk-buffered sink not delivered by the shutdown
+    /// deadline: left unacknowledged in the disk buffer, so the next start
+    /// delivers them.
+    pub kept_on_disk: u64,
+    /// Events not delivered by the shutdown deadline that nothing could
+    /// keep (no disk buffer, no room in a dead-letter queue).
+    pub lost: u64,
 }
 
 impl Counters {
@@ -76,6 +86,21 @@ impl Counters {
     pub(crate) fn add_dead_lettered(&self, n: u64) {
         self.dead_lettered.fetch_add(n, Relaxed);
     }
+    pub(crate) fn add_kept_on_disk(&self, n: u64) {
+        self.kept_on_disk.fetch_add(n, Relaxed);
+    }
+    pub(crate) fn add_lost(&self, n: u64) {
+        self.lost.fetch_add(n, Relaxed);
+    }
+
+    /// Events taken in and not settled yet: in the batcher or the delivery
+    /// stack (what a stop at once would lose from memory).
+    pub fn unsettled(&self) -> u64 {
+        let c = self.snapshot();
+        c.received.saturating_sub(
+            c.sent + c.filtered + c.dropped + c.dead_lettered + c.kept_on_disk + c.lost,
+        )
+    }
 
     /// Read them all.
     pub fn snapshot(&self) -> CountersSnapshot {
@@ -85,6 +110,8 @@ impl Counters {
             filtered: self.filtered.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
+            kept_on_disk: self.kept_on_disk.load(Relaxed),
+            lost: self.lost.load(Relaxed),
         }
     }
 }

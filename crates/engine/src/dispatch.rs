@@ -8,19 +8,29 @@
 //! ends with a recorded fate (delivered, filtered, dead-lettered or dropped)
 //! that is both counted and reported to its source through its
 //! acknowledgement token.
+//!
+//! A stop drains: the loop runs until its intake is closed and empty, then
+//! flushes the last batch and waits for the deliveries in flight. When the
+//! stop's [`Cutoff`] is reached first, the loop stops feeding the stack, the
+//! stack lets go of every batch it holds, and every event still here — in
+//! the batcher, in the stack, arriving from the intake — is abandoned
+//! ([`Settle::abandoned`]: kept on the disk buffer, dead-lettered with the
+//! reason `shutdown`, or counted as lost).
 
 use crate::batcher::Batcher;
 use crate::counters::Counters;
+use crate::delivery::settle::Failure;
 use crate::delivery::{self, BreakerConfig, Concurrency, DeliveryConfig, DeliveryStats, Settle};
 use crate::dlq::Dlq;
 use crate::intake::IntakeReceiver;
+use crate::shutdown::Cutoff;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_core::{Event, Fate, Sink, Transform, Verdict};
 use tower::{Service, ServiceExt};
-use tracing::error;
+use tracing::{error, warn};
 
 /// Batching and retry settings (the original, smaller form of [`Pipeline`]:
 /// no circuit breaker, no timeout, no dead-letter queue).
@@ -108,29 +118,66 @@ pub async fn run(
     .await
 }
 
+/// How a sink loop ends when its stop outlasts the deadline.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    /// Once reached, nothing is delivered any more: what is left is
+    /// abandoned.
+    pub cutoff: Cutoff,
+    /// The loop's intake is fed by a disk buffer: abandoned events stay
+    /// there, unacknowledged, for the next start.
+    pub on_disk: bool,
+}
+
 /// [`run`] with the full delivery stack; `stats` receives its counters. With
 /// a dead-letter queue whose `auto_retry` is on, its records for this sink
 /// are re-sent every `retry_interval` while the loop runs.
 pub async fn run_pipeline(
-    mut intake: IntakeReceiver,
+    intake: IntakeReceiver,
     transform: Arc<dyn Transform>,
     sink: Arc<dyn Sink>,
     pipeline: Pipeline,
     counters: Arc<Counters>,
     stats: Arc<DeliveryStats>,
 ) {
-    let settle = Arc::new(Settle::new(
-        &pipeline.sink_name,
-        counters.clone(),
-        stats.clone(),
-        pipeline.dlq.clone(),
-    ));
+    run_until(
+        intake,
+        transform,
+        sink,
+        pipeline,
+        counters,
+        stats,
+        Stop::default(),
+    )
+    .await
+}
+
+/// [`run_pipeline`] that gives up delivering at `stop.cutoff`.
+pub async fn run_until(
+    mut intake: IntakeReceiver,
+    transform: Arc<dyn Transform>,
+    sink: Arc<dyn Sink>,
+    pipeline: Pipeline,
+    counters: Arc<Counters>,
+    stats: Arc<DeliveryStats>,
+    stop: Stop,
+) {
+    let cutoff = stop.cutoff.clone();
+    let settle = Arc::new(
+        Settle::new(
+            &pipeline.sink_name,
+            counters.clone(),
+            stats.clone(),
+            pipeline.dlq.clone(),
+        )
+        .with_cutoff(stop.cutoff, stop.on_disk),
+    );
     // One bucket for new batches and dead-letter re-sends alike.
     let rate = delivery::RateLimitLayer::new(pipeline.delivery.rate_limit, stats.clone());
     let mut stack = delivery::build_with_rate_limit(
         sink.clone(),
         &pipeline.delivery,
-        settle,
+        settle.clone(),
         stats.clone(),
         rate.clone(),
     );
@@ -151,6 +198,10 @@ pub async fn run_pipeline(
         });
     let mut batcher = Batcher::new(pipeline.batch_size, pipeline.flush_interval);
     let mut in_flight = InFlight::new(pipeline.delivery.max_in_flight(), &counters);
+    let mut cut_off = false;
+    // One wait for the whole loop: no waiter registered per chunk.
+    let reached = cutoff.reached();
+    tokio::pin!(reached);
     loop {
         let deadline = batcher.deadline();
         tokio::select! {
@@ -172,15 +223,51 @@ pub async fn run_pipeline(
             _ = sleep_until(deadline), if deadline.is_some() && !in_flight.is_full() => {
                 in_flight.push(timed(start(&mut stack, batcher.take()).await, &counters)).await;
             }
+            _ = &mut reached => {
+                cut_off = true;
+                break;
+            }
         }
     }
-    let last = batcher.take();
-    if !last.is_empty() {
-        in_flight
-            .push(timed(start(&mut stack, last).await, &counters))
-            .await;
+    if cut_off {
+        // The stack lets go of its batches by itself; what never reached it
+        // is abandoned here, while the intake's writers finish.
+        let abandon_rest = async {
+            let failure = Failure::shutdown(0, None, None);
+            settle.abandoned(batcher.take(), &failure).await;
+            while let Some(chunk) = intake.recv().await {
+                counters.add_received(chunk.len() as u64);
+                let mut left = Vec::with_capacity(chunk.len());
+                for mut event in chunk {
+                    if transform.apply(&mut event) == Verdict::Filter {
+                        event.resolve(Fate::Filtered);
+                        counters.add_filtered(1);
+                    } else {
+                        left.push(event);
+                    }
+                }
+                settle.abandoned(left, &failure).await;
+            }
+        };
+        tokio::join!(abandon_rest, in_flight.drain());
+    } else {
+        let last = batcher.take();
+        if !last.is_empty() {
+            in_flight
+                .push(timed(start(&mut stack, last).await, &counters))
+                .await;
+        }
+        in_flight.drain().await;
     }
-    in_flight.drain().await;
+    if cutoff.is_reached() {
+        let c = counters.snapshot();
+        let dead_lettered = settle.abandoned_to_dlq();
+        if c.lost > 0 {
+            error!(sink = %pipeline.sink_name, lost = c.lost, dead_lettered, kept_on_disk = c.kept_on_disk, "shutdown deadline passed: {} undelivered events lost", c.lost);
+        } else if dead_lettered + c.kept_on_disk > 0 {
+            warn!(sink = %pipeline.sink_name, dead_lettered, kept_on_disk = c.kept_on_disk, "shutdown deadline passed: delivery abandoned, nothing lost");
+        }
+    }
     if let Some(task) = auto_retry {
         task.abort();
         let _ = task.await;

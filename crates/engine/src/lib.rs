@@ -19,6 +19,7 @@
 //!   Prometheus text 0.0.4).
 //! - [`topology`]: a graph of named sources, transforms and sinks.
 //! - [`supervise`]: source tasks restarted with backoff when they end early.
+//! - [`shutdown`]: the deadline of a stop, after which nothing waits.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -33,12 +34,14 @@ pub mod dlq;
 pub mod exposition;
 pub mod intake;
 pub mod metrics;
+pub mod shutdown;
 pub mod supervise;
 pub mod topology;
 
 pub use buffer::{buffer, BufferConfig, BufferStats, WhenFull};
 pub use counters::{Counters, CountersSnapshot};
 pub use delivery::{DeliveryConfig, DeliveryStats, DeliveryStatsSnapshot};
-pub use dispatch::{run, run_pipeline, EngineConfig, Pipeline};
+pub use dispatch::{run, run_pipeline, run_until, EngineConfig, Pipeline, Stop};
 pub use dlq::{Dlq, DlqConfig};
 pub use intake::{intake, IntakeReceiver, IntakeSender};
+pub use shutdown::Cutoff;

@@ -18,12 +18,17 @@
 //! `block` holds the router (and so the sources that feed this sink — the
 //! other sinks of those sources wait too, which is what keeps `block`
 //! lossless), the `drop_*` policies discard and count.
+//!
+//! A stop drains every sink; [`Pipeline::cutoff`] bounds it: once triggered,
+//! the sink loops abandon what they have not delivered (see
+//! [`crate::shutdown`]).
 
 use crate::buffer::{buffer, BufferConfig, BufferStats, IntakeReceiver, IntakeSender};
 use crate::counters::Counters;
 use crate::delivery::DeliveryStats;
 use crate::disk_buffer::{DiskBuffer, DiskBufferConfig, DiskBufferHandle, StatsSnapshot};
-use crate::dispatch::{run_pipeline, Pipeline as SinkPolicy};
+use crate::dispatch::{run_until, Pipeline as SinkPolicy, Stop};
+use crate::shutdown::Cutoff;
 use prometheus_client::metrics::histogram::Histogram;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -301,6 +306,9 @@ pub struct Pipeline {
     routers: Vec<JoinHandle<()>>,
     engines: Vec<JoinHandle<()>>,
     disks: Vec<(String, DiskBufferHandle)>,
+    cutoff: Cutoff,
+    /// Events routers gave up on at the cutoff (see [`Pipeline::cutoff`]).
+    lost_in_routers: Arc<AtomicU64>,
 }
 
 impl Pipeline {
@@ -341,11 +349,16 @@ impl Pipeline {
                 .collect(),
         });
 
+        let cutoff = Cutoff::new();
+        let lost_in_routers = Arc::new(AtomicU64::new(0));
+        let mut disk_backed = Vec::new();
         let mut sink_handles = Vec::new();
         let mut sink_senders = Vec::new();
         let mut engines = Vec::new();
         let mut disks = Vec::new();
         for node in sinks {
+            let on_disk = node.disk.is_some();
+            disk_backed.push(on_disk);
             let mut disk_stats: Option<DiskStatsFn> = None;
             let wait = observers.queue_wait.get(&node.name).cloned();
             let (tx, rx) = buffer(node.buffer, wait);
@@ -389,13 +402,17 @@ impl Pipeline {
                 disk: disk_stats,
             });
             sink_senders.push(tx);
-            engines.push(tokio::spawn(run_pipeline(
+            engines.push(tokio::spawn(run_until(
                 rx,
                 Arc::new(Identity),
                 Arc::from(sink),
                 node.policy,
                 counters,
                 delivery,
+                Stop {
+                    cutoff: cutoff.clone(),
+                    on_disk,
+                },
             )));
         }
 
@@ -408,6 +425,9 @@ impl Pipeline {
                 graph: graph.clone(),
                 first: consumers.get(&name).cloned().unwrap_or_default(),
                 sinks: sink_senders.clone(),
+                on_disk: disk_backed.clone(),
+                cutoff: cutoff.clone(),
+                lost: lost_in_routers.clone(),
                 stats: stats.clone(),
                 processing: observers.processing.get(&name).cloned(),
             };
@@ -427,7 +447,22 @@ impl Pipeline {
             routers,
             engines,
             disks,
+            cutoff,
+            lost_in_routers,
         })
+    }
+
+    /// Events the routers gave up on at the cutoff: they were waiting for
+    /// room in a full disk buffer, which a sink that is down never frees.
+    pub fn lost_in_routers(&self) -> Arc<AtomicU64> {
+        self.lost_in_routers.clone()
+    }
+
+    /// The stop's deadline: trigger it to make every sink give up delivering
+    /// and abandon what it still holds (kept on its disk buffer, else
+    /// dead-lettered with the reason `shutdown`, else counted as lost).
+    pub fn cutoff(&self) -> Cutoff {
+        self.cutoff.clone()
     }
 
     /// The sender of the source called `name`.
@@ -475,6 +510,10 @@ struct Router {
     graph: Arc<Graph>,
     first: Vec<Target>,
     sinks: Vec<IntakeSender>,
+    /// Per sink: it has a disk buffer.
+    on_disk: Vec<bool>,
+    cutoff: Cutoff,
+    lost: Arc<AtomicU64>,
     stats: Arc<SourceStats>,
     processing: Option<Histogram>,
 }
@@ -496,7 +535,31 @@ impl Router {
                     continue;
                 }
                 let events = std::mem::take(events);
-                if let Err(e) = self.sinks[i].send(events).await {
+                let n = events.len() as u64;
+                let sent = if self.on_disk[i] {
+                    // An append waits for room in the disk buffer, which a
+                    // sink that is down never gives back: at the cutoff the
+                    // wait ends and the events (not on disk, so not
+                    // acknowledged to their sources) are counted as lost.
+                    tokio::select! {
+                        biased;
+                        sent = self.sinks[i].send(events) => Some(sent),
+                        _ = self.cutoff.reached() => None,
+                    }
+                } else {
+                    // The sink loop drains its memory buffer even after the
+                    // cutoff, so this wait ends.
+                    Some(self.sinks[i].send(events).await)
+                };
+                let Some(sent) = sent else {
+                    self.lost.fetch_add(n, Relaxed);
+                    tracing::error!(
+                        events = n,
+                        "shutdown deadline: events not written to a full disk buffer; lost (their sources were not told they were accepted)"
+                    );
+                    continue;
+                };
+                if let Err(e) = sent {
                     // Only when a sink loop is gone (a panic): the events are
                     // lost, and their sources learn it.
                     let events = match e {

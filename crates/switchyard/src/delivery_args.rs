@@ -85,6 +85,12 @@ pub struct DeliveryArgs {
     /// No dead-letter queue: events that fail for good are dropped (logged, counted).
     #[arg(long, env = "DISPATCHER_NO_DLQ")]
     pub no_dlq: bool,
+    /// Longest a stop (SIGTERM, SIGINT) drains. Then delivery is abandoned:
+    /// undelivered events stay in the disk buffer (--buffer-type disk), else
+    /// go to the dead-letter queue with the reason `shutdown`, else are lost
+    /// (counted). A second signal stops at once.
+    #[arg(long, env = "DISPATCHER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub shutdown_timeout: Duration,
 }
 
 /// A configuration error, with the flag a user typed instead of the key.

@@ -1,5 +1,6 @@
 //! `switchyard dispatcher`: wires bus source + HTTP ingest → engine → sink and
-//! runs until SIGINT/SIGTERM, then drains and prints the final counters.
+//! runs until SIGINT/SIGTERM, then drains (up to `--shutdown-timeout`, see
+//! [`crate::shutdown`]) and prints the final counters.
 //!
 //! The engine is the same pipeline graph as `switchyard run` builds from a
 //! file ([`switchyard_engine::topology`]), made from the flags: one source
@@ -122,12 +123,49 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     let transform: Arc<dyn Transform> = Arc::new(Chain::new(steps));
     let pipeline = start_pipeline(&args, &metrics, transform, sink, policy)?;
     let source_stats = pipeline.sources[0].stats.clone();
+    let lost_in_router = pipeline.lost_in_routers();
     let tx = pipeline.sources[0].sender.clone();
     let sink = &pipeline.sinks[0];
     let counters = sink.counters.clone();
     let delivery_stats = sink.delivery.clone();
     let disk_stats = sink.disk.clone();
     let ingest_counters = Arc::new(IngestCounters::default());
+    if let Some(d) = &dlq {
+        metrics.add_extra(switchyard_engine::dlq::metrics::extra(d.clone()));
+    }
+    // A second signal exits at once: say what that loses from memory.
+    let at_once = {
+        let (source, counters, intake, disk) = (
+            source_stats.clone(),
+            counters.clone(),
+            tx.stats(),
+            disk_stats.clone(),
+        );
+        let pid_file = args.pid_file.clone();
+        move || {
+            let c = engine_counters(&source, &counters);
+            let queued = intake.events.load(Relaxed);
+            let lost = queued
+                + match &disk {
+                    // What the router took and did not hand to the disk
+                    // buffer; the disk buffer keeps the rest.
+                    Some(d) => c
+                        .received
+                        .saturating_sub(source.filtered.load(Relaxed) + d().written),
+                    None => c.received.saturating_sub(settled(&c)),
+                };
+            tracing::error!(lost, "stopped at once: {lost} events in memory lost");
+            println!(
+                "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} kept_on_disk={} lost={} stopped_at_once=1",
+                c.received, c.sent, c.filtered, c.dropped, c.dead_lettered, c.kept_on_disk, c.lost + lost,
+            );
+            if let Some(p) = &pid_file {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    };
+    let stopping =
+        crate::shutdown::watch(pipeline.cutoff(), args.delivery.shutdown_timeout, at_once);
 
     let health = Health::new();
     {
@@ -169,7 +207,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
                 "docker": docker_counters.as_deref().map(crate::docker::stats),
                 "engine": engine_counters(&source_stats, &counters),
                 "delivery": delivery_stats.snapshot(),
-                "dlq": dlq.as_ref().map(|d| json!({"records": d.len()})),
+                "dlq": dlq.as_ref().map(|d| json!({"records": d.len(), "expired": d.expired()})),
                 "bus": bus.stats(),
                 "redis": redis_stats.as_ref().map(|s| s.snapshot()),
                 "ingest": ingest.snapshot(),
@@ -235,7 +273,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         app,
         &ingest_limits,
         ingest_counters.clone(),
-        shutdown_signal(),
+        stopping,
     )
     .await;
     info!("shutting down: draining the bus and the queue");
@@ -277,8 +315,8 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         .first()
         .map(|(_, s)| {
             format!(
-                " disk_written={} disk_read={} disk_corrupt_records={} disk_pending_bytes={}",
-                s.written, s.read, s.corrupt_records, s.used_bytes
+                " disk_written={} disk_read={} disk_read_earlier={} disk_corrupt_records={} disk_pending_bytes={}",
+                s.written, s.read, s.read_earlier, s.corrupt_records, s.used_bytes
             )
         })
         .unwrap_or_default();
@@ -290,15 +328,24 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     if let Some(pid_file) = &args.pid_file {
         let _ = std::fs::remove_file(pid_file);
     }
-    let c = engine_counters(&source_stats, &counters);
+    let mut c = engine_counters(&source_stats, &counters);
+    c.lost += lost_in_router.load(Relaxed);
+    if let Some((_, s)) = disk_finals.first() {
+        // This run's events still on disk, never read back, are kept too;
+        // with `disk_read_earlier` (what an earlier run left) the line adds
+        // up: received + disk_read_earlier = sent + filtered + … + lost.
+        c.kept_on_disk += s.written.saturating_sub(s.read - s.read_earlier);
+    }
     let b = bus.stats();
     println!(
-        "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} bus_published={} bus_dropped={} ingest_accepted={} ingest_rejected_requests={}{}{}",
+        "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} kept_on_disk={} lost={} bus_published={} bus_dropped={} ingest_accepted={} ingest_rejected_requests={}{}{}",
         c.received,
         c.sent,
         c.filtered,
         c.dropped,
         c.dead_lettered,
+        c.kept_on_disk,
+        c.lost,
         b.published,
         b.dropped,
         ingest_counters.accepted.load(Relaxed),
@@ -426,6 +473,11 @@ fn start_pipeline(
             errors.join("; ").replace("sinks.", "service ")
         )
     })
+}
+
+/// Events of the ledger whose fate is decided.
+fn settled(c: &CountersSnapshot) -> u64 {
+    c.sent + c.filtered + c.dropped + c.dead_lettered + c.kept_on_disk + c.lost
 }
 
 /// The engine's ledger as the dispatcher has always reported it: events

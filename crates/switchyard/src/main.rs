@@ -18,6 +18,7 @@ mod node;
 mod pipeline;
 mod process;
 mod redis_source;
+mod shutdown;
 mod stdout;
 mod tail;
 mod transforms;

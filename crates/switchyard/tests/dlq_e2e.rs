@@ -150,3 +150,62 @@ fn purge_removes_what_it_is_told_and_replay_of_a_missing_id_fails_clearly() {
     let err = String::from_utf8_lossy(&missing.stderr);
     assert!(err.contains("no record 7"), "{err}");
 }
+
+#[test]
+fn a_replay_that_fails_transiently_is_listed_as_such_not_as_permanent() {
+    let (sink_port, _) = common::refusing_server("poison");
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("dlq");
+    let queue = queue.to_str().unwrap();
+    let endpoint = format!("http://127.0.0.1:{sink_port}/ingest");
+    let port = free_port();
+    let child = spawn_listening(
+        dispatcher_command(port).args([
+            "--service",
+            "http",
+            "--endpoint",
+            &endpoint,
+            "--batch-size",
+            "1",
+            "--flush-interval",
+            "20ms",
+            "--dlq-dir",
+            queue,
+            "--dlq-auto-retry",
+            "false",
+        ]),
+        port,
+    );
+    assert_eq!(post(port, r#"{"msg":"poison"}"#), 202);
+    let (out, _) = stop_with_output(child);
+    assert_eq!(final_counters(&out)["dead_lettered"], 1, "{out}");
+    assert!(stdout(&dlq(&["list", "--dir", queue])).contains("permanent"));
+
+    // The service is down now: the replay fails for a transient reason.
+    let down = format!("http://127.0.0.1:{}/ingest", free_port());
+    let replay = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "dlq",
+            "replay",
+            "--all",
+            "--endpoint",
+            &down,
+            "--dir",
+            queue,
+        ])
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!replay.status.success());
+    assert_eq!(stdout(&replay).trim(), "replayed 0, failed 1");
+    let list = stdout(&dlq(&["list", "--dir", queue]));
+    let row = list.lines().nth(1).unwrap();
+    assert!(
+        row.contains("retries_exhausted") && !row.contains("permanent"),
+        "{list}"
+    );
+    assert!(
+        row.split_whitespace().any(|w| w == "2"),
+        "two attempts: {list}"
+    );
+}

@@ -37,10 +37,15 @@
 //! probing.
 //!
 //! What counts as a failure: see [`DeliveryError::is_sink_failure`](super::DeliveryError::is_sink_failure).
+//!
+//! At the pipeline's shutdown deadline ([`Cutoff`]) the gate stops holding
+//! calls: they pass with an unguarded pass, and the retry layer abandons
+//! them at once.
 
 use super::config::BreakerConfig;
 use super::retry::{Admitted, CallOutcome, Progress};
 use super::stats::{BreakerState, DeliveryStats};
+use crate::shutdown::Cutoff;
 use futures_util::future::{BoxFuture, FutureExt};
 use std::convert::Infallible;
 use std::future::Future;
@@ -76,6 +81,8 @@ pub struct Breaker {
     slow: Mutex<Slow>,
     /// Woken at every transition and whenever a half-open slot frees.
     changed: Notify,
+    /// Once reached, nobody waits at the gate.
+    cutoff: Cutoff,
 }
 
 /// What only the open and half-open states need.
@@ -167,7 +174,14 @@ impl Breaker {
                 successes: 0,
             }),
             changed: Notify::new(),
+            cutoff: Cutoff::new(),
         }
+    }
+
+    /// Let every call through, unguarded, once `cutoff` is reached.
+    pub fn with_cutoff(mut self, cutoff: Cutoff) -> Self {
+        self.cutoff = cutoff;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Slow> {
@@ -236,7 +250,8 @@ impl Breaker {
         }
     }
 
-    /// Wait at the gate until the call may pass. Never fails.
+    /// Wait at the gate until the call may pass, or until the cutoff (then
+    /// the pass is unguarded). Never fails.
     pub async fn admit(self: &Arc<Self>) -> Pass {
         let mut counted = false;
         loop {
@@ -245,6 +260,9 @@ impl Breaker {
                 Ok(pass) => return pass,
                 Err(wait) => wait,
             };
+            if self.cutoff.is_reached() {
+                return Pass::unguarded();
+            }
             if !counted {
                 counted = true;
                 DeliveryStats::add(&self.stats.breaker_rejected, 1);
@@ -254,9 +272,15 @@ impl Breaker {
                     tokio::select! {
                         _ = tokio::time::sleep_until(until) => {}
                         _ = changed => {}
+                        _ = self.cutoff.reached() => {}
                     }
                 }
-                None => changed.await,
+                None => {
+                    tokio::select! {
+                        _ = changed => {}
+                        _ = self.cutoff.reached() => {}
+                    }
+                }
             }
         }
     }

@@ -32,6 +32,10 @@ pub type DeliveryService = BoxCloneSyncService<Vec<Event>, (), Infallible>;
 /// 5. timeout — a deadline per attempt;
 /// 6. the sink.
 ///
+/// Every layer that waits (1–4) stops waiting at `settle`'s cutoff, and the
+/// timeout ends an attempt under way; the retry layer then hands what is
+/// left to [`Settle::abandoned`].
+///
 /// `stats` must be the one `settle` was built with.
 pub fn build(
     sink: Arc<dyn Sink>,
@@ -52,12 +56,12 @@ pub fn build_with_rate_limit(
     stats: Arc<DeliveryStats>,
     rate: RateLimitLayer,
 ) -> DeliveryService {
+    let cutoff = settle.cutoff().clone();
     let breaker = config.circuit_breaker.enabled.then(|| {
-        Arc::new(Breaker::new(
-            config.circuit_breaker.clone(),
-            settle.sink(),
-            stats.clone(),
-        ))
+        Arc::new(
+            Breaker::new(config.circuit_breaker.clone(), settle.sink(), stats.clone())
+                .with_cutoff(cutoff.clone()),
+        )
     });
     let policy = RetryPolicy {
         max_retries: config.max_retries,
@@ -67,15 +71,16 @@ pub fn build_with_rate_limit(
         max_elapsed: config.max_elapsed,
     };
     let stack = ServiceBuilder::new()
-        .layer(rate)
-        .layer(ConcurrencyLayer::new(
+        .layer(rate.with_cutoff(cutoff.clone()))
+        .layer(ConcurrencyLayer::with_cutoff(
             config.concurrency,
             &config.flow_control,
             stats.clone(),
+            cutoff.clone(),
         ))
         .layer(BreakerLayer::new(breaker))
         .layer(RetryLayer::new(policy, settle, stats.clone()))
-        .layer(TimeoutLayer::new(config.timeout, stats))
+        .layer(TimeoutLayer::new(config.timeout, stats).with_cutoff(cutoff))
         .service(SinkService::new(sink));
     BoxCloneSyncService::new(stack)
 }

@@ -28,9 +28,13 @@
 //! future and parks on a [`Notify`]; a freed slot wakes the waiters only when
 //! there are some. The adaptive limit adjusts itself with compare-and-swap
 //! loops on the limit and on the time of the last decrease.
+//!
+//! At the pipeline's shutdown deadline ([`Cutoff`]) a waiting batch stops
+//! waiting and goes on without a slot: the retry layer below abandons it.
 
 use super::config::{Concurrency, FlowControl};
 use super::stats::DeliveryStats;
+use crate::shutdown::Cutoff;
 use futures_util::future::{BoxFuture, FutureExt};
 use std::convert::Infallible;
 use std::future::Future;
@@ -55,8 +59,21 @@ pub struct ConcurrencyLayer {
 impl ConcurrencyLayer {
     /// A limit shared by every service this layer makes.
     pub fn new(kind: Concurrency, flow: &FlowControl, stats: Arc<DeliveryStats>) -> Self {
+        Self::with_cutoff(kind, flow, stats, Cutoff::new())
+    }
+
+    /// [`ConcurrencyLayer::new`] whose batches stop waiting for a slot at
+    /// `cutoff`.
+    pub fn with_cutoff(
+        kind: Concurrency,
+        flow: &FlowControl,
+        stats: Arc<DeliveryStats>,
+        cutoff: Cutoff,
+    ) -> Self {
+        let mut limiter = Limiter::new(kind, flow.clone(), stats);
+        limiter.cutoff = cutoff;
         Self {
-            limiter: Arc::new(Limiter::new(kind, flow.clone(), stats)),
+            limiter: Arc::new(limiter),
         }
     }
 }
@@ -155,7 +172,8 @@ where
                         },
                         None => LimitFuture::Waiting(
                             async move {
-                                let slot = Limiter::acquire(&limiter).await;
+                                // `None` at the cutoff: on without a slot.
+                                let slot = limiter.cutoff.unless(Limiter::acquire(&limiter)).await;
                                 let result = inner.call(batch).await;
                                 drop(slot);
                                 result
@@ -186,6 +204,7 @@ pub struct Limiter {
     freed: Notify,
     aimd: Option<Aimd>,
     stats: Arc<DeliveryStats>,
+    cutoff: Cutoff,
 }
 
 /// What the adaptive limit adds.
@@ -231,6 +250,7 @@ impl Limiter {
             freed: Notify::new(),
             aimd,
             stats,
+            cutoff: Cutoff::new(),
         }
     }
 

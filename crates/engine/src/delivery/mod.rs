@@ -80,6 +80,8 @@ pub enum DeliveryError {
     Sink(SinkError),
     /// The attempt outlived the delivery timeout.
     TimedOut(Duration),
+    /// The shutdown deadline came during the attempt, which was abandoned.
+    CutOff,
 }
 
 impl DeliveryError {
@@ -90,6 +92,8 @@ impl DeliveryError {
     pub fn is_sink_failure(&self, batch_len: usize) -> bool {
         match self {
             DeliveryError::TimedOut(_) => true,
+            // Our own stop, not the sink's doing.
+            DeliveryError::CutOff => false,
             DeliveryError::Sink(e) => match e.kind {
                 SinkErrorKind::Transient => true,
                 SinkErrorKind::Permanent => false,
@@ -115,6 +119,7 @@ impl fmt::Display for DeliveryError {
                     humantime::format_duration(*d)
                 )
             }
+            DeliveryError::CutOff => f.write_str("abandoned at the shutdown deadline"),
         }
     }
 }

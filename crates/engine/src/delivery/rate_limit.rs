@@ -18,9 +18,13 @@
 //! until its own tokens would be there, so a small batch overtakes a large
 //! one indefinitely, and a dead-letter retry loop that fails and comes back
 //! every few milliseconds can take every token a waiting new batch needed.
+//!
+//! At the pipeline's shutdown deadline ([`Cutoff`]) a waiting batch leaves
+//! the line and goes on: the retry layer below abandons it.
 
 use super::config::{RateLimit, RateUnit};
 use super::stats::DeliveryStats;
+use crate::shutdown::Cutoff;
 use futures_util::future::{BoxFuture, Either, FutureExt};
 use governor::{DefaultDirectRateLimiter, Quota};
 use std::convert::Infallible;
@@ -89,6 +93,7 @@ impl Drop for InLine<'_> {
 pub struct RateLimitLayer {
     bucket: Option<Arc<Bucket>>,
     stats: Arc<DeliveryStats>,
+    cutoff: Cutoff,
 }
 
 impl RateLimitLayer {
@@ -104,7 +109,19 @@ impl RateLimitLayer {
                 waiting: AtomicUsize::new(0),
             }))
         });
-        Self { bucket, stats }
+        Self {
+            bucket,
+            stats,
+            cutoff: Cutoff::new(),
+        }
+    }
+
+    /// The same bucket, for batches that stop waiting at `cutoff`.
+    pub fn with_cutoff(&self, cutoff: Cutoff) -> Self {
+        Self {
+            cutoff,
+            ..self.clone()
+        }
     }
 
     /// Wait until a batch of `events` may start: the same bucket and the
@@ -141,6 +158,7 @@ impl<S> Layer<S> for RateLimitLayer {
             inner,
             bucket: self.bucket.clone(),
             stats: self.stats.clone(),
+            cutoff: self.cutoff.clone(),
         }
     }
 }
@@ -151,6 +169,7 @@ pub struct RateLimited<S> {
     inner: S,
     bucket: Option<Arc<Bucket>>,
     stats: Arc<DeliveryStats>,
+    cutoff: Cutoff,
 }
 
 impl<S> Service<Vec<Event>> for RateLimited<S>
@@ -175,9 +194,10 @@ where
         }
         DeliveryStats::add(&self.stats.rate_limited_waits, 1);
         let (bucket, mut inner) = (bucket.clone(), self.inner.clone());
+        let cutoff = self.cutoff.clone();
         Either::Right(
             async move {
-                bucket.wait(batch.len()).await;
+                cutoff.unless(bucket.wait(batch.len())).await;
                 inner.call(batch).await
             }
             .boxed(),

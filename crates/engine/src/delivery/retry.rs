@@ -15,6 +15,12 @@
 //! attempts can fail it, and time spent at the gate counts neither as a retry
 //! nor against `max_elapsed`.
 //!
+//! At the pipeline's shutdown deadline (the settle's [`Cutoff`](crate::shutdown::Cutoff))
+//! the layer stops: a call that arrives after it, an attempt the timeout
+//! layer cut off, and a backoff wait all end with the batch handed to
+//! [`Settle::abandoned`] (disk buffer, dead-letter queue with the reason
+//! `shutdown`, or lost), with the attempts it had made.
+//!
 //! The first attempt runs without allocating (the future is a plain state
 //! machine); only a failed attempt moves the call into a boxed async loop.
 
@@ -58,11 +64,13 @@ pub struct Admitted {
 }
 
 /// What a call has spent so far, kept across its visits to the gate.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Progress {
     attempts: u32,
     first_failure: Option<OffsetDateTime>,
     tried: Duration,
+    /// The last failure's message, for a batch abandoned at the deadline.
+    last_error: Option<String>,
 }
 
 /// How a call left the retry layer.
@@ -135,6 +143,17 @@ where
             pass,
             progress,
         } = call;
+        if self.settle.cutoff().is_reached() {
+            // Passed the waits above only because the deadline came.
+            let settle = self.settle.clone();
+            return RetryFuture::Looping(
+                async move {
+                    settle.abandoned(events, &shutdown_failure(&progress)).await;
+                    CallOutcome::Settled
+                }
+                .boxed(),
+            );
+        }
         if pass.must_yield() {
             return RetryFuture::Done(Some(CallOutcome::Yielded(events, progress)));
         }
@@ -272,6 +291,13 @@ where
         CallOutcome::Yielded(pending, self.progress)
     }
 
+    /// The shutdown deadline came: give up on `pending`.
+    async fn abandon(self, pending: Vec<Event>) -> CallOutcome {
+        let failure = shutdown_failure(&self.progress);
+        self.settle.abandoned(pending, &failure).await;
+        CallOutcome::Settled
+    }
+
     /// The loop after a failed attempt: decide, wait, try again.
     async fn after_failure(mut self, mut pending: Vec<Event>, first: DeliveryError) -> CallOutcome
     where
@@ -280,6 +306,17 @@ where
         let mut error = first;
         loop {
             let n = pending.len();
+            if let DeliveryError::CutOff = error {
+                // Cut off during the attempt: it counts, but says nothing
+                // about the sink, so the breaker does not hear of it.
+                self.progress.attempts += 1;
+                let _ = self
+                    .progress
+                    .first_failure
+                    .get_or_insert(OffsetDateTime::now_utc());
+                return self.abandon(pending).await;
+            }
+            self.progress.last_error = Some(error.to_string());
             self.pass.record(error.is_sink_failure(n));
             self.progress.attempts += 1;
             let attempts = self.progress.attempts;
@@ -323,20 +360,30 @@ where
                     return CallOutcome::Settled;
                 }
                 DeliveryError::Sink(e) => (pending, e.retry_after),
-                DeliveryError::TimedOut(_) => (pending, None),
+                DeliveryError::TimedOut(_) | DeliveryError::CutOff => (pending, None),
             };
             pending = again;
             if pending.is_empty() {
                 return CallOutcome::Settled;
             }
+            let cutoff = self.settle.cutoff().clone();
+            if cutoff.is_reached() {
+                return self.abandon(pending).await;
+            }
             let delay = self.policy.backoff.delay(attempts - 1, retry_after);
             warn!(sink = %self.settle.sink(), events = pending.len(), retry = attempts, of = self.policy.max_retries, ?delay, "delivery failed; will retry");
-            let yielded = tokio::select! {
-                _ = tokio::time::sleep(delay) => self.pass.must_yield(),
-                _ = self.pass.yielded() => true,
+            let next = tokio::select! {
+                _ = tokio::time::sleep(delay) => match self.pass.must_yield() {
+                    true => Next::Yield,
+                    false => Next::Retry,
+                },
+                _ = self.pass.yielded() => Next::Yield,
+                _ = cutoff.reached() => Next::Abandon,
             };
-            if yielded {
-                return self.yielded(pending);
+            match next {
+                Next::Retry => {}
+                Next::Yield => return self.yielded(pending),
+                Next::Abandon => return self.abandon(pending).await,
             }
             DeliveryStats::add(&self.stats.retries, 1);
             let n = pending.len();
@@ -360,6 +407,25 @@ where
             }
         }
     }
+}
+
+/// What ends a backoff wait.
+enum Next {
+    /// The delay is over: try again.
+    Retry,
+    /// The breaker wants the batch back at its gate.
+    Yield,
+    /// The shutdown deadline came.
+    Abandon,
+}
+
+/// The failure recorded for a batch abandoned at the shutdown deadline.
+fn shutdown_failure(progress: &Progress) -> Failure {
+    Failure::shutdown(
+        progress.attempts,
+        progress.first_failure,
+        progress.last_error.as_deref(),
+    )
 }
 
 /// Settle the events a partial failure did not name (delivered) and the

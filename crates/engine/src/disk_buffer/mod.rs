@@ -203,6 +203,7 @@ impl DiskBuffer {
             self.stats.clone(),
             intake.clone(),
             self.start,
+            self.next_segment,
         );
         let handle = tokio::runtime::Handle::current();
         let reader = std::thread::Builder::new()

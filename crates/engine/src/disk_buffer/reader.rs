@@ -40,6 +40,9 @@ pub(crate) struct Reader {
     intake: IntakeSender,
     /// Most events per chunk handed to the engine.
     chunk_events: usize,
+    /// The first segment this run writes: those before it are an earlier
+    /// run's.
+    first_new: u64,
     /// The next byte to read.
     pos: Position,
     /// The current segment, opened on first use.
@@ -64,6 +67,7 @@ impl Reader {
         stats: Arc<Stats>,
         intake: IntakeSender,
         start: Position,
+        first_new: u64,
     ) -> Self {
         Self {
             dir,
@@ -72,6 +76,7 @@ impl Reader {
             stats,
             intake,
             chunk_events: 1000,
+            first_new,
             pos: start,
             file: None,
             win: Vec::new(),
@@ -235,7 +240,8 @@ impl Reader {
             .map(|e| e.with_ack(batch.token()))
             .collect();
         drop(batch);
-        self.stats.add_read(events.len() as u64);
+        self.stats
+            .add_read(events.len() as u64, self.pos.segment < self.first_new);
         let index = self.ack.push(self.pos, chunk.bytes, false);
         let ack = self.ack.clone();
         let intake = self.intake.clone();

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub(crate) struct Stats {
     written: AtomicU64,
     read: AtomicU64,
+    read_earlier: AtomicU64,
     corrupt_records: AtomicU64,
     corrupt_bytes: AtomicU64,
 }
@@ -17,8 +18,11 @@ impl Stats {
         self.written.fetch_add(n, Relaxed);
     }
 
-    pub(crate) fn add_read(&self, n: u64) {
+    pub(crate) fn add_read(&self, n: u64, earlier: bool) {
         self.read.fetch_add(n, Relaxed);
+        if earlier {
+            self.read_earlier.fetch_add(n, Relaxed);
+        }
     }
 
     pub(crate) fn add_corrupt(&self, bytes: u64) {
@@ -35,6 +39,10 @@ pub struct StatsSnapshot {
     /// Events read back and handed to the engine by this process (after a
     /// restart this includes the earlier run's unacknowledged events).
     pub read: u64,
+    /// Of `read`, the events an earlier run had written (what it left on
+    /// disk, also at a shutdown deadline): with them, this run's ledger
+    /// balances (`received + read_earlier = the fates of this run`).
+    pub read_earlier: u64,
     /// Damaged stretches skipped (a torn tail, a record failing its
     /// checksum, a record that does not decode); each counts once.
     pub corrupt_records: u64,
@@ -51,6 +59,7 @@ impl Stats {
         StatsSnapshot {
             written: self.written.load(Relaxed),
             read: self.read.load(Relaxed),
+            read_earlier: self.read_earlier.load(Relaxed),
             corrupt_records: self.corrupt_records.load(Relaxed),
             corrupt_bytes: self.corrupt_bytes.load(Relaxed),
             used_bytes,

@@ -21,8 +21,10 @@
 //! - [`record`]: a record, its line format and checksum, rebuilding the event.
 //! - [`store`]: [`Dlq`], the segment files and the index.
 //! - [`replay`]: re-sending records through a sink (CLI replay, auto-retry).
+//! - [`metrics`]: the queue's series for `/metrics`.
 
 pub mod config;
+pub mod metrics;
 pub mod record;
 pub mod replay;
 pub mod store;

@@ -4,12 +4,15 @@
 //! Records are read, rebuilt into events and sent in batches to the sink
 //! (with a deadline per batch), each batch first admitted by the sink's rate
 //! limit, if it has one. A delivered record is removed; one that
-//! fails again stays, with one more attempt and a new last-failure time. A
-//! record is removed only after its sink confirmed it, so a crash in between
-//! means it is sent again later: at least once, as everywhere else.
+//! fails again stays, with one more attempt, a new last-failure time, and the
+//! class of this failure (a record dead-lettered for a permanent error whose
+//! replay met a sink that was down now says so). A record is removed only
+//! after its sink confirmed it, so a crash in between means it is sent again
+//! later: at least once, as everywhere else.
 
 use super::record::rfc3339;
 use super::store::{Dlq, DlqError};
+use crate::delivery::settle::FailureKind;
 use crate::delivery::stats::{BreakerState, DeliveryStats};
 use crate::delivery::RateLimitLayer;
 use std::sync::Arc;
@@ -63,15 +66,16 @@ pub async fn replay(
             let (mut delivered, mut again) = (Vec::new(), Vec::new());
             for (i, rec) in records.into_iter().enumerate() {
                 match failed.iter().find(|f| f.0 == i) {
-                    Some((_, msg)) => again.push((rec, msg.clone())),
+                    Some((_, kind, msg)) => again.push((rec, *kind, msg.clone())),
                     None => delivered.push(rec.id),
                 }
             }
             summary.replayed += dlq.remove(&delivered)? as u64;
             summary.failed += again.len() as u64;
             let now = rfc3339(OffsetDateTime::now_utc());
-            for (mut rec, msg) in again {
+            for (mut rec, kind, msg) in again {
                 rec.attempts += 1;
+                rec.error_kind = kind;
                 rec.error = msg;
                 rec.last_failure = now.clone();
                 dlq.update(rec)?;
@@ -82,22 +86,37 @@ pub async fn replay(
     Ok(summary)
 }
 
-/// Send `events`; the indexes that failed and why (all of them unless the
-/// sink reported a partial failure).
-async fn send(sink: &dyn Sink, events: &[Event], timeout: Duration) -> Vec<(usize, String)> {
-    let all = |msg: String| (0..events.len()).map(|i| (i, msg.clone())).collect();
+/// Send `events`; the indexes that failed, the class of each failure and
+/// why (all of them unless the sink reported a partial failure).
+async fn send(
+    sink: &dyn Sink,
+    events: &[Event],
+    timeout: Duration,
+) -> Vec<(usize, FailureKind, String)> {
+    let all = |kind: FailureKind, msg: String| {
+        (0..events.len()).map(|i| (i, kind, msg.clone())).collect()
+    };
     match tokio::time::timeout(timeout, sink.send(events)).await {
         Ok(Ok(())) => Vec::new(),
         Ok(Err(e)) if e.kind == SinkErrorKind::Partial => e
             .failed
             .into_iter()
-            .map(|f| (f.index, f.error.message))
+            .map(|f| (f.index, class(f.error.kind), f.error.message))
             .collect(),
-        Ok(Err(e)) => all(e.message),
-        Err(_) => all(format!(
-            "no answer within {}",
-            humantime::format_duration(timeout)
-        )),
+        Ok(Err(e)) => all(class(e.kind), e.message),
+        Err(_) => all(
+            FailureKind::Timeout,
+            format!("no answer within {}", humantime::format_duration(timeout)),
+        ),
+    }
+}
+
+/// The record's class after a failed replay: a replay is one attempt with no
+/// retry, so a transient failure has exhausted its retries.
+fn class(kind: SinkErrorKind) -> FailureKind {
+    match kind {
+        SinkErrorKind::Transient => FailureKind::RetriesExhausted,
+        SinkErrorKind::Permanent | SinkErrorKind::Partial => FailureKind::Permanent,
     }
 }
 
@@ -155,5 +174,76 @@ pub async fn auto_retry(
             }
             Err(e) => warn!(sink = %sink_name, error = %e, "dead-letter retry round failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::settle::Failure;
+    use crate::dlq::DlqConfig;
+    use switchyard_core::{LogRecord, SinkError};
+
+    /// A sink that answers every batch with one error.
+    struct Failing(SinkError);
+
+    #[async_trait::async_trait]
+    impl Sink for Failing {
+        async fn send(&self, _: &[Event]) -> Result<(), SinkError> {
+            Err(self.0.clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replay_that_fails_transiently_is_no_longer_labelled_permanent() {
+        let dir = tempfile::tempdir().unwrap();
+        let dlq = Dlq::open(DlqConfig {
+            dir: dir.path().to_path_buf(),
+            ..DlqConfig::default()
+        })
+        .unwrap();
+        let now = OffsetDateTime::now_utc();
+        let failure = Failure {
+            kind: FailureKind::Permanent,
+            message: "HTTP 400: bad".into(),
+            attempts: 1,
+            first_failure: now,
+            last_failure: now,
+        };
+        let ids = dlq
+            .append("http", &[LogRecord::new("x").into()], &failure)
+            .unwrap();
+        let rate = RateLimitLayer::new(None, Arc::new(DeliveryStats::default()));
+        let down = Failing(SinkError::transient("HTTP 503: down for maintenance"));
+        let summary = replay(
+            &dlq,
+            &down,
+            &rate,
+            &ids,
+            10,
+            Duration::from_secs(5),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!((summary.replayed, summary.failed), (0, 1));
+        let listed = &dlq.list()[0];
+        assert_eq!(listed.error_kind, FailureKind::RetriesExhausted);
+        assert!(listed.error.contains("503"), "{}", listed.error);
+        assert_eq!(listed.attempts, 2);
+
+        let refused = Failing(SinkError::permanent("HTTP 422: no"));
+        replay(
+            &dlq,
+            &refused,
+            &rate,
+            &ids,
+            10,
+            Duration::from_secs(5),
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(dlq.list()[0].error_kind, FailureKind::Permanent);
     }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use switchyard_core::Event;
 use time::OffsetDateTime;
@@ -78,6 +79,8 @@ pub struct Dlq {
     config: DlqConfig,
     inner: Mutex<Inner>,
     skipped_lines: u64,
+    /// Records removed because they outlived the retention period.
+    expired: AtomicU64,
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> DlqError + 'a {
@@ -145,8 +148,14 @@ impl Dlq {
                 segments,
             }),
             skipped_lines,
+            expired: AtomicU64::new(0),
         };
-        dlq.expire(OffsetDateTime::now_utc())?;
+        // Discarding failed events is worth a line: whoever looks for them
+        // later learns where they went.
+        let expired = dlq.expire(OffsetDateTime::now_utc())?;
+        if expired > 0 {
+            warn!(dir = %dlq.config.dir.display(), records = expired, retention = %humantime::format_duration(dlq.config.retention_period), "dead-letter queue: records older than the retention period discarded");
+        }
         Ok(dlq)
     }
 
@@ -164,6 +173,12 @@ impl Dlq {
     /// Damaged lines skipped when it was opened.
     pub fn skipped_lines(&self) -> u64 {
         self.skipped_lines
+    }
+
+    /// Records discarded so far because they outlived the retention period
+    /// (at open and at each auto-retry round).
+    pub fn expired(&self) -> u64 {
+        self.expired.load(Relaxed)
     }
 
     /// Live records.
@@ -254,10 +269,12 @@ impl Dlq {
     /// Remove records whose first failure is older than the retention
     /// period, as of `now`; returns how many.
     pub fn expire(&self, now: OffsetDateTime) -> Result<usize, DlqError> {
-        match cutoff(now, self.config.retention_period) {
-            Some(cutoff) => self.remove_older_than(cutoff),
-            None => Ok(0), // a retention longer than the calendar: nothing expires
-        }
+        let n = match cutoff(now, self.config.retention_period) {
+            Some(cutoff) => self.remove_older_than(cutoff)?,
+            None => 0, // a retention longer than the calendar: nothing expires
+        };
+        self.expired.fetch_add(n as u64, Relaxed);
+        Ok(n)
     }
 
     /// Remove records whose first failure is before `cutoff`.
@@ -515,6 +532,19 @@ mod tests {
         );
         assert_eq!(dlq.expire(now).unwrap(), 2, "24h retention");
         assert_eq!(dlq.len(), 1);
+        assert_eq!(dlq.expired(), 2);
+    }
+
+    #[test]
+    fn records_expired_at_open_are_counted_not_silently_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = OffsetDateTime::now_utc() - Duration::from_secs(48 * 3600);
+        let dlq = Dlq::open(config(dir.path(), 10)).unwrap();
+        dlq.append("http", &events(3), &failure(old)).unwrap();
+        drop(dlq);
+        let dlq = Dlq::open(config(dir.path(), 10)).unwrap();
+        assert!(dlq.is_empty(), "24h retention");
+        assert_eq!(dlq.expired(), 3);
     }
 
     #[test]

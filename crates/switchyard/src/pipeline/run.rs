@@ -63,6 +63,7 @@ pub fn main(args: ConfigArgs) -> anyhow::Result<()> {
 }
 
 async fn run(c: Checked) -> anyhow::Result<()> {
+    let shutdown_timeout = c.shutdown_timeout;
     let registry = switchyard_sinks::builtin();
     let metrics = Arc::new(Metrics::new());
     // On by default, as for `switchyard dispatcher`; its directory is made
@@ -160,6 +161,9 @@ async fn run(c: Checked) -> anyhow::Result<()> {
         let health = health.clone();
         metrics.add_extra(Arc::new(move |out| health.series(out)));
     }
+    if let Some(d) = &dlq {
+        metrics.add_extra(switchyard_engine::dlq::metrics::extra(d.clone()));
+    }
     let state = Arc::new(AdminState {
         metrics: metrics.clone(),
         sources: pipeline
@@ -212,7 +216,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
         "pipeline running"
     );
 
-    crate::dispatcher::shutdown_signal().await;
+    stopping_at_once_loses(&pipeline, shutdown_timeout).await;
     info!("shutting down: stopping sources, draining sinks");
     let _ = stop.send(true);
     for source in running {
@@ -220,6 +224,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
     }
     let sinks: Vec<SinkView> = pipeline.sinks.iter().map(SinkView::from).collect();
     let sources = state.sources.clone();
+    let lost_in_routers = pipeline.lost_in_routers();
     pipeline.finish().await;
     sampler.abort();
     for (name, st) in &sources {
@@ -229,20 +234,50 @@ async fn run(c: Checked) -> anyhow::Result<()> {
             st.filtered.load(std::sync::atomic::Ordering::Relaxed),
         );
     }
+    let lost = lost_in_routers.load(std::sync::atomic::Ordering::Relaxed);
+    if lost > 0 {
+        println!("final counters: lost_before_disk_buffers={lost}");
+    }
     for s in &sinks {
         let c = s.counters.snapshot();
         println!(
-            "final counters: sink={} received={} delivered={} dead_lettered={} failed={} dropped_newest={} dropped_oldest={}",
+            "final counters: sink={} received={} delivered={} dead_lettered={} failed={} kept_on_disk={} lost={} dropped_newest={} dropped_oldest={}",
             s.name,
             c.received,
             c.sent,
             c.dead_lettered,
             c.dropped,
+            c.kept_on_disk,
+            c.lost,
             s.buffer.dropped_newest.load(std::sync::atomic::Ordering::Relaxed),
             s.buffer.dropped_oldest.load(std::sync::atomic::Ordering::Relaxed),
         );
     }
     Ok(())
+}
+
+/// Wait for the first SIGTERM or SIGINT; from then on the pipeline's cutoff
+/// comes after `timeout`, and a second signal exits at once, reporting the
+/// events still in memory (source queues, memory buffers, batches) as lost.
+async fn stopping_at_once_loses(pipeline: &Pipeline, timeout: Duration) {
+    let queues: Vec<_> = pipeline.sources.iter().map(|s| s.sender.stats()).collect();
+    let sinks: Vec<_> = pipeline
+        .sinks
+        .iter()
+        .filter(|s| s.disk.is_none())
+        .map(|s| (s.buffer.clone(), s.counters.clone()))
+        .collect();
+    let at_once = move || {
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        let lost: u64 = queues.iter().map(|q| q.events.load(relaxed)).sum::<u64>()
+            + sinks
+                .iter()
+                .map(|(b, c)| b.events.load(relaxed) + c.unsettled() + c.snapshot().lost)
+                .sum::<u64>();
+        tracing::error!(lost, "stopped at once: {lost} events in memory lost");
+        println!("final counters: stopped_at_once=1 lost={lost}");
+    };
+    crate::shutdown::watch(pipeline.cutoff(), timeout, at_once).await
 }
 
 /// Refresh the metrics' events-per-second gauges once a second, until the

@@ -15,6 +15,17 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         .map_err(|e| serde::de::Error::custom(format!("`{s}` is not a duration ({e})")))
 }
 
+/// `shutdown_timeout:` — the longest a stop drains before delivery is
+/// abandoned (see `crate::shutdown`).
+#[derive(Debug, Deserialize)]
+pub struct ShutdownTimeout(#[serde(deserialize_with = "duration")] pub Duration);
+
+impl Default for ShutdownTimeout {
+    fn default() -> Self {
+        Self(Duration::from_secs(30))
+    }
+}
+
 /// The admin server: `/metrics`, `/health`, `/ready`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -53,6 +53,8 @@ pub struct Checked {
     pub admin: Option<Admin>,
     /// The pipeline's dead-letter queue, if any.
     pub dlq: Option<switchyard_engine::DlqConfig>,
+    /// The longest a stop drains.
+    pub shutdown_timeout: std::time::Duration,
     /// Sources in file order.
     pub sources: Vec<(String, SourceConfig)>,
     /// Transforms in file order.
@@ -61,7 +63,14 @@ pub struct Checked {
     pub sinks: Vec<(String, SinkEntry)>,
 }
 
-const TOP: [&str; 5] = ["admin", "dlq", "sources", "transforms", "sinks"];
+const TOP: [&str; 6] = [
+    "admin",
+    "dlq",
+    "sources",
+    "transforms",
+    "sinks",
+    "shutdown_timeout",
+];
 
 /// Check `text`; `env` reads environment variables; `sink_plugins` are the
 /// registered sinks, whose options are checked as their build reads them.
@@ -121,6 +130,13 @@ pub fn check(
         let e = c.error(&["dlq"], e);
         c.errors.push(e);
     }
+    let shutdown_timeout = root
+        .get("shutdown_timeout")
+        .map_or(Some(super::schema::ShutdownTimeout::default()), |v| {
+            c.typed(&["shutdown_timeout"], v.clone())
+        })
+        .unwrap_or_default()
+        .0;
 
     // Names of components that have errors of their own: the wiring still
     // knows them, so what reads them is not reported a second time.
@@ -231,6 +247,7 @@ pub fn check(
         Ok(Checked {
             admin,
             dlq,
+            shutdown_timeout,
             sources,
             transforms,
             sinks,
@@ -577,6 +594,26 @@ sinks:
     }
 
     #[test]
+    fn shutdown_timeout_is_a_pipeline_key_with_a_default() {
+        let check = |text: &str| check(text, |_| None, &switchyard_sinks::builtin());
+        let default = check(&GOOD.replace("${HOME_DIR}", "/data")).ok().unwrap();
+        assert_eq!(default.shutdown_timeout, std::time::Duration::from_secs(30));
+        let set = check(&format!(
+            "shutdown_timeout: 5s\n{}",
+            GOOD.replace("${HOME_DIR}", "/d")
+        ))
+        .ok()
+        .unwrap();
+        assert_eq!(set.shutdown_timeout, std::time::Duration::from_secs(5));
+        let bad = errors(&format!("shutdown_timeout: soon\n{GOOD}"));
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(
+            bad[0].starts_with("line 1: shutdown_timeout: `soon` is not a duration"),
+            "{bad:?}"
+        );
+    }
+
+    #[test]
     fn bad_files_each_with_its_exact_messages() {
         let table: &[(&str, &[&str])] = &[
             (
@@ -620,7 +657,7 @@ sinks:
             (
                 "source:\n  a: {}\nsinks: {}\n",
                 &[
-                    "line 1: source: unknown key; expected one of admin, dlq, sources, transforms, sinks",
+                    "line 1: source: unknown key; expected one of admin, dlq, sources, transforms, sinks, shutdown_timeout",
                     "line 3: sinks: at least one sink is required",
                     "sources: at least one source is required",
                 ],
