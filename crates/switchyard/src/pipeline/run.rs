@@ -12,7 +12,7 @@ use std::time::Duration;
 use switchyard_core::SinkConfig;
 use switchyard_engine::disk_buffer::DiskBufferConfig;
 use switchyard_engine::metrics::Metrics;
-use switchyard_engine::supervise::Health;
+use switchyard_engine::supervise::{supervise, Health};
 use switchyard_engine::topology::{Observers, Pipeline, Shape, SinkNode, TransformNode};
 use switchyard_engine::{IntakeSender, Pipeline as SinkPolicy};
 use switchyard_sources::http::{IngestConfig, IngestCounters, IngestLimits};
@@ -354,7 +354,7 @@ async fn start_source(
     tx: IntakeSender,
     disk_backed: bool,
     (metrics, health): (&Metrics, &Health),
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
     Ok(match config {
         SourceConfig::Http(HttpSource {
@@ -401,12 +401,35 @@ async fn start_source(
                 counters.clone(),
                 Arc::new(move || stats_counters.snapshot()),
             );
-            Running::Task(tokio::spawn(async move {
-                let stopped = async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                };
-                switchyard_sources::http::serve(listener, app, &limits, counters, stopped).await;
-            }))
+            // Supervised: should the server end while not stopping (a
+            // panic in its accept loop), it is bound again and restarted.
+            let addr = listener.local_addr()?;
+            let mut first = Some(listener);
+            let stop_for_attempts = stop.clone();
+            let attempt = move || {
+                let (first, app, limits, counters) =
+                    (first.take(), app.clone(), limits.clone(), counters.clone());
+                let mut stop = stop_for_attempts.clone();
+                async move {
+                    let listener = match first {
+                        Some(l) => l,
+                        None => tokio::net::TcpListener::bind(addr)
+                            .await
+                            .map_err(|e| format!("cannot listen on {addr} again: {e}"))?,
+                    };
+                    let stopped = async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    switchyard_sources::http::serve(listener, app, &limits, counters, stopped)
+                        .await;
+                    Ok(())
+                }
+            };
+            Running::Task(tokio::spawn(supervise(
+                health.register(name),
+                stop,
+                attempt,
+            )))
         }
         SourceConfig::File(f) => {
             let args = tail_args(&f);
