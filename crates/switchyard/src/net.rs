@@ -78,68 +78,28 @@ impl NetSources {
             max_connections: args.max_connections,
             ..NetConfig::new(format)
         };
-        let tcp = [
-            ("tcp", args.tcp, Format::Lines),
-            ("syslog_tcp", args.syslog_tcp, Format::Syslog),
+        let listeners = [
+            ("tcp", args.tcp, Format::Lines, Transport::Tcp),
+            (
+                "syslog_tcp",
+                args.syslog_tcp,
+                Format::Syslog,
+                Transport::Tcp,
+            ),
+            ("udp", args.udp, Format::Lines, Transport::Udp),
+            (
+                "syslog_udp",
+                args.syslog_udp,
+                Format::Syslog,
+                Transport::Udp,
+            ),
         ];
-        for (name, addr, format) in tcp {
+        for (name, addr, format, transport) in listeners {
             let Some(addr) = addr else { continue };
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-                format!(
-                    "cannot listen on {addr} — check --{}",
-                    name.replace('_', "-")
-                )
-            })?;
-            // A restart binds the port the first listener got (`:0` included).
-            let addr = listener.local_addr()?;
-            let counters = Arc::new(NetCounters::default());
-            info!(%addr, source = name, "listening");
-            let mut first = Some(listener);
-            let (config, intake, counters2, stop) = (
-                config(format),
-                intake.clone(),
-                counters.clone(),
-                stop_rx.clone(),
-            );
-            let attempt = move || {
-                let first = first.take();
-                let (config, intake, counters, stop) = (
-                    config.clone(),
-                    intake.clone(),
-                    counters2.clone(),
-                    stop.clone(),
-                );
-                async move {
-                    let listener = match first {
-                        Some(l) => l,
-                        None => tokio::net::TcpListener::bind(addr)
-                            .await
-                            .map_err(|e| format!("cannot listen on {addr} again: {e}"))?,
-                    };
-                    serve_tcp(listener, config, intake, counters, stop).await;
-                    Ok(())
-                }
-            };
-            sources.tasks.push(tokio::spawn(supervise(
-                health.register(health_name.unwrap_or(name)),
-                stop_rx.clone(),
-                attempt,
-            )));
-            let c = counters.clone();
-            sources
-                .discards
-                .push((name, Arc::new(move || c.tcp_discards())));
-            sources.counters.push((name, counters));
-        }
-        let udp = [
-            ("udp", args.udp, Format::Lines),
-            ("syslog_udp", args.syslog_udp, Format::Syslog),
-        ];
-        for (name, addr, format) in udp {
-            let Some(addr) = addr else { continue };
-            let socket = tokio::net::UdpSocket::bind(addr).await.with_context(|| {
+            let socket = Bound::bind(transport, addr).await.with_context(|| {
                 format!("cannot bind {addr} — check --{}", name.replace('_', "-"))
             })?;
+            // A restart binds the port the first socket got (`:0` included).
             let addr = socket.local_addr()?;
             let counters = Arc::new(NetCounters::default());
             info!(%addr, source = name, "listening");
@@ -161,11 +121,14 @@ impl NetSources {
                 async move {
                     let socket = match first {
                         Some(s) => s,
-                        None => tokio::net::UdpSocket::bind(addr)
+                        None => Bound::bind(transport, addr)
                             .await
                             .map_err(|e| format!("cannot bind {addr} again: {e}"))?,
                     };
-                    serve_udp(socket, config, intake, counters, stop).await;
+                    match socket {
+                        Bound::Tcp(l) => serve_tcp(l, config, intake, counters, stop).await,
+                        Bound::Udp(s) => serve_udp(s, config, intake, counters, stop).await,
+                    }
                     Ok(())
                 }
             };
@@ -175,9 +138,11 @@ impl NetSources {
                 attempt,
             )));
             let c = counters.clone();
-            sources
-                .discards
-                .push((name, Arc::new(move || c.udp_discards())));
+            let discards: DiscardsFn = match transport {
+                Transport::Tcp => Arc::new(move || c.tcp_discards()),
+                Transport::Udp => Arc::new(move || c.udp_discards()),
+            };
+            sources.discards.push((name, discards));
             sources.counters.push((name, counters));
         }
         Ok(sources)
@@ -224,6 +189,34 @@ impl NetSources {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    Tcp,
+    Udp,
+}
+
+/// A bound listener or socket, before it is served.
+enum Bound {
+    Tcp(tokio::net::TcpListener),
+    Udp(tokio::net::UdpSocket),
+}
+
+impl Bound {
+    async fn bind(transport: Transport, addr: SocketAddr) -> std::io::Result<Self> {
+        Ok(match transport {
+            Transport::Tcp => Self::Tcp(tokio::net::TcpListener::bind(addr).await?),
+            Transport::Udp => Self::Udp(tokio::net::UdpSocket::bind(addr).await?),
+        })
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Self::Tcp(l) => l.local_addr(),
+            Self::Udp(s) => s.local_addr(),
         }
     }
 }
