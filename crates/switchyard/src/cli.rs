@@ -100,7 +100,9 @@ pub struct DispatcherArgs {
     /// API key for external services (never logged).
     #[arg(long, env = "LLM_PROXY_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// Events each bus subscriber buffers. Also read from OBSERVABILITY_BUFFER_SIZE.
+    /// The original's in-process bus buffer (also OBSERVABILITY_BUFFER_SIZE).
+    /// Checked and accepted for compatibility; the dispatcher has no
+    /// in-process bus (its queues are --queue-capacity).
     #[arg(long, env = "DISPATCHER_BUFFER", value_parser = positive)]
     pub buffer: Option<usize>,
     /// Events per batch sent to the service.

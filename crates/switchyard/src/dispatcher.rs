@@ -1,4 +1,5 @@
-//! `switchyard dispatcher`: wires bus source + HTTP ingest → engine → sink and
+//! `switchyard dispatcher`: wires its inputs (HTTP ingest, a Redis bus, the
+//! tail, network, Docker and demo sources) → engine → sink and
 //! runs until SIGINT/SIGTERM, then drains (up to `--shutdown-timeout`, see
 //! [`crate::shutdown`]) and prints the final counters.
 //!
@@ -18,8 +19,7 @@ use serde_json::json;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_bus::MemoryBus;
-use switchyard_core::{EventBus, SinkConfig, Transform};
+use switchyard_core::{SinkConfig, Transform};
 use switchyard_engine::disk_buffer::DiskBufferConfig;
 use switchyard_engine::metrics::Metrics;
 use switchyard_engine::supervise::Health;
@@ -40,7 +40,10 @@ fn env_fallback(value: Option<String>, name: &str) -> Option<String> {
 
 async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     let redis_kind = crate::redis_source::Kind::from_flag(&args.event_bus)?;
-    let buffer = match args.buffer {
+    // The in-process bus's subscriber buffer of the original. The dispatcher
+    // has no in-process publisher, so builds no bus: the value is only
+    // checked, so that a deployment's setting keeps starting.
+    let _bus_buffer = match args.buffer {
         Some(b) => b,
         None => match std::env::var("OBSERVABILITY_BUFFER_SIZE") {
             Ok(v) => v
@@ -99,7 +102,6 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} — check --listen", args.listen))?;
     let local = listener.local_addr()?;
 
-    let bus = Arc::new(MemoryBus::new(buffer));
     let metrics = Arc::new(Metrics::new());
     let policy = SinkPolicy {
         batch_size: args.batch_size,
@@ -175,10 +177,6 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     let redis = redis_kind
         .map(|kind| RedisSource::start(kind, &args.redis, &args.service, tx.clone(), &health))
         .transpose()?;
-    let bus_task = tokio::spawn(switchyard_sources::bus::forward(
-        bus.subscribe(),
-        tx.clone(),
-    ));
 
     let tail = crate::tail::start(&args.tail, tx.clone(), &health, "tail")?;
     let net = crate::net::NetSources::start(&args.net, &tx, &health, None).await?;
@@ -188,10 +186,9 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     let docker_counters = docker.as_ref().map(|d| d.counters());
     let demo_stats = demo.as_ref().map(|d| d.stats_fn());
     let stats = {
-        let (counters, ingest, bus, tx, source_stats) = (
+        let (counters, ingest, tx, source_stats) = (
             counters.clone(),
             ingest_counters.clone(),
-            bus.clone(),
             tx.clone(),
             source_stats.clone(),
         );
@@ -208,7 +205,6 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
                 "engine": engine_counters(&source_stats, &counters),
                 "delivery": delivery_stats.snapshot(),
                 "dlq": dlq.as_ref().map(|d| json!({"records": d.len(), "expired": d.expired()})),
-                "bus": bus.stats(),
                 "redis": redis_stats.as_ref().map(|s| s.snapshot()),
                 "ingest": ingest.snapshot(),
                 // Both queues in memory: the intake's and the sink's buffer.
@@ -229,7 +225,6 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         tail.as_ref(),
         docker.as_ref(),
         redis.as_ref(),
-        &bus,
     );
     let sampler = crate::pipeline::run::sample_rates_every_second(metrics.clone());
     let admin = crate::pipeline::admin::metrics_and_ready(Arc::new(AdminState {
@@ -276,12 +271,10 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         stopping,
     )
     .await;
-    info!("shutting down: draining the bus and the queue");
-    bus.stop();
+    info!("shutting down: stopping the sources, draining the queue");
     if let Some(r) = &redis {
         r.stop();
     }
-    bus_task.await.ok();
     net.stop().await;
     if let Some(d) = demo {
         d.stop().await;
@@ -336,9 +329,8 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         // up: received + disk_read_earlier = sent + filtered + … + lost.
         c.kept_on_disk += s.written.saturating_sub(s.read - s.read_earlier);
     }
-    let b = bus.stats();
     println!(
-        "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} kept_on_disk={} lost={} bus_published={} bus_dropped={} ingest_accepted={} ingest_rejected_requests={}{}{}",
+        "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} kept_on_disk={} lost={} ingest_accepted={} ingest_rejected_requests={}{}{}",
         c.received,
         c.sent,
         c.filtered,
@@ -346,8 +338,6 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         c.dead_lettered,
         c.kept_on_disk,
         c.lost,
-        b.published,
-        b.dropped,
         ingest_counters.accepted.load(Relaxed),
         ingest_counters.rejected_requests.load(Relaxed),
         redis_final,
@@ -379,9 +369,7 @@ fn report_discards(
     tail: Option<&switchyard_sources::file_tail::TailSource>,
     docker: Option<&switchyard_sources::docker::DockerSource>,
     redis: Option<&RedisSource>,
-    bus: &Arc<MemoryBus>,
 ) {
-    use switchyard_engine::metrics::ComponentKind;
     net.report_discards(metrics, None);
     if let Some(t) = tail {
         crate::tail::report_discards(t, metrics, "tail");
@@ -392,12 +380,6 @@ fn report_discards(
     if let Some(r) = redis {
         r.report_discards(metrics);
     }
-    let bus = bus.clone();
-    metrics.add_discards(
-        "bus",
-        ComponentKind::Source,
-        Arc::new(move || bus.discards()),
-    );
 }
 
 /// The name of the dispatcher's one source, as in metrics and `/ready`.
