@@ -192,6 +192,39 @@ async fn unauthorized_and_malformed_keys_are_permanent_and_never_echo_the_key() 
     }
 }
 
+/// Lunary's SDKs take the base URL; given one, the sink used to POST to `/`
+/// and Lunary answered `401 This route requires a private API key`.
+#[tokio::test]
+async fn a_base_url_endpoint_posts_to_the_ingestion_route() {
+    let server = Server::start(|seen, _| check_and_answer(seen)).await;
+    for base in [server.url(""), server.url("/")] {
+        let pairs = [("endpoint", base.as_str()), ("api-key", KEY)];
+        let sink = LunarySink::from_config(&config(&pairs)).unwrap();
+        sink.send(&calls(1)).await.unwrap();
+    }
+    assert!(server.seen().iter().all(|s| s.path == "/v1/runs/ingest"));
+}
+
+/// Lunary's key and payload answers end as permanent errors whose message
+/// says what to fix; `500 Missing events payload.` is not retried.
+#[tokio::test]
+async fn lunarys_key_and_payload_answers_are_permanent_with_a_fix() {
+    let table: [(u16, &str, &str); 4] = [
+        (401, "Invalid access token", "UUID"),
+        (401, "Invalid API key", "private key"),
+        (402, "", "no API key reached Lunary"),
+        (500, "Missing events payload.", "not Lunary's"),
+    ];
+    for (status, body, hint) in table {
+        let server = Server::start(move |_, _| Answer::status(status, body)).await;
+        let err = sink(&server, &[]).send(&calls(1)).await.unwrap_err();
+        let e = &err.failed[0].error;
+        assert_eq!(e.kind, SinkErrorKind::Permanent, "{status} {body}");
+        assert!(e.message.contains(hint), "{status}: {}", e.message);
+        assert!(!format!("{err:?}").contains(KEY));
+    }
+}
+
 #[tokio::test]
 async fn rate_limits_and_server_errors_are_transient() {
     let server =

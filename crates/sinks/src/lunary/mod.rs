@@ -9,10 +9,13 @@
 //! any other failure fails that call alone.
 //!
 //! Options: `api-key` (required), `endpoint` (default
-//! [`DEFAULT_ENDPOINT`]), `batch-max-events` (Lunary events per request,
-//! default 200), `batch-max-bytes` (default 2 MiB), `timeout`,
-//! `connect-timeout`.
+//! [`DEFAULT_ENDPOINT`]; a base URL such as `https://api.lunary.ai`, as
+//! Lunary's SDKs take it, gets `/v1/runs/ingest` added), `batch-max-events`
+//! (Lunary events per request, default 200), `batch-max-bytes` (default
+//! 2 MiB), `timeout`, `connect-timeout`. Lunary's key and payload answers are
+//! permanent errors that say what to fix ([`classify`]).
 
+mod classify;
 mod config;
 mod encode;
 mod sink;

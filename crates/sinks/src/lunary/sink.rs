@@ -1,6 +1,7 @@
 //! Sending: encode each call, pack calls into bounded requests, read each
 //! reply's per-event results.
 
+use super::classify::classify;
 use super::config::LunaryConfig;
 use super::encode;
 use crate::http_common::client::{bearer, json_content_type};
@@ -82,7 +83,12 @@ impl LunarySink {
             body.extend_from_slice(&call.json);
         }
         body.extend_from_slice(b"]}");
-        match self.client.post(body, &[]).await {
+        let reply = match self.client.exchange(body, &[]).await {
+            Ok(a) if (200..300).contains(&a.status) => Ok(a),
+            Ok(a) => Err(classify(a.status, a.retry_after, &a.body)),
+            Err(e) => Err(e),
+        };
+        match reply {
             Err(error) => calls
                 .iter()
                 .map(|c| EventFailure {
