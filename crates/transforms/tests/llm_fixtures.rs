@@ -158,7 +158,7 @@ fn sse_stream_ending_with_usage_chunk() {
         "Content-Type",
         "text/event-stream; charset=utf-8",
     )]));
-    let output = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1714564800,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":8,"completion_tokens":3,"total_tokens":11}}"#;
+    let output = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1714564800,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":8,"completion_tokens":3,"total_tokens":11}}"#;
     assert_eq!(
         transform(x),
         expect(

@@ -5,8 +5,9 @@
 //!
 //! Rules: content is the concatenation of `choices[0].delta.content`; the
 //! finish reason is the last non-empty one; `id`, `object`, `created` and
-//! `model` come from the first chunk that has them; `usage` from the chunk
-//! that carries it (the last one, when several do).
+//! `model` come from the first chunk that has them, `chat.completion.chunk`
+//! becoming `chat.completion`; `usage` from the chunk that carries it (the
+//! last one, when several do).
 
 use super::body::JsonBody;
 use super::chunk;
@@ -161,6 +162,12 @@ fn merge_with(bytes: &[u8], fast: bool) -> Option<JsonBody<'static>> {
     // conversion cannot fail; were it to, the field would be left out.
     let raw = |v: Option<Cow<str>>| v.and_then(|t| RawValue::from_string(t.into_owned()).ok());
     let [id, object, created, model] = ids;
+    // The merge reads as the completion the same call made without
+    // streaming would have returned.
+    let object = object.map(|o| match o.as_ref() {
+        "\"chat.completion.chunk\"" => Cow::Borrowed("\"chat.completion\""),
+        _ => o,
+    });
     let m = Merged {
         id: raw(id),
         object: raw(object),
@@ -293,7 +300,7 @@ mod tests {
         );
         assert_eq!(
             merge_to_string(s.as_bytes()).unwrap(),
-            r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#
+            r#"{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#
         );
     }
 
