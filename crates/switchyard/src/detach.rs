@@ -66,13 +66,13 @@ pub fn spawn(args: &DispatcherArgs) -> anyhow::Result<()> {
             .and_then(|t| t.trim().parse::<u32>().ok())
             == Some(child.id());
         if ready {
-            println!(
+            crate::stdout::final_line(format_args!(
                 "switchyard dispatcher running in the background: pid {}, listening on {}, pid file `{}`, log `{}`",
                 child.id(),
                 args.listen,
                 pid_file.display(),
                 args.log_file.display()
-            );
+            ));
             return Ok(());
         }
         if Instant::now() > deadline {

@@ -157,10 +157,10 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
                     None => c.received.saturating_sub(settled(&c)),
                 };
             tracing::error!(lost, "stopped at once: {lost} events in memory lost");
-            println!(
+            crate::stdout::final_line(format_args!(
                 "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} kept_on_disk={} lost={} stopped_at_once=1",
                 c.received, c.sent, c.filtered, c.dropped, c.dead_lettered, c.kept_on_disk, c.lost + lost,
-            );
+            ));
             if let Some(p) = &pid_file {
                 let _ = std::fs::remove_file(p);
             }
@@ -329,7 +329,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         // up: received + disk_read_earlier = sent + filtered + … + lost.
         c.kept_on_disk += s.written.saturating_sub(s.read - s.read_earlier);
     }
-    println!(
+    crate::stdout::final_line(format_args!(
         "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} kept_on_disk={} lost={} ingest_accepted={} ingest_rejected_requests={}{}{}",
         c.received,
         c.sent,
@@ -342,7 +342,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         ingest_counters.rejected_requests.load(Relaxed),
         redis_final,
         disk_final,
-    );
+    ));
     Ok(())
 }
 

@@ -119,6 +119,11 @@ impl Target {
 }
 
 pub fn main(args: CallArgs) -> anyhow::Result<()> {
+    if args.token.is_some() && args.ca.is_none() {
+        eprintln!(
+            "switchyard: warning: --token without --ca sends the token in clear text; pass --ca to call over TLS"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

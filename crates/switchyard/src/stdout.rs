@@ -48,6 +48,12 @@ impl Write for Stdout {
     }
 }
 
+/// Print one line at the end of a run (the final counters): a closed or
+/// failing standard output loses the line, never the run's exit.
+pub fn final_line(args: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stdout(), "{args}");
+}
+
 /// Whether `e` is standard output's reader having gone away.
 pub fn reader_gone(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {

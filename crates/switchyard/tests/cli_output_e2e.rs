@@ -137,6 +137,12 @@ fn a_mesh_token_without_tls_is_refused_unless_allowed_and_then_warned_about() {
             .args(["--method", "Am", "--input", r#"{"hello":1}"#]),
     );
     assert_quiet_success("mesh call", &out);
+    // A token with no --ca goes in clear text: the caller is told.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--token without --ca") && !stderr.contains(TOKEN),
+        "{stderr}"
+    );
     drop(node);
 }
 

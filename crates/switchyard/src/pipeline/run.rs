@@ -228,19 +228,21 @@ async fn run(c: Checked) -> anyhow::Result<()> {
     pipeline.finish().await;
     sampler.abort();
     for (name, st) in &sources {
-        println!(
+        crate::stdout::final_line(format_args!(
             "final counters: source={name} received={} filtered={}",
             st.received.load(std::sync::atomic::Ordering::Relaxed),
             st.filtered.load(std::sync::atomic::Ordering::Relaxed),
-        );
+        ));
     }
     let lost = lost_in_routers.load(std::sync::atomic::Ordering::Relaxed);
     if lost > 0 {
-        println!("final counters: lost_before_disk_buffers={lost}");
+        crate::stdout::final_line(format_args!(
+            "final counters: lost_before_disk_buffers={lost}"
+        ));
     }
     for s in &sinks {
         let c = s.counters.snapshot();
-        println!(
+        crate::stdout::final_line(format_args!(
             "final counters: sink={} received={} delivered={} dead_lettered={} failed={} kept_on_disk={} lost={} dropped_newest={} dropped_oldest={}",
             s.name,
             c.received,
@@ -251,7 +253,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
             c.lost,
             s.buffer.dropped_newest.load(std::sync::atomic::Ordering::Relaxed),
             s.buffer.dropped_oldest.load(std::sync::atomic::Ordering::Relaxed),
-        );
+        ));
     }
     Ok(())
 }
@@ -275,7 +277,9 @@ async fn stopping_at_once_loses(pipeline: &Pipeline, timeout: Duration) {
                 .map(|(b, c)| b.events.load(relaxed) + c.unsettled() + c.snapshot().lost)
                 .sum::<u64>();
         tracing::error!(lost, "stopped at once: {lost} events in memory lost");
-        println!("final counters: stopped_at_once=1 lost={lost}");
+        crate::stdout::final_line(format_args!(
+            "final counters: stopped_at_once=1 lost={lost}"
+        ));
     };
     crate::shutdown::watch(pipeline.cutoff(), timeout, at_once).await
 }
