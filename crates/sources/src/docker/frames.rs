@@ -148,7 +148,9 @@ impl LineBuf {
                     self.bytes.clear();
                     data = &data[nl + 1..];
                 }
-                _ if data.len() < room => {
+                // A chunk that exactly fills the line is kept: whether it
+                // is cut depends on the next byte, which may come later.
+                _ if data.len() <= room => {
                     self.bytes.extend_from_slice(data);
                     data = &[];
                 }
@@ -225,6 +227,22 @@ mod tests {
     }
 
     #[test]
+    fn a_line_of_exactly_max_line_bytes_is_not_cut_when_its_newline_comes_later() {
+        // Found by the split property: the line filled the buffer in one
+        // chunk and was cut there (plus an empty line for the newline that
+        // followed), although in one chunk it was a whole line.
+        let whole = decode(&mut Decoder::new(false, 3), &[b"abc\n"]);
+        let split = decode(&mut Decoder::new(false, 3), &[b"abc", b"\n"]);
+        assert_eq!(whole, [(Output::Stdout, "abc".into())]);
+        assert_eq!(split, whole);
+        let mut d = Decoder::new(false, 1);
+        assert_eq!(d.feed(b"\r", &mut |_, _| {}), Ok(0));
+        let mut got = Vec::new();
+        assert_eq!(d.feed(b"\n", &mut |_, l| got.push(l.to_vec())), Ok(0));
+        assert_eq!(got, [Vec::<u8>::new()]);
+    }
+
+    #[test]
     fn unknown_stream_types_and_huge_frames_are_refused() {
         let mut d = Decoder::new(true, 16);
         assert!(d.feed(&frame(7, "x"), &mut |_, _| {}).is_err());
@@ -234,3 +252,4 @@ mod tests {
         assert!(err.0.contains("limit"), "{err:?}");
     }
 }
+
