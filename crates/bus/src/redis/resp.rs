@@ -148,6 +148,13 @@ impl Walk {
         })
     }
 
+    /// Room to reserve for `n` elements: no more than the rest of the
+    /// reply can hold (every element takes at least 4 bytes, `:0\r\n`), so
+    /// a count that lies costs an error, not an allocation.
+    fn room_for(&self, n: usize) -> usize {
+        n.min(self.frame.len().saturating_sub(self.pos) / 4)
+    }
+
     fn array(&mut self) -> Result<usize, String> {
         match self.next()? {
             Item::Array(n) => Ok(n),
@@ -192,7 +199,7 @@ fn entries_of(frame: Bytes) -> Result<Vec<RawEntry>, String> {
     }
     let _name = w.bulk()?;
     let count = w.array()?;
-    let mut entries = Vec::with_capacity(count);
+    let mut entries = Vec::with_capacity(w.room_for(count));
     for _ in 0..count {
         let parts = w.array()?;
         if parts == 0 {
@@ -205,7 +212,7 @@ fn entries_of(frame: Bytes) -> Result<Vec<RawEntry>, String> {
         let fields = match if parts > 1 { w.next()? } else { Item::Nil } {
             Item::Nil => None,
             Item::Array(n) if n % 2 == 0 => {
-                let mut pairs = Vec::with_capacity(n / 2);
+                let mut pairs = Vec::with_capacity(w.room_for(n) / 2);
                 for _ in 0..n / 2 {
                     pairs.push((w.bulk()?, w.bulk()?));
                 }
@@ -280,6 +287,18 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_claiming_more_entries_than_it_holds_is_an_error_not_an_allocation() {
+        // Counts are read before the elements: a reply (or a bug upstream)
+        // claiming 10^17 entries or fields must not reserve room for them.
+        for reply in [
+            &b"*1\r\n*2\r\n$1\r\ns\r\n*999999999999999999\r\n"[..],
+            b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*999999999999999998\r\n",
+        ] {
+            assert!(read_reply(Bytes::from_static(reply)).is_err());
+        }
+    }
+
+    #[test]
     fn malformed_replies_are_errors() {
         let mut scan = FrameScan::default();
         assert!(scan.scan(b"?\r\n").is_err());
@@ -295,3 +314,4 @@ mod tests {
         .is_err());
     }
 }
+
