@@ -253,3 +253,97 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+mod props {
+    //! The log stream comes from the Engine in chunks that know nothing of
+    //! frames or lines: whatever the bytes and wherever they are split, the
+    //! decoder must not panic, must hold at most one line per output, and
+    //! must give the same lines (and cut count) as from one chunk.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Everything one decoder gives: the lines, then the cut count, or the
+    /// error that stopped it.
+    type Run = (Vec<(Output, Vec<u8>)>, Result<u64, BadFrame>);
+
+    /// Feed `stream` cut at `splits` (positions, any order, clamped).
+    fn run(multiplexed: bool, max_line: usize, stream: &[u8], splits: &[usize]) -> Run {
+        let mut cuts: Vec<usize> = splits.iter().map(|s| s % (stream.len() + 1)).collect();
+        cuts.push(0);
+        cuts.push(stream.len());
+        cuts.sort_unstable();
+        let mut d = Decoder::new(multiplexed, max_line);
+        let mut lines = Vec::new();
+        let mut cut = 0;
+        for w in cuts.windows(2) {
+            let r = d.feed(&stream[w[0]..w[1]], &mut |o, l| lines.push((o, l.to_vec())));
+            assert!(d.stdout.bytes.len() <= max_line.max(1));
+            assert!(d.stderr.bytes.len() <= max_line.max(1));
+            match r {
+                Ok(n) => cut += n,
+                Err(e) => return (lines, Err(e)),
+            }
+        }
+        (lines, Ok(cut))
+    }
+
+    /// Frames of type 1 or 2 around arbitrary payloads (newlines, `\r`,
+    /// non-UTF-8 bytes included).
+    fn frames() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            (
+                1u8..=2,
+                proptest::collection::vec(
+                    prop_oneof![Just(b'\n'), Just(b'\r'), any::<u8>()],
+                    0..40,
+                ),
+            ),
+            0..8,
+        )
+        .prop_map(|fs| {
+            let mut out = Vec::new();
+            for (kind, payload) in fs {
+                out.extend_from_slice(&[kind, 0, 0, 0]);
+                out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+                out.extend_from_slice(&payload);
+            }
+            out
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_in_arbitrary_chunks_never_panic(
+            stream in proptest::collection::vec(any::<u8>(), 0..256),
+            splits in proptest::collection::vec(any::<usize>(), 0..8),
+            multiplexed in any::<bool>(),
+            max_line in 0usize..64,
+        ) {
+            let _ = run(multiplexed, max_line, &stream, &splits);
+        }
+
+        #[test]
+        fn valid_frames_decode_the_same_however_split(
+            stream in frames(),
+            splits in proptest::collection::vec(any::<usize>(), 0..8),
+            max_line in 1usize..24,
+        ) {
+            let whole = run(true, max_line, &stream, &[]);
+            prop_assert!(whole.1.is_ok());
+            prop_assert_eq!(run(true, max_line, &stream, &splits), whole);
+        }
+
+        #[test]
+        fn raw_text_decodes_the_same_however_split(
+            stream in proptest::collection::vec(
+                prop_oneof![Just(b'\n'), Just(b'\r'), any::<u8>()], 0..200),
+            splits in proptest::collection::vec(any::<usize>(), 0..8),
+            max_line in 1usize..24,
+        ) {
+            let whole = run(false, max_line, &stream, &[]);
+            prop_assert_eq!(run(false, max_line, &stream, &splits), whole);
+        }
+    }
+}
