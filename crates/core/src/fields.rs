@@ -50,7 +50,18 @@ impl Fields {
             let object = format!("{{{text}}}");
             serde_json::from_str::<serde::de::IgnoredAny>(&object)?;
         }
-        Ok(Self { text })
+        // Valid JSON is not enough: the scan reads `"key":value` members
+        // joined by bare commas, and would stop short at a space before `:`
+        // or `,`, losing every field after it.
+        let fields = Self { text };
+        let mut scan = fields.iter();
+        for _ in scan.by_ref() {}
+        if !scan.rest.is_empty() {
+            return Err(serde::de::Error::custom(
+                "fields are not compact `\"key\":value` members: whitespace before a `:` or `,`",
+            ));
+        }
+        Ok(fields)
     }
 
     /// Every field in order, with its value as raw JSON.
@@ -217,6 +228,19 @@ mod tests {
     }
 
     #[test]
+    fn stored_members_with_spaces_are_refused_not_scanned_short() {
+        // Found by the members property: valid JSON with a space before `:`
+        // or `,` was accepted, but the scan stopped there, so `get`, `len`
+        // and `remove` lost every later field.
+        for spaced in [r#""a" :1,"b":2"#, r#""a":1 ,"b":2"#, r#""a":1 "#] {
+            assert!(Fields::from_members(spaced.into()).is_err(), "{spaced}");
+        }
+        let tight = Fields::from_members(r#" "a": 1,"b":[1, 2]"#.into()).unwrap();
+        assert_eq!(tight.len(), 2);
+        assert_eq!(tight.get("b").unwrap().get(), "[1, 2]");
+    }
+
+    #[test]
     fn insert_replaces_and_remove_removes() {
         let mut f = Fields::new();
         f.insert("a", &raw("1"));
@@ -232,3 +256,4 @@ mod tests {
         assert_eq!(v, serde_json::json!({"a": "two", "n\"x": [1, 2]}));
     }
 }
+
