@@ -257,3 +257,57 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+mod props {
+    //! Member text is read back from storage, which may be damaged: any
+    //! text must be refused or scan to its end, never panic or lose fields.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The members `from_members` accepted scan to the end of the text.
+    fn scans_whole(text: String) -> Result<(), TestCaseError> {
+        let Ok(fields) = Fields::from_members(text) else {
+            return Ok(());
+        };
+        let mut it = fields.iter();
+        for _ in it.by_ref() {}
+        prop_assert_eq!(
+            it.rest,
+            "",
+            "members left unscanned in {:?}",
+            fields.as_members()
+        );
+        Ok(())
+    }
+
+    fn ws() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec!["", "", "", " ", "\n", "\t "])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            scans_whole(text)?;
+        }
+
+        #[test]
+        fn members_with_any_spacing_scan_whole_or_are_refused(
+            members in proptest::collection::vec(
+                (any::<String>(), ws(), ws(), ws(), ws(), prop_oneof![
+                    Just("1".to_string()), Just("[1, {\"a\" : \"b\"}]".to_string()),
+                    any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+                ]),
+                1..5),
+        ) {
+            let text: Vec<String> = members
+                .iter()
+                .map(|(k, a, b, c, d, v)| {
+                    format!("{a}{}{b}:{c}{v}{d}", serde_json::to_string(k).unwrap())
+                })
+                .collect();
+            scans_whole(text.join(","))?;
+        }
+    }
+}
