@@ -331,3 +331,96 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Conditions are config text: any text parses or is refused with a
+    //! message, never a panic, and what parses evaluates on any record.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn record(message: String, level: String, field: String) -> LogRecord {
+        let mut rec = LogRecord::new(message);
+        rec.level = Some(level);
+        rec.fields
+            .insert_value("user", &serde_json::json!({"name": field}))
+            .unwrap();
+        rec
+    }
+
+    /// Condition-shaped text: the language's own tokens mixed with garbage.
+    fn condition_text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                prop::sample::select(vec![
+                    "level",
+                    "message",
+                    "user.name",
+                    "labels.app",
+                    "exists",
+                    "not",
+                    "and",
+                    "or",
+                    "(",
+                    ")",
+                    "==",
+                    "!=",
+                    "=~",
+                    "!~",
+                    "\"error\"",
+                    "\"^é+$\"",
+                    "\"(\"",
+                    "1e999",
+                    "-0",
+                    "true",
+                    "null",
+                    "\"\\u00e9\"",
+                    "\"",
+                    " ",
+                ])
+                .prop_map(str::to_string),
+                any::<String>(),
+            ],
+            0..12,
+        )
+        .prop_map(|parts| parts.join(" "))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            if let Ok(c) = Condition::parse(&text) {
+                c.holds(&LogRecord::new(text));
+            }
+        }
+
+        #[test]
+        fn condition_shaped_text_parses_or_is_refused_and_evaluates(
+            text in condition_text(),
+            message in any::<String>(),
+            level in any::<String>(),
+            field in any::<String>(),
+        ) {
+            match Condition::parse(&text) {
+                Ok(c) => {
+                    c.holds(&record(message, level, field));
+                }
+                Err(e) => prop_assert!(!e.is_empty()),
+            }
+        }
+
+        /// `level == "<any text>"` holds exactly for that level.
+        #[test]
+        fn equality_on_any_text_holds_for_that_text(want in any::<String>(), other in any::<String>()) {
+            let quoted = serde_json::to_string(&want).unwrap();
+            let c = Condition::parse(&format!("level == {quoted}")).unwrap();
+            prop_assert!(c.holds(&record(String::new(), want.clone(), String::new())));
+            prop_assert_eq!(
+                c.holds(&record(String::new(), other.clone(), String::new())),
+                other == want
+            );
+        }
+    }
+}
