@@ -55,7 +55,12 @@ impl Condition {
     /// Parse a condition; the error says what was expected where.
     pub fn parse(text: &str) -> Result<Self, String> {
         let tokens = lex(text)?;
-        let mut p = Parser { tokens, at: 0 };
+        let mut p = Parser {
+            tokens,
+            at: 0,
+            depth: 0,
+            operators: 0,
+        };
         let c = p.or()?;
         match p.tokens.get(p.at) {
             None => Ok(c),
@@ -159,9 +164,20 @@ fn lex(text: &str) -> Result<Vec<Token>, String> {
     Ok(out)
 }
 
+/// Deepest nesting of parentheses and `not` a condition may have.
+const MAX_NESTING: usize = 64;
+/// Most `and`, `or` and `not` operators a condition may have.
+const MAX_OPERATORS: usize = 1024;
+
+/// Parsing, evaluating and dropping a condition recurse once per level of
+/// its tree, so both bounds keep the tree shallow enough for any thread's
+/// stack (a deeper one aborted the process with a stack overflow).
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// Parentheses and `not`s open at the current token.
+    depth: usize,
+    operators: usize,
 }
 
 impl Parser {
@@ -175,9 +191,30 @@ impl Parser {
         t
     }
 
+    fn operator(&mut self) -> Result<(), String> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return Err(format!(
+                "more than {MAX_OPERATORS} `and`, `or` and `not` operators: split the condition into several filters"
+            ));
+        }
+        Ok(())
+    }
+
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(format!(
+                "nested deeper than {MAX_NESTING} levels of parentheses and `not`"
+            ));
+        }
+        Ok(())
+    }
+
     fn or(&mut self) -> Result<Condition, String> {
         let mut c = self.and()?;
         while self.peek_word("or") {
+            self.operator()?;
             self.at += 1;
             c = Condition::Or(Box::new(c), Box::new(self.and()?));
         }
@@ -187,6 +224,7 @@ impl Parser {
     fn and(&mut self) -> Result<Condition, String> {
         let mut c = self.not()?;
         while self.peek_word("and") {
+            self.operator()?;
             self.at += 1;
             c = Condition::And(Box::new(c), Box::new(self.not()?));
         }
@@ -195,8 +233,12 @@ impl Parser {
 
     fn not(&mut self) -> Result<Condition, String> {
         if self.peek_word("not") {
+            self.operator()?;
+            self.enter()?;
             self.at += 1;
-            return Ok(Condition::Not(Box::new(self.not()?)));
+            let c = Condition::Not(Box::new(self.not()?));
+            self.depth -= 1;
+            return Ok(c);
         }
         self.atom()
     }
@@ -204,7 +246,9 @@ impl Parser {
     fn atom(&mut self) -> Result<Condition, String> {
         match self.next() {
             Some(Token::Open) => {
+                self.enter()?;
                 let c = self.or()?;
+                self.depth -= 1;
                 match self.next() {
                     Some(Token::Close) => Ok(c),
                     other => Err(format!(
@@ -305,6 +349,26 @@ mod tests {
             let c = Condition::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(c.holds(&rec), expected, "{text}");
         }
+    }
+
+    #[test]
+    fn deeply_nested_conditions_are_refused_not_a_stack_overflow() {
+        // Each `(` or `not` was one more level of recursion, in the parser
+        // and again when the condition was evaluated and dropped: a long
+        // enough config value overflowed the stack and aborted the process.
+        for text in [
+            format!("{}level == 1{}", "(".repeat(100_000), ")".repeat(100_000)),
+            format!("{}level == 1", "not ".repeat(100_000)),
+        ] {
+            let e = Condition::parse(&text).unwrap_err();
+            assert!(e.contains("nested deeper than 64"), "{e}");
+        }
+        // A long chain nests too: `and` builds its tree leftwards.
+        let chain = vec!["level == 1"; 100_000].join(" and ");
+        let e = Condition::parse(&chain).unwrap_err();
+        assert!(e.contains("more than 1024"), "{e}");
+        let fine = format!("{}level == 1{}", "(".repeat(32), ")".repeat(32));
+        assert!(Condition::parse(&fine).is_ok());
     }
 
     #[test]
