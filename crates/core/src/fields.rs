@@ -50,7 +50,18 @@ impl Fields {
             let object = format!("{{{text}}}");
             serde_json::from_str::<serde::de::IgnoredAny>(&object)?;
         }
-        Ok(Self { text })
+        // Valid JSON is not enough: the scan reads `"key":value` members
+        // joined by bare commas, and would stop short at a space before `:`
+        // or `,`, losing every field after it.
+        let fields = Self { text };
+        let mut scan = fields.iter();
+        for _ in scan.by_ref() {}
+        if !scan.rest.is_empty() {
+            return Err(serde::de::Error::custom(
+                "fields are not compact `\"key\":value` members: whitespace before a `:` or `,`",
+            ));
+        }
+        Ok(fields)
     }
 
     /// Every field in order, with its value as raw JSON.
@@ -217,6 +228,19 @@ mod tests {
     }
 
     #[test]
+    fn stored_members_with_spaces_are_refused_not_scanned_short() {
+        // Found by the members property: valid JSON with a space before `:`
+        // or `,` was accepted, but the scan stopped there, so `get`, `len`
+        // and `remove` lost every later field.
+        for spaced in [r#""a" :1,"b":2"#, r#""a":1 ,"b":2"#, r#""a":1 "#] {
+            assert!(Fields::from_members(spaced.into()).is_err(), "{spaced}");
+        }
+        let tight = Fields::from_members(r#" "a": 1,"b":[1, 2]"#.into()).unwrap();
+        assert_eq!(tight.len(), 2);
+        assert_eq!(tight.get("b").unwrap().get(), "[1, 2]");
+    }
+
+    #[test]
     fn insert_replaces_and_remove_removes() {
         let mut f = Fields::new();
         f.insert("a", &raw("1"));
@@ -230,5 +254,60 @@ mod tests {
         assert_eq!(f.get("n\"x").unwrap().get(), "[1,2]");
         let v = serde_json::to_value(&f).unwrap();
         assert_eq!(v, serde_json::json!({"a": "two", "n\"x": [1, 2]}));
+    }
+}
+
+#[cfg(test)]
+mod props {
+    //! Member text is read back from storage, which may be damaged: any
+    //! text must be refused or scan to its end, never panic or lose fields.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The members `from_members` accepted scan to the end of the text.
+    fn scans_whole(text: String) -> Result<(), TestCaseError> {
+        let Ok(fields) = Fields::from_members(text) else {
+            return Ok(());
+        };
+        let mut it = fields.iter();
+        for _ in it.by_ref() {}
+        prop_assert_eq!(
+            it.rest,
+            "",
+            "members left unscanned in {:?}",
+            fields.as_members()
+        );
+        Ok(())
+    }
+
+    fn ws() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec!["", "", "", " ", "\n", "\t "])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            scans_whole(text)?;
+        }
+
+        #[test]
+        fn members_with_any_spacing_scan_whole_or_are_refused(
+            members in proptest::collection::vec(
+                (any::<String>(), ws(), ws(), ws(), ws(), prop_oneof![
+                    Just("1".to_string()), Just("[1, {\"a\" : \"b\"}]".to_string()),
+                    any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+                ]),
+                1..5),
+        ) {
+            let text: Vec<String> = members
+                .iter()
+                .map(|(k, a, b, c, d, v)| {
+                    format!("{a}{}{b}:{c}{v}{d}", serde_json::to_string(k).unwrap())
+                })
+                .collect();
+            scans_whole(text.join(","))?;
+        }
     }
 }

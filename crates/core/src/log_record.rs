@@ -396,3 +396,102 @@ mod tests {
         assert!(serde_json::from_str::<LogRecord>(r#"{"ts":1e400}"#).is_err());
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Records are read from whatever clients send: any bytes must give a
+    //! record or an error, never a panic; what is accepted is written back
+    //! as valid JSON that reads back the same.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A JSON value's text: the model's special shapes and arbitrary ones.
+    fn value() -> impl Strategy<Value = String> {
+        let text = any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap());
+        prop_oneof![
+            text.clone(),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<i128>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| serde_json::to_string(&f).unwrap()),
+            Just("null".to_string()),
+            Just("\"2024-02-29T23:59:60.123456789+14:00\"".to_string()),
+            Just("1e400".to_string()),
+            Just("-0.0".to_string()),
+            text.clone().prop_map(|t| format!("{{ \"k\" : {t} }}")),
+            (text.clone(), text).prop_map(|(a, b)| format!("[ {a} , {b} ]")),
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "timestamp",
+                "ts",
+                "time",
+                "message",
+                "msg",
+                "level",
+                "labels"
+            ])
+            .prop_map(|k| k.to_string()),
+            any::<String>(),
+        ]
+        .prop_map(|k| serde_json::to_string(&k).unwrap())
+    }
+
+    fn object() -> impl Strategy<Value = String> {
+        proptest::collection::vec((key(), value()), 0..6).prop_map(|members| {
+            let members: Vec<String> = members.iter().map(|(k, v)| format!("{k} : {v}")).collect();
+            format!("{{ {} }}", members.join(" , "))
+        })
+    }
+
+    /// Parse, write, parse, write: the second writing equals the first.
+    fn settles(text: &[u8]) -> Result<(), TestCaseError> {
+        let Ok(first) = serde_json::from_slice::<LogRecord>(text) else {
+            return Ok(());
+        };
+        let mut once = Vec::new();
+        first.write_json(&mut once).unwrap();
+        // Valid JSON text. (Not `Value`: a number such as `1e400` is valid
+        // JSON that it cannot hold, and fields are passed on as they came.)
+        prop_assert!(serde_json::from_slice::<serde::de::IgnoredAny>(&once).is_ok());
+        prop_assert_eq!(serde_json::to_vec(&first).unwrap(), once.clone());
+        let second: LogRecord = serde_json::from_slice(&once).unwrap();
+        let mut twice = Vec::new();
+        second.write_json(&mut twice).unwrap();
+        prop_assert_eq!(
+            String::from_utf8_lossy(&once),
+            String::from_utf8_lossy(&twice)
+        );
+        prop_assert_eq!(second.fields.iter().count(), first.fields.iter().count());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(384))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..256)) {
+            settles(&data)?;
+        }
+
+        #[test]
+        fn objects_settle_after_one_round_trip(text in object()) {
+            settles(text.as_bytes())?;
+        }
+
+        /// Past the first checks: an object with garbage spliced in.
+        #[test]
+        fn objects_with_garbage_never_panic(
+            text in object(),
+            at in any::<prop::sample::Index>(),
+            garbage in proptest::collection::vec(any::<u8>(), 1..6),
+        ) {
+            let mut bytes = text.into_bytes();
+            let i = at.index(bytes.len());
+            bytes.splice(i..i, garbage);
+            settles(&bytes)?;
+        }
+    }
+}

@@ -309,3 +309,33 @@ mod tests {
         assert!(accepted > 50 && refused > 50, "{accepted} / {refused}");
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! A dispatch request comes from a caller: any bytes are accepted
+    //! exactly when prost would accept them, and an accepted request's
+    //! fields read back as prost reads them.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn arbitrary_bytes_are_accepted_exactly_as_prost_accepts_them(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(0x0Au8), Just(0x12), Just(0x1A), Just(0x22), Just(0x2A),
+                            Just(0x32), Just(0x01), Just(0x80), any::<u8>()],
+                0..64),
+        ) {
+            let decoded = pb::DispatchRequest::decode(&bytes[..]);
+            let scanned = DispatchCall::parse(Bytes::from(bytes.clone()));
+            prop_assert_eq!(decoded.is_ok(), scanned.is_ok(), "{:02x?}", bytes);
+            if let (Ok(d), Ok(s)) = (decoded, scanned) {
+                prop_assert_eq!(s.namespace(), d.namespace.as_str());
+                prop_assert_eq!(s.method(), d.method_name.as_str());
+                let _ = (s.service_name(), s.target(), s.hash_key(), s.len());
+            }
+        }
+    }
+}

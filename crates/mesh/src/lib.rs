@@ -77,6 +77,44 @@ pub mod unary;
 pub mod validator;
 mod wire;
 
+/// The parsers of bytes from peers and callers, for the fuzz targets only.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use bytes::Bytes;
+
+    /// A `DispatchRequest` message as the server scans it: accepted exactly
+    /// when prost accepts it, and then every field reads.
+    pub fn dispatch_request(message: &[u8]) {
+        use prost::Message;
+        let decoded = crate::pb::DispatchRequest::decode(message);
+        let scanned = crate::call::DispatchCall::parse(Bytes::copy_from_slice(message));
+        assert_eq!(decoded.is_ok(), scanned.is_ok(), "{message:02x?}");
+        if let (Ok(d), Ok(s)) = (decoded, scanned) {
+            assert_eq!(s.namespace(), d.namespace);
+            assert_eq!(s.method(), d.method_name);
+            let _ = (s.service_name(), s.target(), s.hash_key(), s.len());
+        }
+    }
+
+    /// A unary response body (prefix and message) as the relay checks it.
+    pub fn serve_reply(frame: &[u8], max: usize) {
+        if let Ok(r) = crate::relay::ServeReply::parse(Bytes::copy_from_slice(frame), max) {
+            let _ = (r.is_ok(), r.is_server_error(), r.message_len());
+        }
+    }
+
+    /// A `grpc-message` value as read from trailers.
+    pub fn grpc_message(value: &[u8]) {
+        let mut headers = http::HeaderMap::new();
+        if let Ok(v) = http::HeaderValue::from_bytes(value) {
+            headers.insert(crate::wire::GRPC_STATUS, v.clone());
+            headers.insert(crate::wire::GRPC_MESSAGE, v);
+            let _ = crate::wire::status_of(&headers);
+        }
+    }
+}
+
 pub use breaker::BreakerConfig;
 pub use config::{HealthConfig, MeshConfig};
 pub use connect::{COLLECTOR_ID, NO_DIALBACK};

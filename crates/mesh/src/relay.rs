@@ -267,3 +267,36 @@ mod tests {
         assert_eq!(&reply.into_frame()[PREFIX..], &serve.encode_to_vec()[..]);
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! A peer's reply frame: any bytes are accepted exactly when prost
+    //! would accept the message, never a panic.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn arbitrary_replies_are_accepted_exactly_as_prost_accepts_them(
+            message in proptest::collection::vec(
+                prop_oneof![Just(0x0Au8), Just(0x12), Just(0x08), Just(0x1A), Just(0x01),
+                            Just(0x80), proptest::arbitrary::any::<u8>()],
+                0..64),
+            raw in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..32),
+        ) {
+            let mut frame = vec![0];
+            frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+            frame.extend_from_slice(&message);
+            let decoded = pb::ServeResponse::decode(&message[..]);
+            let relayed = ServeReply::parse(Bytes::from(frame), 1 << 20);
+            prop_assert_eq!(decoded.is_ok(), relayed.is_ok(), "{:02x?}", message);
+            if let Ok(r) = relayed {
+                prop_assert_eq!(r.message_len(), message.len());
+                let _ = (r.is_ok(), r.is_server_error());
+            }
+            let _ = ServeReply::parse(Bytes::from(raw), 16);
+        }
+    }
+}

@@ -335,3 +335,62 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Frames and status headers come from peers: any bytes give a message,
+    //! a status or an error, never a panic; what is written reads back.
+    use super::*;
+    use crate::pb;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_frames_never_panic(
+            frame in proptest::collection::vec(any::<u8>(), 0..128),
+            max in prop_oneof![Just(0usize), Just(16), Just(usize::MAX)],
+        ) {
+            if let Ok(m) = message_of(&frame, max, "request") {
+                prop_assert_eq!(m.len() + PREFIX, frame.len());
+                prop_assert!(m.len() <= max);
+            }
+            let _ = decode::<pb::ServeRequest>(&frame, max, "request");
+            let _ = declared_len(&frame);
+        }
+
+        #[test]
+        fn requests_round_trip(
+            namespace in any::<String>(),
+            method_name in any::<String>(),
+            max in 0usize..256,
+        ) {
+            let msg = pb::ServeRequest { namespace, method_name, ..Default::default() };
+            match encode(&msg, max, "request") {
+                Ok(frame) => {
+                    prop_assert_eq!(declared_len(&frame), Some(frame.len() - PREFIX));
+                    prop_assert_eq!(decode::<pb::ServeRequest>(&frame, max, "request").unwrap(), msg);
+                }
+                Err(e) => prop_assert!(msg.encoded_len() > max && e.code() == Code::OutOfRange),
+            }
+        }
+
+        #[test]
+        fn status_messages_round_trip_and_any_header_reads(
+            message in any::<String>(),
+            raw in proptest::collection::vec(any::<u8>(), 0..40),
+            code in proptest::collection::vec(any::<u8>(), 0..4),
+        ) {
+            let encoded = percent_encode(&message);
+            prop_assert_eq!(percent_decode(encoded.as_bytes()), message);
+            let _ = percent_decode(&raw);
+            let mut headers = HeaderMap::new();
+            if let (Ok(c), Ok(m)) = (HeaderValue::from_bytes(&code), HeaderValue::from_bytes(&raw)) {
+                headers.insert(GRPC_STATUS, c);
+                headers.insert(GRPC_MESSAGE, m);
+                prop_assert!(status_of(&headers).is_some());
+            }
+        }
+    }
+}

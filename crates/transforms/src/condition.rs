@@ -55,7 +55,12 @@ impl Condition {
     /// Parse a condition; the error says what was expected where.
     pub fn parse(text: &str) -> Result<Self, String> {
         let tokens = lex(text)?;
-        let mut p = Parser { tokens, at: 0 };
+        let mut p = Parser {
+            tokens,
+            at: 0,
+            depth: 0,
+            operators: 0,
+        };
         let c = p.or()?;
         match p.tokens.get(p.at) {
             None => Ok(c),
@@ -159,9 +164,20 @@ fn lex(text: &str) -> Result<Vec<Token>, String> {
     Ok(out)
 }
 
+/// Deepest nesting of parentheses and `not` a condition may have.
+const MAX_NESTING: usize = 64;
+/// Most `and`, `or` and `not` operators a condition may have.
+const MAX_OPERATORS: usize = 1024;
+
+/// Parsing, evaluating and dropping a condition recurse once per level of
+/// its tree, so both bounds keep the tree shallow enough for any thread's
+/// stack (a deeper one aborted the process with a stack overflow).
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// Parentheses and `not`s open at the current token.
+    depth: usize,
+    operators: usize,
 }
 
 impl Parser {
@@ -175,9 +191,30 @@ impl Parser {
         t
     }
 
+    fn operator(&mut self) -> Result<(), String> {
+        self.operators += 1;
+        if self.operators > MAX_OPERATORS {
+            return Err(format!(
+                "more than {MAX_OPERATORS} `and`, `or` and `not` operators: split the condition into several filters"
+            ));
+        }
+        Ok(())
+    }
+
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(format!(
+                "nested deeper than {MAX_NESTING} levels of parentheses and `not`"
+            ));
+        }
+        Ok(())
+    }
+
     fn or(&mut self) -> Result<Condition, String> {
         let mut c = self.and()?;
         while self.peek_word("or") {
+            self.operator()?;
             self.at += 1;
             c = Condition::Or(Box::new(c), Box::new(self.and()?));
         }
@@ -187,6 +224,7 @@ impl Parser {
     fn and(&mut self) -> Result<Condition, String> {
         let mut c = self.not()?;
         while self.peek_word("and") {
+            self.operator()?;
             self.at += 1;
             c = Condition::And(Box::new(c), Box::new(self.not()?));
         }
@@ -195,8 +233,12 @@ impl Parser {
 
     fn not(&mut self) -> Result<Condition, String> {
         if self.peek_word("not") {
+            self.operator()?;
+            self.enter()?;
             self.at += 1;
-            return Ok(Condition::Not(Box::new(self.not()?)));
+            let c = Condition::Not(Box::new(self.not()?));
+            self.depth -= 1;
+            return Ok(c);
         }
         self.atom()
     }
@@ -204,7 +246,9 @@ impl Parser {
     fn atom(&mut self) -> Result<Condition, String> {
         match self.next() {
             Some(Token::Open) => {
+                self.enter()?;
                 let c = self.or()?;
+                self.depth -= 1;
                 match self.next() {
                     Some(Token::Close) => Ok(c),
                     other => Err(format!(
@@ -308,6 +352,26 @@ mod tests {
     }
 
     #[test]
+    fn deeply_nested_conditions_are_refused_not_a_stack_overflow() {
+        // Each `(` or `not` was one more level of recursion, in the parser
+        // and again when the condition was evaluated and dropped: a long
+        // enough config value overflowed the stack and aborted the process.
+        for text in [
+            format!("{}level == 1{}", "(".repeat(100_000), ")".repeat(100_000)),
+            format!("{}level == 1", "not ".repeat(100_000)),
+        ] {
+            let e = Condition::parse(&text).unwrap_err();
+            assert!(e.contains("nested deeper than 64"), "{e}");
+        }
+        // A long chain nests too: `and` builds its tree leftwards.
+        let chain = vec!["level == 1"; 100_000].join(" and ");
+        let e = Condition::parse(&chain).unwrap_err();
+        assert!(e.contains("more than 1024"), "{e}");
+        let fine = format!("{}level == 1{}", "(".repeat(32), ")".repeat(32));
+        assert!(Condition::parse(&fine).is_ok());
+    }
+
+    #[test]
     fn errors_say_what_was_expected() {
         let table = [
             ("", "expected a condition"),
@@ -328,6 +392,99 @@ mod tests {
                 .err()
                 .unwrap_or_else(|| panic!("{text} parsed"));
             assert!(e.contains(expected), "{text}: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod props {
+    //! Conditions are config text: any text parses or is refused with a
+    //! message, never a panic, and what parses evaluates on any record.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn record(message: String, level: String, field: String) -> LogRecord {
+        let mut rec = LogRecord::new(message);
+        rec.level = Some(level);
+        rec.fields
+            .insert_value("user", &serde_json::json!({"name": field}))
+            .unwrap();
+        rec
+    }
+
+    /// Condition-shaped text: the language's own tokens mixed with garbage.
+    fn condition_text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                prop::sample::select(vec![
+                    "level",
+                    "message",
+                    "user.name",
+                    "labels.app",
+                    "exists",
+                    "not",
+                    "and",
+                    "or",
+                    "(",
+                    ")",
+                    "==",
+                    "!=",
+                    "=~",
+                    "!~",
+                    "\"error\"",
+                    "\"^é+$\"",
+                    "\"(\"",
+                    "1e999",
+                    "-0",
+                    "true",
+                    "null",
+                    "\"\\u00e9\"",
+                    "\"",
+                    " ",
+                ])
+                .prop_map(str::to_string),
+                any::<String>(),
+            ],
+            0..12,
+        )
+        .prop_map(|parts| parts.join(" "))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in any::<String>()) {
+            if let Ok(c) = Condition::parse(&text) {
+                c.holds(&LogRecord::new(text));
+            }
+        }
+
+        #[test]
+        fn condition_shaped_text_parses_or_is_refused_and_evaluates(
+            text in condition_text(),
+            message in any::<String>(),
+            level in any::<String>(),
+            field in any::<String>(),
+        ) {
+            match Condition::parse(&text) {
+                Ok(c) => {
+                    c.holds(&record(message, level, field));
+                }
+                Err(e) => prop_assert!(!e.is_empty()),
+            }
+        }
+
+        /// `level == "<any text>"` holds exactly for that level.
+        #[test]
+        fn equality_on_any_text_holds_for_that_text(want in any::<String>(), other in any::<String>()) {
+            let quoted = serde_json::to_string(&want).unwrap();
+            let c = Condition::parse(&format!("level == {quoted}")).unwrap();
+            prop_assert!(c.holds(&record(String::new(), want.clone(), String::new())));
+            prop_assert_eq!(
+                c.holds(&record(String::new(), other.clone(), String::new())),
+                other == want
+            );
         }
     }
 }

@@ -168,3 +168,37 @@ mod tests {
         assert!(Path::parse(" ").is_err());
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Paths are config text: any text parses or is refused; what parses
+    //! can get, set and delete on any record without panicking.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_path_parses_or_is_refused_and_works_on_records(
+            text in prop_oneof![any::<String>(), "[a-zé.]{0,12}", "labels\\.[a-z.]{0,6}"],
+            value in any::<String>(),
+            existing in any::<String>(),
+        ) {
+            let Ok(path) = Path::parse(&text) else {
+                return Ok(());
+            };
+            let mut rec = LogRecord::new("m");
+            rec.fields
+                .insert_value("a", &serde_json::json!({"b": existing, "c": [1, 2]}))
+                .unwrap();
+            let _ = path.get(&rec);
+            path.set(&mut rec, Value::String(value.clone()));
+            prop_assert_eq!(path.get(&rec), Some(Value::String(value)));
+            prop_assert!(path.delete(&mut rec));
+            let mut out = Vec::new();
+            rec.write_json(&mut out).unwrap();
+            prop_assert!(serde_json::from_slice::<serde::de::IgnoredAny>(&out).is_ok());
+        }
+    }
+}

@@ -184,3 +184,52 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! logfmt comes from log lines: any text gives pairs or an error, never
+    //! a panic, and quoted pairs written from any values read back equal.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn quote(v: &str) -> String {
+        let mut out = String::from("\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_text_never_panics(
+            text in prop_oneof![any::<String>(), "[a=\" \\\\é\\t\\n]{0,24}"],
+        ) {
+            let _ = logfmt(&text);
+        }
+
+        #[test]
+        fn quoted_pairs_round_trip(
+            pairs in proptest::collection::vec(
+                ("[^\\s=\"]{1,8}", any::<String>()), 1..6),
+            sep in prop::sample::select(vec![" ", "  ", "\t", " \u{3000} "]),
+        ) {
+            let line: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", quote(v))).collect();
+            let got = logfmt(&line.join(sep)).unwrap();
+            let want: Vec<(String, Value)> = pairs
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}

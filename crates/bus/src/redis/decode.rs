@@ -150,3 +150,67 @@ mod tests {
         assert!(stream_entry(&deleted).unwrap_err().contains("deleted"));
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Stream and list entries are written by other programs: any bytes
+    //! must decode to an event or a poison reason, never a panic.
+    use super::*;
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    fn data_entry(data: Vec<u8>) -> RawEntry {
+        RawEntry {
+            id: StreamId {
+                ms: u64::MAX,
+                seq: 0,
+            },
+            fields: Some(vec![(Bytes::from_static(DATA_FIELD), Bytes::from(data))]),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = json(&data);
+            let _ = stream_entry(&data_entry(data));
+        }
+
+        /// Past the fast path's and the key scan's first checks: an object
+        /// that starts like an exchange (or a record) and then goes wrong.
+        #[test]
+        fn objects_with_garbage_never_panic(
+            http in any::<bool>(),
+            tail in proptest::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'{'), Just(b'}'), Just(b','), Just(b':'),
+                            Just(b'\\'), Just(b'0'), any::<u8>()],
+                0..64),
+        ) {
+            let mut data = if http { br#"{"LogID":"#.to_vec() } else { br#"{"msg":"#.to_vec() };
+            data.extend_from_slice(&tail);
+            let _ = json(&data);
+        }
+
+        /// A record written as JSON (any text, non-ASCII included) reads back
+        /// as the same message and labels, from a stream entry as from a list.
+        #[test]
+        fn log_records_round_trip(
+            message in any::<String>(),
+            labels in proptest::collection::btree_map("[a-z]{1,4}", any::<String>(), 0..3),
+        ) {
+            let mut rec = LogRecord::new(message.clone());
+            rec.labels = labels.clone();
+            let mut data = Vec::new();
+            rec.write_json(&mut data).unwrap();
+            let event = stream_entry(&data_entry(data.clone())).unwrap();
+            let Payload::Log(back) = event.payload else {
+                return Err(TestCaseError::fail("not a log record"));
+            };
+            prop_assert_eq!(back.message.as_deref(), Some(message.as_str()));
+            prop_assert_eq!(&back.labels, &labels);
+            prop_assert_eq!(json(&data).map(|e| matches!(e.payload, Payload::Log(_))), Ok(true));
+        }
+    }
+}

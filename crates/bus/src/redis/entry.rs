@@ -237,3 +237,35 @@ mod tests {
         assert!(read_reply(Value::Nil).unwrap().is_empty());
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Ids and entry lists come from the server: any reply must parse or be
+    //! refused, never panic, and every id reads back as written.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn ids_round_trip_and_any_text_parses_or_is_refused(
+            ms in any::<u64>(),
+            seq in any::<u64>(),
+            text in any::<String>(),
+        ) {
+            let id = StreamId { ms, seq };
+            prop_assert_eq!(id.to_string().parse::<StreamId>(), Ok(id));
+            let _ = text.parse::<StreamId>();
+        }
+
+        #[test]
+        fn arbitrary_replies_never_panic(data in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(v) = redis::parse_redis_value(&data) {
+                let _ = entries(v.clone());
+                let _ = read_reply(v.clone());
+                let _ = autoclaim_reply(v);
+            }
+        }
+    }
+}

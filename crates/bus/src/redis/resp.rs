@@ -148,6 +148,13 @@ impl Walk {
         })
     }
 
+    /// Room to reserve for `n` elements: no more than the rest of the
+    /// reply can hold (every element takes at least 4 bytes, `:0\r\n`), so
+    /// a count that lies costs an error, not an allocation.
+    fn room_for(&self, n: usize) -> usize {
+        n.min(self.frame.len().saturating_sub(self.pos) / 4)
+    }
+
     fn array(&mut self) -> Result<usize, String> {
         match self.next()? {
             Item::Array(n) => Ok(n),
@@ -192,7 +199,7 @@ fn entries_of(frame: Bytes) -> Result<Vec<RawEntry>, String> {
     }
     let _name = w.bulk()?;
     let count = w.array()?;
-    let mut entries = Vec::with_capacity(count);
+    let mut entries = Vec::with_capacity(w.room_for(count));
     for _ in 0..count {
         let parts = w.array()?;
         if parts == 0 {
@@ -205,7 +212,7 @@ fn entries_of(frame: Bytes) -> Result<Vec<RawEntry>, String> {
         let fields = match if parts > 1 { w.next()? } else { Item::Nil } {
             Item::Nil => None,
             Item::Array(n) if n % 2 == 0 => {
-                let mut pairs = Vec::with_capacity(n / 2);
+                let mut pairs = Vec::with_capacity(w.room_for(n) / 2);
                 for _ in 0..n / 2 {
                     pairs.push((w.bulk()?, w.bulk()?));
                 }
@@ -280,6 +287,18 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_claiming_more_entries_than_it_holds_is_an_error_not_an_allocation() {
+        // Counts are read before the elements: a reply (or a bug upstream)
+        // claiming 10^17 entries or fields must not reserve room for them.
+        for reply in [
+            &b"*1\r\n*2\r\n$1\r\ns\r\n*999999999999999999\r\n"[..],
+            b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*999999999999999998\r\n",
+        ] {
+            assert!(read_reply(Bytes::from_static(reply)).is_err());
+        }
+    }
+
+    #[test]
     fn malformed_replies_are_errors() {
         let mut scan = FrameScan::default();
         assert!(scan.scan(b"?\r\n").is_err());
@@ -293,5 +312,109 @@ mod tests {
             b"*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*1\r\n$1\r\na\r\n"
         ))
         .is_err());
+    }
+}
+
+#[cfg(test)]
+mod props {
+    //! Replies come off a socket: any bytes must scan and walk to a length,
+    //! `None` or an error, never a panic; real replies come back entry for
+    //! entry, however they arrive.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bulk(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
+        out.extend_from_slice(b);
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// The `XREADGROUP` reply Redis would send for `entries`.
+    fn encode(stream: &[u8], entries: &[RawEntry]) -> Vec<u8> {
+        let mut out = b"*1\r\n*2\r\n".to_vec();
+        bulk(&mut out, stream);
+        out.extend_from_slice(format!("*{}\r\n", entries.len()).as_bytes());
+        for e in entries {
+            out.extend_from_slice(b"*2\r\n");
+            bulk(&mut out, e.id.to_string().as_bytes());
+            match &e.fields {
+                None => out.extend_from_slice(b"*-1\r\n"),
+                Some(pairs) => {
+                    out.extend_from_slice(format!("*{}\r\n", pairs.len() * 2).as_bytes());
+                    for (k, v) in pairs {
+                        bulk(&mut out, k);
+                        bulk(&mut out, v);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn bytes() -> impl Strategy<Value = Bytes> {
+        proptest::collection::vec(any::<u8>(), 0..24).prop_map(Bytes::from)
+    }
+
+    fn entry() -> impl Strategy<Value = RawEntry> {
+        (
+            any::<u64>(),
+            any::<u64>(),
+            proptest::option::of(proptest::collection::vec((bytes(), bytes()), 0..4)),
+        )
+            .prop_map(|(ms, seq, fields)| RawEntry {
+                id: StreamId { ms, seq },
+                fields,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut scan = FrameScan::default();
+            if let Ok(Some(len)) = scan.scan(&data) {
+                prop_assert!(len <= data.len());
+            }
+            let _ = read_reply(Bytes::from(data));
+        }
+
+        /// A real reply with bytes replaced or counts damaged: still no panic.
+        #[test]
+        fn damaged_replies_never_panic(
+            entries in proptest::collection::vec(entry(), 0..4),
+            at in any::<prop::sample::Index>(),
+            with in proptest::collection::vec(
+                prop_oneof![Just(b'*'), Just(b'$'), Just(b'-'), Just(b'9'), Just(b'\r'), Just(b'\n'), any::<u8>()],
+                1..24),
+        ) {
+            let mut reply = encode(b"s", &entries);
+            let i = at.index(reply.len());
+            reply.splice(i..(i + 1).min(reply.len()), with);
+            let mut scan = FrameScan::default();
+            if let Ok(Some(len)) = scan.scan(&reply) {
+                prop_assert!(len <= reply.len());
+                let _ = read_reply(Bytes::copy_from_slice(&reply[..len]));
+            }
+            let _ = read_reply(Bytes::from(reply));
+        }
+
+        /// Encode → scan (from every prefix) → walk gives back the entries,
+        /// the same as the redis crate's value parser does.
+        #[test]
+        fn replies_round_trip(
+            stream in proptest::collection::vec(any::<u8>(), 0..12),
+            entries in proptest::collection::vec(entry(), 0..5),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let reply = encode(&stream, &entries);
+            let mut scan = FrameScan::default();
+            prop_assert_eq!(scan.scan(&reply[..cut.index(reply.len())]), Ok(None));
+            prop_assert_eq!(scan.scan(&reply), Ok(Some(reply.len())));
+            let got = read_reply(Bytes::from(reply.clone())).unwrap();
+            prop_assert_eq!(&got, &entries);
+            let value = redis::parse_redis_value(&reply).unwrap();
+            prop_assert_eq!(super::super::entry::read_reply(value).unwrap(), entries);
+        }
     }
 }

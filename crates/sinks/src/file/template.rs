@@ -237,3 +237,72 @@ mod tests {
         assert!(PathTemplate::parse("./a/b.log").is_ok());
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Templates come from the config and label values from events: any
+    //! template parses or is refused, and any label values render a path
+    //! that stays below the base directory.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn stamp() -> Stamp {
+        Stamp {
+            date: "2024-02-29".into(),
+            hour: "23".into(),
+        }
+    }
+
+    /// Values that try to escape: dots, separators, NUL, controls, long text.
+    fn label_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec!["", ".", "..", "/", "\\", "\0", "../..", "a/../../b"])
+                .prop_map(str::to_string),
+            "[./\\\\\\x00\\n]{0,6}",
+            any::<String>(),
+            ".{120,140}",
+        ]
+    }
+
+    fn template() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                prop::sample::select(vec![
+                    "{a}", "{b}", "{date}", "{hour}", "/", ".", "..", "x", "{", "}", "{{", "é",
+                ])
+                .prop_map(str::to_string),
+                any::<String>(),
+            ],
+            0..6,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_template_and_labels_render_below_the_base(
+            text in template(),
+            a in label_value(),
+            b in label_value(),
+        ) {
+            let Ok(t) = PathTemplate::parse(&text) else {
+                return Ok(());
+            };
+            let labels = BTreeMap::from([("a".to_string(), a), ("b".to_string(), b)]);
+            let mut out = String::new();
+            t.render(Some(&labels), &stamp(), &mut out);
+            prop_assert_eq!(check_relative(&out), Ok(()), "{:?} rendered {:?}", text, out);
+        }
+
+        #[test]
+        fn sanitized_values_are_one_bounded_component(value in any::<String>()) {
+            let mut out = String::new();
+            sanitize(&value, &mut out);
+            prop_assert!(!out.is_empty() && out != "." && out != "..");
+            prop_assert!(!out.contains(['/', '\\', '\0']));
+            prop_assert!(out.len() <= MAX_VALUE_BYTES);
+        }
+    }
+}

@@ -128,3 +128,36 @@ mod tests {
         assert_eq!(retry_after(&h), None);
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Error replies are whatever the far side sends: any body gives a
+    //! one-line, bounded message, and the class follows the status alone.
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_reply_gives_a_bounded_one_line_error(
+            status in 100u16..1000,
+            body in proptest::collection::vec(any::<u8>(), 0..600),
+        ) {
+            let e = classify_status("svc", status, None, &body);
+            prop_assert_eq!(e.kind == switchyard_core::SinkErrorKind::Transient, is_transient(status));
+            prop_assert!(!e.message.contains(['\n', '\r']));
+            // Each cut byte may become a 3-byte replacement character.
+            prop_assert!(e.message.len() <= 40 + 3 * BODY_EXCERPT);
+        }
+
+        #[test]
+        fn any_retry_after_value_is_read_or_ignored(value in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = reqwest::header::HeaderValue::from_bytes(&value) {
+                headers.insert(RETRY_AFTER, v);
+            }
+            let _ = retry_after(&headers);
+        }
+    }
+}

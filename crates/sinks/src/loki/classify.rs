@@ -99,3 +99,29 @@ mod tests {
         assert!(classify(401, None, b"no org id").message.contains("tenant"));
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Loki's reply text is read for causes: any body, any status, no panic,
+    //! and a cause never changes the class the status gives.
+    use super::*;
+    use crate::http_common::classify::is_transient;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_reply_is_classified_by_its_status(
+            status in prop_oneof![Just(400u16), Just(429), 100u16..1000],
+            body in proptest::collection::vec(any::<u8>(), 0..400),
+            known in prop::sample::select(vec!["", "entry out of order", "too old", "İLABEL", "stream"]),
+        ) {
+            let mut body = body;
+            body.extend_from_slice(known.as_bytes());
+            let e = classify(status, None, &body);
+            prop_assert_eq!(e.kind == switchyard_core::SinkErrorKind::Transient, is_transient(status));
+            prop_assert!(e.message.starts_with("loki answered HTTP"));
+        }
+    }
+}

@@ -332,3 +332,68 @@ mod tests {
         assert_eq!(t.render(&record("{}"))[0].1, "{y}");
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Label specs come from the config and values from events: any spec
+    //! parses or is refused, and what renders is sorted, valid and bounded.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn spec() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                prop::sample::select(vec![
+                    "app=",
+                    "{app}",
+                    "{level}",
+                    "{labels.x}",
+                    "{a.b}",
+                    ",",
+                    "=",
+                    "{",
+                    "}",
+                    "{{",
+                    "}}",
+                    "__x=",
+                    "9z=",
+                    "é=",
+                    " ",
+                ])
+                .prop_map(str::to_string),
+                any::<String>(),
+            ],
+            0..8,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn any_spec_parses_or_is_refused_and_renders_valid_labels(
+            text in spec(),
+            message in any::<String>(),
+            app in any::<String>(),
+            field in any::<String>(),
+        ) {
+            let Ok(t) = LabelTemplate::parse(&text) else {
+                return Ok(());
+            };
+            let mut rec = LogRecord::new(message);
+            rec.labels.insert("app".into(), app.repeat(3));
+            rec.fields.insert_value("a", &serde_json::json!({"b": field})).unwrap();
+            let event = Event::from(rec);
+            let got = t.render(&event);
+            for pair in got.windows(2) {
+                prop_assert!(pair[0].0 < pair[1].0);
+            }
+            for (name, value) in &got {
+                prop_assert!(labels::is_valid_name(name), "{:?}", name);
+                prop_assert!(!value.is_empty());
+                prop_assert!(value.len() <= labels::MAX_VALUE_BYTES);
+            }
+        }
+    }
+}

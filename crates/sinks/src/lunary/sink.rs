@@ -197,3 +197,49 @@ mod tests {
         assert!(failed_runs(b"not json").is_empty());
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Lunary's batch reply says which runs failed: any body reads as a set
+    //! of failures (empty when unreadable), never a panic, and only runs the
+    //! reply marked unsuccessful for a reason other than a duplicate appear.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn result() -> impl Strategy<Value = Value> {
+        (
+            proptest::option::of(any::<String>()),
+            proptest::option::of(any::<bool>()),
+            prop_oneof![
+                Just(Value::Null),
+                any::<String>().prop_map(Value::String),
+                Just(serde_json::json!("Run already EXISTS")),
+                Just(serde_json::json!({"code": "é"})),
+            ],
+        )
+            .prop_map(|(id, success, error)| {
+                serde_json::json!({"id": id, "success": success, "error": error})
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = failed_runs(&body);
+        }
+
+        #[test]
+        fn only_unsuccessful_non_duplicate_runs_fail(
+            results in proptest::collection::vec(result(), 0..6),
+        ) {
+            let body = serde_json::to_vec(&serde_json::json!({"results": results})).unwrap();
+            let failed = failed_runs(&body);
+            for (id, message) in &failed {
+                prop_assert!(!is_duplicate(message));
+                prop_assert!(results.iter().any(|r| r["id"] == **id && r["success"] == false));
+            }
+        }
+    }
+}

@@ -148,7 +148,9 @@ impl LineBuf {
                     self.bytes.clear();
                     data = &data[nl + 1..];
                 }
-                _ if data.len() < room => {
+                // A chunk that exactly fills the line is kept: whether it
+                // is cut depends on the next byte, which may come later.
+                _ if data.len() <= room => {
                     self.bytes.extend_from_slice(data);
                     data = &[];
                 }
@@ -225,6 +227,22 @@ mod tests {
     }
 
     #[test]
+    fn a_line_of_exactly_max_line_bytes_is_not_cut_when_its_newline_comes_later() {
+        // Found by the split property: the line filled the buffer in one
+        // chunk and was cut there (plus an empty line for the newline that
+        // followed), although in one chunk it was a whole line.
+        let whole = decode(&mut Decoder::new(false, 3), &[b"abc\n"]);
+        let split = decode(&mut Decoder::new(false, 3), &[b"abc", b"\n"]);
+        assert_eq!(whole, [(Output::Stdout, "abc".into())]);
+        assert_eq!(split, whole);
+        let mut d = Decoder::new(false, 1);
+        assert_eq!(d.feed(b"\r", &mut |_, _| {}), Ok(0));
+        let mut got = Vec::new();
+        assert_eq!(d.feed(b"\n", &mut |_, l| got.push(l.to_vec())), Ok(0));
+        assert_eq!(got, [Vec::<u8>::new()]);
+    }
+
+    #[test]
     fn unknown_stream_types_and_huge_frames_are_refused() {
         let mut d = Decoder::new(true, 16);
         assert!(d.feed(&frame(7, "x"), &mut |_, _| {}).is_err());
@@ -232,5 +250,100 @@ mod tests {
         let huge = [1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
         let err = d.feed(&huge, &mut |_, _| {}).unwrap_err();
         assert!(err.0.contains("limit"), "{err:?}");
+    }
+}
+
+#[cfg(test)]
+mod props {
+    //! The log stream comes from the Engine in chunks that know nothing of
+    //! frames or lines: whatever the bytes and wherever they are split, the
+    //! decoder must not panic, must hold at most one line per output, and
+    //! must give the same lines (and cut count) as from one chunk.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Everything one decoder gives: the lines, then the cut count, or the
+    /// error that stopped it.
+    type Run = (Vec<(Output, Vec<u8>)>, Result<u64, BadFrame>);
+
+    /// Feed `stream` cut at `splits` (positions, any order, clamped).
+    fn run(multiplexed: bool, max_line: usize, stream: &[u8], splits: &[usize]) -> Run {
+        let mut cuts: Vec<usize> = splits.iter().map(|s| s % (stream.len() + 1)).collect();
+        cuts.push(0);
+        cuts.push(stream.len());
+        cuts.sort_unstable();
+        let mut d = Decoder::new(multiplexed, max_line);
+        let mut lines = Vec::new();
+        let mut cut = 0;
+        for w in cuts.windows(2) {
+            let r = d.feed(&stream[w[0]..w[1]], &mut |o, l| lines.push((o, l.to_vec())));
+            assert!(d.stdout.bytes.len() <= max_line.max(1));
+            assert!(d.stderr.bytes.len() <= max_line.max(1));
+            match r {
+                Ok(n) => cut += n,
+                Err(e) => return (lines, Err(e)),
+            }
+        }
+        (lines, Ok(cut))
+    }
+
+    /// Frames of type 1 or 2 around arbitrary payloads (newlines, `\r`,
+    /// non-UTF-8 bytes included).
+    fn frames() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            (
+                1u8..=2,
+                proptest::collection::vec(
+                    prop_oneof![Just(b'\n'), Just(b'\r'), any::<u8>()],
+                    0..40,
+                ),
+            ),
+            0..8,
+        )
+        .prop_map(|fs| {
+            let mut out = Vec::new();
+            for (kind, payload) in fs {
+                out.extend_from_slice(&[kind, 0, 0, 0]);
+                out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+                out.extend_from_slice(&payload);
+            }
+            out
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_in_arbitrary_chunks_never_panic(
+            stream in proptest::collection::vec(any::<u8>(), 0..256),
+            splits in proptest::collection::vec(any::<usize>(), 0..8),
+            multiplexed in any::<bool>(),
+            max_line in 0usize..64,
+        ) {
+            let _ = run(multiplexed, max_line, &stream, &splits);
+        }
+
+        #[test]
+        fn valid_frames_decode_the_same_however_split(
+            stream in frames(),
+            splits in proptest::collection::vec(any::<usize>(), 0..8),
+            max_line in 1usize..24,
+        ) {
+            let whole = run(true, max_line, &stream, &[]);
+            prop_assert!(whole.1.is_ok());
+            prop_assert_eq!(run(true, max_line, &stream, &splits), whole);
+        }
+
+        #[test]
+        fn raw_text_decodes_the_same_however_split(
+            stream in proptest::collection::vec(
+                prop_oneof![Just(b'\n'), Just(b'\r'), any::<u8>()], 0..200),
+            splits in proptest::collection::vec(any::<usize>(), 0..8),
+            max_line in 1usize..24,
+        ) {
+            let whole = run(false, max_line, &stream, &[]);
+            prop_assert_eq!(run(false, max_line, &stream, &splits), whole);
+        }
     }
 }

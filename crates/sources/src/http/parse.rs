@@ -178,3 +178,92 @@ mod tests {
         assert!(e.message.contains("UTF-8"), "{e:?}");
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Ingest bodies come from the network: any bytes must give items or an
+    //! error, never a panic, and a batch is taken whole or not at all.
+    use super::*;
+    use proptest::prelude::*;
+    use switchyard_core::{HttpExchange, LogRecord};
+
+    /// A JSON string with arbitrary text (non-ASCII, controls, quotes).
+    fn json_text() -> impl Strategy<Value = String> {
+        any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap())
+    }
+
+    /// A valid log-record line: `{"msg": <text>, "labels": {<text>: <text>}}`.
+    fn record_line() -> impl Strategy<Value = String> {
+        (json_text(), json_text(), json_text())
+            .prop_map(|(m, k, v)| format!("{{\"msg\":{m},\"labels\":{{{k}:{v}}}}}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..512),
+            ndjson in any::<bool>(),
+        ) {
+            let _ = parse_batch::<LogRecord>(&body, ndjson);
+            let _ = parse_batch::<HttpExchange>(&body, ndjson);
+            let _ = parse_batch::<serde_json::Value>(&body, ndjson);
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(body in any::<String>(), ndjson in any::<bool>()) {
+            let _ = parse_batch::<LogRecord>(body.as_bytes(), ndjson);
+            let _ = parse_batch::<HttpExchange>(body.as_bytes(), ndjson);
+        }
+
+        /// NDJSON of good lines is taken whole; one line made bad (garbage
+        /// inserted at any byte) fails the whole body and names that line.
+        #[test]
+        fn ndjson_is_all_or_nothing(
+            lines in proptest::collection::vec(record_line(), 1..6),
+            bad in any::<prop::sample::Index>(),
+            at in any::<prop::sample::Index>(),
+            garbage in "[^\n]{1,4}",
+        ) {
+            let body = lines.join("\n");
+            let all: Vec<LogRecord> = parse_batch(body.as_bytes(), true).unwrap();
+            prop_assert_eq!(all.len(), lines.len());
+
+            let i = bad.index(lines.len());
+            let line = &lines[i];
+            // Insert at a char boundary so the body stays UTF-8.
+            let cut = line
+                .char_indices()
+                .map(|(b, _)| b)
+                .nth(at.index(line.chars().count()))
+                .unwrap_or(line.len());
+            let broken = format!("{}{garbage}{}", &line[..cut], &line[cut..]);
+            if serde_json::from_str::<LogRecord>(&broken).is_ok() {
+                return Ok(()); // the insertion happened to stay valid
+            }
+            let mut damaged = lines.clone();
+            damaged[i] = broken;
+            let e = parse_batch::<LogRecord>(damaged.join("\n").as_bytes(), true).unwrap_err();
+            prop_assert_eq!(e.line, Some(i + 1), "{:?}", e);
+            prop_assert!(serde_json::to_string(&e.to_json()).is_ok());
+        }
+
+        /// An array with one bad element fails whole and names its index.
+        #[test]
+        fn array_is_all_or_nothing(
+            lines in proptest::collection::vec(record_line(), 1..6),
+            bad in any::<prop::sample::Index>(),
+        ) {
+            let body = format!("[{}]", lines.join(","));
+            let all: Vec<LogRecord> = parse_batch(body.as_bytes(), false).unwrap();
+            prop_assert_eq!(all.len(), lines.len());
+            let i = bad.index(lines.len());
+            let mut damaged = lines.clone();
+            damaged[i] = r#"{"labels":{"k":1}}"#.to_string();
+            let body = format!("[{}]", damaged.join(","));
+            let e = parse_batch::<LogRecord>(body.as_bytes(), false).unwrap_err();
+            prop_assert_eq!(e.index, Some(i), "{:?}", e);
+        }
+    }
+}

@@ -713,4 +713,62 @@ sinks:
         );
         assert!(errors(&good).is_empty(), "{:?}", errors(&good));
     }
+
+    mod props {
+        //! Config text is typed by people: any text, and the good config
+        //! with anything inserted anywhere, is accepted or refused with
+        //! messages, never a panic.
+        use super::*;
+        use proptest::prelude::*;
+
+        fn messages_or_nothing(text: &str) -> Result<(), TestCaseError> {
+            if let Err(errors) = check(text, |_| None, &switchyard_sinks::builtin()) {
+                prop_assert!(!errors.is_empty());
+                for e in &errors {
+                    prop_assert!(!e.to_string().is_empty());
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            #[test]
+            fn arbitrary_text_never_panics(
+                bytes in proptest::collection::vec(any::<u8>(), 0..256),
+            ) {
+                messages_or_nothing(&String::from_utf8_lossy(&bytes))?;
+            }
+
+            #[test]
+            fn the_good_config_with_anything_inserted_never_panics(
+                inserts in proptest::collection::vec(
+                    (
+                        any::<prop::sample::Index>(),
+                        prop_oneof![
+                            prop::sample::select(vec![
+                                ":", "-", "[", "]", "{", "}", "\n", "  ", "'", "\"", "$", "${",
+                                "}", "&a", "*a", "!!", "#", "\t", "é", "\u{0}", "\u{feff}",
+                            ])
+                            .prop_map(str::to_string),
+                            any::<String>(),
+                        ],
+                    ),
+                    1..4,
+                ),
+            ) {
+                let mut text = GOOD.to_string();
+                for (at, what) in inserts {
+                    let boundaries: Vec<usize> = text
+                        .char_indices()
+                        .map(|(i, _)| i)
+                        .chain([text.len()])
+                        .collect();
+                    text.insert_str(boundaries[at.index(boundaries.len())], &what);
+                }
+                messages_or_nothing(&text)?;
+            }
+        }
+    }
 }
