@@ -1,7 +1,7 @@
 //! `switchyard run --config FILE` and `switchyard validate --config FILE`.
 
 use super::admin::{self, AdminState, SinkView};
-use super::schema::{FileSource, HttpSource, NetSource, ReadFrom, SourceConfig};
+use super::schema::{HttpSource, NetSource, SourceConfig};
 use super::validate::{check, Checked};
 use anyhow::Context;
 use clap::Args;
@@ -15,6 +15,7 @@ use switchyard_engine::metrics::Metrics;
 use switchyard_engine::supervise::{supervise, Health};
 use switchyard_engine::topology::{Observers, Pipeline, Shape, SinkNode, TransformNode};
 use switchyard_engine::{IntakeSender, Pipeline as SinkPolicy};
+use switchyard_sources::file_tail::TailSource;
 use switchyard_sources::http::{IngestConfig, IngestCounters, IngestLimits};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -436,14 +437,12 @@ async fn start_source(
             )))
         }
         SourceConfig::File(f) => {
-            let args = tail_args(&f);
-            match crate::tail::start(&args, tx, health, name)? {
-                Some(t) => {
-                    crate::tail::report_discards(&t, metrics, name);
-                    Running::Tail(t)
-                }
-                None => anyhow::bail!("include: at least one glob is required"),
-            }
+            let runtime = tokio::runtime::Handle::current();
+            let task = Some(health.register(name));
+            let t = TailSource::spawn_supervised(f.tail_config(), tx, runtime, task)
+                .map_err(anyhow::Error::msg)?;
+            crate::tail::report_discards(&t, metrics, name);
+            Running::Tail(t)
         }
         SourceConfig::Tcp(n) => net(name, n, tx, health, |a, n| a.tcp = Some(n)).await?,
         SourceConfig::Udp(n) => net(name, n, tx, health, |a, n| a.udp = Some(n)).await?,
@@ -460,23 +459,6 @@ async fn start_source(
             sources.report_discards(metrics, Some(name));
         }
     })
-}
-
-/// The file source's settings as the tail's flags.
-pub(super) fn tail_args(f: &FileSource) -> crate::tail::TailArgs {
-    crate::tail::TailArgs {
-        globs: f.include.clone(),
-        state_dir: f.state_dir.clone(),
-        tail_from: match f.read_from {
-            ReadFrom::Head => "head".into(),
-            ReadFrom::Tail => "tail".into(),
-        },
-        tail_json: f.json,
-        tail_partial_timeout: f.partial_line_timeout,
-        tail_multiline_start: f.multiline.as_ref().map(|m| m.start.clone()),
-        tail_multiline_max_lines: f.multiline.as_ref().map_or(500, |m| m.max_lines),
-        tail_multiline_max_bytes: f.multiline.as_ref().map_or(262_144, |m| m.max_bytes),
-    }
 }
 
 async fn net(

@@ -160,6 +160,26 @@ pub struct FileSource {
     pub queue_size: usize,
 }
 
+impl FileSource {
+    /// The tail's settings, as `run` starts it and `validate` checks it.
+    pub fn tail_config(&self) -> switchyard_sources::file_tail::TailConfig {
+        use switchyard_sources::file_tail::{MultilineConfig, ReadFrom as From, TailConfig};
+        let mut config = TailConfig::new(self.include.clone(), self.state_dir.clone());
+        config.read_from = match self.read_from {
+            ReadFrom::Head => From::Head,
+            ReadFrom::Tail => From::Tail,
+        };
+        config.parse_json = self.json;
+        config.partial_line_timeout = self.partial_line_timeout;
+        config.multiline = self.multiline.as_ref().map(|m| MultilineConfig {
+            max_lines: m.max_lines,
+            max_bytes: m.max_bytes,
+            ..MultilineConfig::new(m.start.clone())
+        });
+        config
+    }
+}
+
 /// Multiline joining of a file source.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

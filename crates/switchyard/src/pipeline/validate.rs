@@ -378,7 +378,7 @@ impl Checker<'_> {
     /// The tail's own checks (glob and multiline patterns, bounds), placed
     /// at the setting the message names.
     fn file_source(&mut self, name: &str, f: &FileSource) {
-        let Err(message) = crate::tail::config(&super::run::tail_args(f)).check() else {
+        let Err(message) = f.tail_config().check() else {
             return;
         };
         let message = message.strip_prefix("file tail: ").unwrap_or(&message);
