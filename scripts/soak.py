@@ -37,9 +37,13 @@ import time
 TOKEN = re.compile(r"sk([htsu])(\d+)z")
 
 # The sink's failure pattern, in seconds of its own clock: healthy, then a
-# burst of failures, repeating.
-HEALTHY_S = 20
-BURST_S = 10
+# burst of failures, repeating. A 33 s cycle against kills every 60 s puts
+# each kill at a different point of the cycle.
+HEALTHY_S = 22
+BURST_S = 11
+
+# Every process the driver started, so that an interrupted run leaves none behind.
+CHILDREN = []
 
 
 # ---------------------------------------------------------------- the sink
@@ -162,6 +166,7 @@ class Dispatcher:
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
         self.proc = subprocess.Popen([self.binary, "dispatcher", *self.args],
                                      stdout=log, stderr=log, env=env)
+        CHILDREN.append(self.proc)
         log.close()
         self.starts += 1
         # Up once /health answers (bounded: a dispatcher that does not come up
@@ -373,9 +378,14 @@ def main(seconds, kill_every):
     if not os.access(binary, os.X_OK):
         sys.exit(f"soak: no dispatcher binary at {binary}: build it with `cargo build --release` or set SWITCHYARD")
     work = tempfile.mkdtemp(prefix="soak.")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("soak: interrupted"))
     try:
         return run(binary, work, seconds, kill_every)
     finally:
+        for child in CHILDREN:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
         if os.environ.get("SOAK_KEEP"):
             print(f"kept: {work}")
         else:
@@ -395,6 +405,7 @@ def run(binary, work, seconds, kill_every):
 
     sink = subprocess.Popen([sys.executable, os.path.abspath(__file__), "sink", str(sink_port), delivered_path,
                              ctl_path], stderr=open(os.path.join(work, "sink.log"), "w"))
+    CHILDREN.append(sink)
     args = [
         "--listen", f"{listen[0]}:{listen[1]}",
         "--buffer-type", "disk", "--buffer-dir", os.path.join(work, "buffer"),
@@ -440,7 +451,7 @@ def run(binary, work, seconds, kill_every):
     kills, kill_times = 0, []
     end = t0 + seconds
     next_kill = t0 + kill_every if kill_every > 0 else float("inf")
-    print(f"soak: {seconds} s, SIGKILL every {kill_every or 'never'} s; sink {HEALTHY_S} s healthy / {BURST_S} s failing",
+    print(f"soak: {seconds} s, " + (f"SIGKILL every {kill_every} s" if kill_every else "no SIGKILL") + f"; sink {HEALTHY_S} s healthy / {BURST_S} s failing",
           flush=True)
     last_report = t0
     while time.monotonic() < end:
