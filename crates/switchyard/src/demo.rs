@@ -5,6 +5,7 @@ use clap::Args;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use switchyard_engine::supervise::{supervise, Health};
 use switchyard_engine::IntakeSender;
 use switchyard_sources::demo::{run, DemoConfig, DemoCounters, DemoKind};
 use tokio::sync::watch;
@@ -37,7 +38,9 @@ pub struct DemoSource {
 
 impl DemoSource {
     /// Start generating, if `--demo` was given.
-    pub fn start(args: &DemoArgs, intake: &IntakeSender) -> Option<Self> {
+    /// A panic in the generator is logged, counted on `health` and followed
+    /// by a restart (see [`supervise`]).
+    pub fn start(args: &DemoArgs, intake: &IntakeSender, health: &Health) -> Option<Self> {
         let kind = args.kind?;
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(DemoCounters::default());
@@ -47,7 +50,23 @@ impl DemoSource {
             count: args.demo_count,
             seed: args.demo_seed,
         };
-        let task = tokio::spawn(run(config, intake.clone(), counters.clone(), stop_rx));
+        let (intake, made, stopping) = (intake.clone(), counters.clone(), stop_rx.clone());
+        let attempt = move || {
+            let mut config = config.clone();
+            // After a failure, only what is left of `--demo-count`.
+            config.count = config
+                .count
+                .map(|n| n.saturating_sub(made.events.load(Relaxed)));
+            let (intake, made, mut stop) = (intake.clone(), made.clone(), stopping.clone());
+            async move {
+                run(config, intake, made, stop.clone()).await;
+                // Done with `--demo-count`: idle until asked to stop, so the
+                // supervisor sees no early end.
+                let _ = stop.wait_for(|s| *s).await;
+                Ok(())
+            }
+        };
+        let task = tokio::spawn(supervise(health.register("demo"), stop_rx, attempt));
         Some(Self {
             stop,
             task,

@@ -181,7 +181,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     let tail = crate::tail::start(&args.tail, tx.clone(), &health, "tail")?;
     let net = crate::net::NetSources::start(&args.net, &tx, &health, None).await?;
     let net_stats = net.stats_fn();
-    let demo = crate::demo::DemoSource::start(&args.demo, &tx);
+    let demo = crate::demo::DemoSource::start(&args.demo, &tx, &health);
     let docker = crate::docker::start(&args.docker, &args.tail.state_dir, tx.clone())?;
     let docker_counters = docker.as_ref().map(|d| d.counters());
     let demo_stats = demo.as_ref().map(|d| d.stats_fn());
