@@ -1,5 +1,6 @@
 //! Error replies from Loki and the HTTP sinks: any status and body give a
-//! one-line error whose class the status alone decides.
+//! one-line error whose class the status alone decides. Lunary's: its batch
+//! results and its own answers (key, payload) never panic, and are one line.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -18,4 +19,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(e.kind == SinkErrorKind::Transient, is_transient(status));
         assert!(!e.message.contains('\n'));
     }
+    let lunary = switchyard_sinks::lunary::fuzzing::classify(status, None, body);
+    assert!(!lunary.message.contains('\n'));
+    if !is_transient(status) {
+        assert_eq!(lunary.kind, SinkErrorKind::Permanent);
+    }
+    let _ = switchyard_sinks::lunary::fuzzing::failed_runs(body);
 });

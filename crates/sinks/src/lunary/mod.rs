@@ -21,4 +21,15 @@ mod encode;
 mod sink;
 
 pub use config::{LunaryConfig, DEFAULT_ENDPOINT};
+
+/// Lunary's reply parsing, for the fuzz targets only.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Runs a batch reply names as failed (duplicates excluded).
+    pub fn failed_runs(body: &[u8]) -> usize {
+        super::sink::failed_runs(body).len()
+    }
+    pub use super::classify::classify;
+}
 pub use sink::LunarySink;

@@ -134,7 +134,7 @@ struct RunResult {
 /// Runs that failed for a reason other than already existing, with the
 /// reason. A reply without readable results means everything was taken (the
 /// request itself succeeded).
-fn failed_runs(body: &[u8]) -> HashMap<String, String> {
+pub(crate) fn failed_runs(body: &[u8]) -> HashMap<String, String> {
     let Ok(results) = serde_json::from_slice::<Results>(body) else {
         return HashMap::new();
     };
