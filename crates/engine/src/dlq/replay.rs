@@ -214,36 +214,25 @@ mod tests {
             .append("http", &[LogRecord::new("x").into()], &failure)
             .unwrap();
         let rate = RateLimitLayer::new(None, Arc::new(DeliveryStats::default()));
-        let down = Failing(SinkError::transient("HTTP 503: down for maintenance"));
-        let summary = replay(
-            &dlq,
-            &down,
-            &rate,
-            &ids,
-            10,
-            Duration::from_secs(5),
-            |_, _| {},
-        )
-        .await
-        .unwrap();
+        let once = |sink: Failing| {
+            let (dlq, rate, ids) = (&dlq, &rate, &ids);
+            async move {
+                replay(dlq, &sink, rate, ids, 10, Duration::from_secs(5), |_, _| {})
+                    .await
+                    .unwrap()
+            }
+        };
+        let summary = once(Failing(SinkError::transient(
+            "HTTP 503: down for maintenance",
+        )))
+        .await;
         assert_eq!((summary.replayed, summary.failed), (0, 1));
         let listed = &dlq.list()[0];
         assert_eq!(listed.error_kind, FailureKind::RetriesExhausted);
         assert!(listed.error.contains("503"), "{}", listed.error);
         assert_eq!(listed.attempts, 2);
 
-        let refused = Failing(SinkError::permanent("HTTP 422: no"));
-        replay(
-            &dlq,
-            &refused,
-            &rate,
-            &ids,
-            10,
-            Duration::from_secs(5),
-            |_, _| {},
-        )
-        .await
-        .unwrap();
+        once(Failing(SinkError::permanent("HTTP 422: no"))).await;
         assert_eq!(dlq.list()[0].error_kind, FailureKind::Permanent);
     }
 }
