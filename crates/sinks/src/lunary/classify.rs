@@ -71,4 +71,20 @@ mod tests {
         assert_eq!(classify(429, None, b"").kind, Transient);
         assert_eq!(classify(400, None, b"bad").kind, Permanent);
     }
+
+    proptest::proptest! {
+        /// Any status and body bytes (invalid UTF-8 included): one line,
+        /// and never retried where the shared classes would not retry.
+        #[test]
+        fn any_reply_gives_one_line_and_no_extra_retries(
+            status in 100u16..1000,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+        ) {
+            let e = classify(status, None, &body);
+            proptest::prop_assert!(!e.message.contains('\n'));
+            if !crate::http_common::classify::is_transient(status) {
+                proptest::prop_assert_eq!(e.kind, Permanent);
+            }
+        }
+    }
 }
