@@ -2,7 +2,6 @@
 #![forbid(unsafe_code)]
 
 mod bench;
-mod bench_redis;
 mod buffer;
 mod cli;
 mod delivery_args;
@@ -33,18 +32,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         cli::Command::Dispatcher(args) if args.detach => detach::spawn(&args),
         cli::Command::Dispatcher(args) => dispatcher::main(*args),
-        cli::Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest::ingest(args),
-        cli::Command::Bench(cli::BenchCommand::Tail(args)) => bench::tail::tail(args),
-        cli::Command::Bench(cli::BenchCommand::SyslogUdp(args)) => {
-            bench::syslog_udp::syslog_udp(args)
-        }
-        cli::Command::Bench(cli::BenchCommand::Loki(args)) => bench::loki::loki(args),
-        cli::Command::Bench(cli::BenchCommand::RedisPublish(args)) => {
-            bench_redis::redis_publish(args)
-        }
-        cli::Command::Bench(cli::BenchCommand::RedisDispatch(args)) => {
-            bench_redis::redis_dispatch(args)
-        }
+        cli::Command::Bench(command) => bench::main(command),
         cli::Command::Node(args) => node::main(args),
         cli::Command::Run(args) => pipeline::run::main(args),
         cli::Command::Validate(args) => pipeline::run::validate(args),
