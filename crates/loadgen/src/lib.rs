@@ -19,10 +19,11 @@
 //! - [`loki`]: the Loki sink against an instant in-process server.
 //! - [`redis`]: publishing to a Redis stream, and a dispatcher draining one.
 //! - `server`: a dispatcher under test, started, watched and stopped.
-//! - `http`: the minimal HTTP/1.1 client that asks it for `/stats`.
+//! - `http`: the minimal HTTP/1.1 client that posts to it and reads its
+//!   `/stats`.
 //! - `usage`: CPU time and peak memory of a process, from `/proc`.
 //! - `record`: the ~170-byte log record every tool sends.
-//! - `report`: the figures every tool prints.
+//! - `report`: the figures `ingest` and `tail` print.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -1,4 +1,4 @@
-//! The figures the dispatcher-driving tools all print.
+//! The figures `ingest` and `tail` print.
 
 use std::time::Duration;
 
