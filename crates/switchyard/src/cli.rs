@@ -40,7 +40,7 @@ pub enum Command {
     Dlq(crate::dlq_cmd::DlqCommand),
     /// Load tools that measure a real dispatcher.
     #[command(subcommand)]
-    Bench(BenchCommand),
+    Bench(crate::bench::BenchCommand),
     /// Run a gRPC mesh node (CollectiveDispatcher) from a YAML config.
     Node(crate::node::NodeArgs),
     /// Talk to mesh nodes from the shell.
@@ -52,22 +52,6 @@ pub enum Command {
 pub enum MeshCommand {
     /// Call Connect, Serve or Dispatch on a node; print the response as JSON.
     Call(Box<crate::mesh_call::CallArgs>),
-}
-
-#[derive(Subcommand)]
-pub enum BenchCommand {
-    /// Post log records to a dispatcher with the file sink; print events/s, MiB/s, peak RSS.
-    Ingest(crate::bench::ingest::IngestArgs),
-    /// Tail a file of NDJSON log records into the file (or blackhole) sink; print events/s, MiB/s, peak RSS, CPU.
-    Tail(crate::bench::tail::TailArgs),
-    /// Send RFC 5424 syslog over UDP to a dispatcher with the blackhole sink; print events/s and drops.
-    SyslogUdp(crate::bench::syslog_udp::SyslogUdpArgs),
-    /// Publish HTTP exchanges to a Redis stream through the library publisher; print events/s.
-    RedisPublish(crate::bench_redis::RedisPublishArgs),
-    /// Fill a Redis stream, then time a dispatcher (`--event-bus redis`, file sink) draining it.
-    RedisDispatch(crate::bench_redis::RedisDispatchArgs),
-    /// Push log records through the Loki sink to an instant in-process server; print events/s, bytes on the wire per event, peak RSS.
-    Loki(crate::bench::loki::LokiArgs),
 }
 
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {

@@ -1,7 +1,7 @@
 //! `switchyard dispatcher`: wires its inputs (HTTP ingest, a Redis bus, the
 //! tail, network, Docker and demo sources) → engine → sink and
 //! runs until SIGINT/SIGTERM, then drains (up to `--shutdown-timeout`, see
-//! [`crate::shutdown`]) and prints the final counters.
+//! [`crate::process::shutdown`]) and prints the final counters.
 //!
 //! The engine is the same pipeline graph as `switchyard run` builds from a
 //! file ([`switchyard_engine::topology`]), made from the flags: one source
@@ -157,17 +157,17 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
                     None => c.received.saturating_sub(settled(&c)),
                 };
             tracing::error!(lost, "stopped at once: {lost} events in memory lost");
-            crate::stdout::final_line(format_args!(
+            crate::process::stdout::final_line(format_args!(
                 "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} kept_on_disk={} lost={} stopped_at_once=1",
                 c.received, c.sent, c.filtered, c.dropped, c.dead_lettered, c.kept_on_disk, c.lost + lost,
             ));
             if let Some(p) = &pid_file {
-                let _ = std::fs::remove_file(p);
+                crate::process::pid_file::remove(p);
             }
         }
     };
     let stopping =
-        crate::shutdown::watch(pipeline.cutoff(), args.delivery.shutdown_timeout, at_once);
+        crate::process::shutdown::watch(pipeline.cutoff(), args.delivery.shutdown_timeout, at_once);
 
     let health = Health::new();
     {
@@ -226,7 +226,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         docker.as_ref(),
         redis.as_ref(),
     );
-    let sampler = crate::pipeline::run::sample_rates_every_second(metrics.clone());
+    let sampler = crate::process::rates::sample_rates_every_second(metrics.clone());
     let admin = crate::pipeline::admin::metrics_and_ready(Arc::new(AdminState {
         metrics: metrics.clone(),
         sources: vec![(SOURCE.to_string(), source_stats.clone())],
@@ -254,10 +254,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     .merge(admin);
 
     if let Some(pid_file) = &args.pid_file {
-        let tmp = pid_file.with_extension("pid.tmp");
-        std::fs::write(&tmp, format!("{}\n", std::process::id()))
-            .and_then(|_| std::fs::rename(&tmp, pid_file))
-            .with_context(|| format!("cannot write pid file `{}`", pid_file.display()))?;
+        crate::process::pid_file::write(pid_file)?;
     }
     info!(listen = %local, service = %args.service, bus = %args.event_bus, "dispatcher listening");
 
@@ -319,7 +316,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     };
 
     if let Some(pid_file) = &args.pid_file {
-        let _ = std::fs::remove_file(pid_file);
+        crate::process::pid_file::remove(pid_file);
     }
     let mut c = engine_counters(&source_stats, &counters);
     c.lost += lost_in_router.load(Relaxed);
@@ -329,7 +326,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         // up: received + disk_read_earlier = sent + filtered + … + lost.
         c.kept_on_disk += s.written.saturating_sub(s.read - s.read_earlier);
     }
-    crate::stdout::final_line(format_args!(
+    crate::process::stdout::final_line(format_args!(
         "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} kept_on_disk={} lost={} ingest_accepted={} ingest_rejected_requests={}{}{}",
         c.received,
         c.sent,
@@ -344,22 +341,6 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         disk_final,
     ));
     Ok(())
-}
-
-pub(crate) async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch SIGTERM; only SIGINT stops the dispatcher");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 /// Put what each source loses on `/metrics`, under the name of its flag.

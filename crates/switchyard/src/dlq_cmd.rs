@@ -117,7 +117,7 @@ pub fn main(command: DlqCommand) -> anyhow::Result<()> {
             let Some(record) = dlq.get(args.id)? else {
                 bail!("no record {} in `{}`", args.id, args.dir.dir.display());
             };
-            crate::stdout::print_line(&serde_json::to_string_pretty(&record)?)
+            crate::process::stdout::print_line(&serde_json::to_string_pretty(&record)?)
         }
         DlqCommand::Replay(args) => crate::process::run(replay(*args)),
         DlqCommand::Purge(args) => purge(args),
@@ -126,7 +126,7 @@ pub fn main(command: DlqCommand) -> anyhow::Result<()> {
 
 fn list(dlq: &Dlq) -> anyhow::Result<()> {
     // A closed pipe (`| head`) ends the listing quietly (see `main`).
-    let mut out = crate::stdout::stdout();
+    let mut out = crate::process::stdout::stdout();
     writeln!(
         out,
         "{:<8} {:<12} {:<60} {:>8}  LAST FAILURE",
@@ -221,7 +221,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     if total > 0 {
         eprintln!();
     }
-    crate::stdout::print_line(&format!(
+    crate::process::stdout::print_line(&format!(
         "replayed {}, failed {}",
         summary.replayed, summary.failed
     ))?;
@@ -246,5 +246,5 @@ fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     } else {
         bail!("say what to purge: --id ID, --all or --older-than DURATION");
     };
-    crate::stdout::print_line(&format!("purged {n}"))
+    crate::process::stdout::print_line(&format!("purged {n}"))
 }

@@ -2,12 +2,10 @@
 #![forbid(unsafe_code)]
 
 mod bench;
-mod bench_redis;
 mod buffer;
 mod cli;
 mod delivery_args;
 mod demo;
-mod detach;
 mod dispatcher;
 mod dlq_cmd;
 mod docker;
@@ -18,8 +16,6 @@ mod node;
 mod pipeline;
 mod process;
 mod redis_source;
-mod shutdown;
-mod stdout;
 mod tail;
 mod transforms;
 
@@ -31,20 +27,9 @@ fn main() -> std::process::ExitCode {
         process::set_worker_threads(n.into());
     }
     let result = match cli.command {
-        cli::Command::Dispatcher(args) if args.detach => detach::spawn(&args),
+        cli::Command::Dispatcher(args) if args.detach => process::detach::spawn(&args),
         cli::Command::Dispatcher(args) => dispatcher::main(*args),
-        cli::Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest::ingest(args),
-        cli::Command::Bench(cli::BenchCommand::Tail(args)) => bench::tail::tail(args),
-        cli::Command::Bench(cli::BenchCommand::SyslogUdp(args)) => {
-            bench::syslog_udp::syslog_udp(args)
-        }
-        cli::Command::Bench(cli::BenchCommand::Loki(args)) => bench::loki::loki(args),
-        cli::Command::Bench(cli::BenchCommand::RedisPublish(args)) => {
-            bench_redis::redis_publish(args)
-        }
-        cli::Command::Bench(cli::BenchCommand::RedisDispatch(args)) => {
-            bench_redis::redis_dispatch(args)
-        }
+        cli::Command::Bench(command) => bench::main(command),
         cli::Command::Node(args) => node::main(args),
         cli::Command::Run(args) => pipeline::run::main(args),
         cli::Command::Validate(args) => pipeline::run::validate(args),
@@ -55,7 +40,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // `switchyard dlq list | head`: the reader has what it wanted.
-        Err(e) if stdout::reader_gone(&e) => std::process::ExitCode::SUCCESS,
+        Err(e) if process::stdout::reader_gone(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("switchyard: error: {e:#}");
             std::process::ExitCode::from(2)
@@ -65,7 +50,7 @@ fn main() -> std::process::ExitCode {
 
 fn plugins() -> anyhow::Result<()> {
     use std::io::Write;
-    let mut out = stdout::stdout();
+    let mut out = process::stdout::stdout();
     for (name, description) in switchyard_sinks::builtin().describe() {
         writeln!(out, "{name:<12} {description}")?;
     }

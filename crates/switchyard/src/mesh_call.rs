@@ -131,7 +131,7 @@ pub fn main(args: CallArgs) -> anyhow::Result<()> {
     let (ok, out) = runtime.block_on(call(args))?;
     // `| head` may close the pipe early: that ends the printing quietly and
     // leaves the exit status to the call's own outcome.
-    crate::stdout::print_line(&serde_json::to_string_pretty(&out)?)?;
+    crate::process::stdout::print_line(&serde_json::to_string_pretty(&out)?)?;
     if ok {
         Ok(())
     } else {

@@ -568,3 +568,85 @@ fn queue_max_bytes_bounds_the_sink_buffer_when_the_sink_stalls() {
     // The sink never answers, so the dispatcher cannot drain: no SIGTERM.
     common::kill_hard(child);
 }
+
+// `switchyard bench …`: the load tools drive a real dispatcher (this
+// binary) and print the lines docs/BENCHMARKS.md quotes.
+
+#[test]
+fn bench_ingest_and_tail_deliver_every_record_and_say_so() {
+    let out = common::bench(&[
+        "ingest",
+        "--records",
+        "3000",
+        "--batch",
+        "100",
+        "--connections",
+        "2",
+        "--sync",
+        "false",
+    ]);
+    assert!(
+        out.contains("records:      3000 (100 per request, 2 connections)"),
+        "{out}"
+    );
+    for line in ["events/s:", "MiB/s:", "server peak RSS:", "client CPU:"] {
+        assert!(out.contains(line), "no `{line}` in:\n{out}");
+    }
+    assert_eq!(common::number_after(&out, "lines on disk: "), 3000, "{out}");
+    assert!(
+        out.contains("final counters: received=3000 sent=3000"),
+        "{out}"
+    );
+
+    let out = common::bench(&["tail", "--lines", "2000", "--sync", "false"]);
+    assert!(out.contains("lines:        2000 (sink: File)"), "{out}");
+    assert_eq!(common::number_after(&out, "lines on disk: "), 2000, "{out}");
+
+    let out = common::bench(&["tail", "--lines", "2000", "--sink", "blackhole"]);
+    assert!(
+        out.contains("lines:        2000 (sink: Blackhole)"),
+        "{out}"
+    );
+    assert!(out.contains("sent=2000"), "{out}");
+    assert!(
+        !out.contains("lines on disk"),
+        "no file with the blackhole:\n{out}"
+    );
+}
+
+#[test]
+fn bench_syslog_udp_accounts_for_every_message_it_sent() {
+    let out = common::bench(&["syslog-udp", "--messages", "600", "--rate", "6000"]);
+    assert!(out.contains("target rate:  6000 messages/s"), "{out}");
+    let sent = common::number_after(&out, "sent:         ");
+    assert_eq!(sent, 600, "{out}");
+    // Every datagram sent was lost by the socket, dropped by the source or
+    // delivered: the three lines add up.
+    let socket = common::number_after(&out, "dropped by the socket (sent − read): ");
+    let source = common::number_after(&out, "dropped by the source (pipeline full): ");
+    let delivered = common::number_after(&out, "delivered:    ");
+    assert_eq!(socket + source + delivered, sent, "{out}");
+}
+
+#[test]
+fn bench_loki_pushes_every_event_through_the_sink() {
+    let out = common::bench(&[
+        "loki",
+        "--events",
+        "2500",
+        "--batch",
+        "1000",
+        "--concurrency",
+        "2",
+    ]);
+    assert!(
+        out.contains("events:       2500 (1000 per send, 2 in flight, encoding protobuf)"),
+        "{out}"
+    );
+    assert!(common::number_after(&out, "pushes:       ") >= 3, "{out}");
+    assert!(out.contains("bytes snappy"), "{out}");
+
+    let out = common::bench(&["loki", "--events", "500", "--sink-option", "encoding=json"]);
+    assert!(out.contains("encoding json"), "{out}");
+    assert!(!out.contains("bytes snappy"), "{out}");
+}

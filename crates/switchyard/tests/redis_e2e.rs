@@ -445,3 +445,47 @@ fn a_permanently_refused_event_without_a_dlq_is_kept_in_the_dead_stream_and_ackn
         "the original entry: {dead}"
     );
 }
+
+/// `switchyard bench redis-publish` and `redis-dispatch` move every event
+/// through a real Redis server and say so; `--print-sample` prints the
+/// event it publishes.
+#[test]
+fn bench_redis_publish_and_dispatch_move_every_event() {
+    let server = RedisServer::start();
+    let url = server.url();
+
+    let sample = common::bench(&["redis-publish", "--print-sample", "--body-bytes", "64"]);
+    let sample: serde_json::Value = serde_json::from_str(&sample).unwrap();
+    assert_eq!(sample["RequestID"], "req-0", "{sample}");
+
+    let out = common::bench(&["redis-publish", "--redis-url", &url, "--events", "1000"]);
+    assert_eq!(common::number_after(&out, "events:   "), 1000, "{out}");
+    assert!(out.contains("events/s: "), "{out}");
+
+    let out = common::bench(&[
+        "redis-dispatch",
+        "--redis-url",
+        &url,
+        "--events",
+        "1000",
+        "--body-bytes",
+        "256",
+        "--sync",
+        "false",
+    ]);
+    assert_eq!(
+        common::number_after(&out, "events:          "),
+        1000,
+        "{out}"
+    );
+    assert_eq!(
+        common::number_after(&out, "lines on disk:   "),
+        1000,
+        "{out}"
+    );
+    assert!(out.contains("dispatcher CPU:  "), "{out}");
+    assert!(
+        out.contains("final counters: received=1000 sent=1000"),
+        "{out}"
+    );
+}

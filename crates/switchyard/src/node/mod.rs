@@ -220,7 +220,7 @@ async fn run(args: NodeArgs, config: NodeConfig) -> anyhow::Result<()> {
 
     info!(id = %config.id, listen = %bound, advertise = %advertised, namespaces = ?config.namespaces, "node listening");
     let served = node
-        .serve(listener, crate::dispatcher::shutdown_signal())
+        .serve(listener, crate::process::signals::shutdown_signal())
         .await;
     info!("shutting down: draining the pipeline");
     background.shutdown().await;
@@ -228,7 +228,7 @@ async fn run(args: NodeArgs, config: NodeConfig) -> anyhow::Result<()> {
     drop(node);
     engine.await.context("engine task failed")?;
     let c = counters.snapshot();
-    crate::stdout::print_line(&format!(
+    crate::process::stdout::print_line(&format!(
         "final counters: received={} sent={} filtered={} dropped={}",
         c.received, c.sent, c.filtered, c.dropped
     ))?;

@@ -48,7 +48,7 @@ fn load(path: &Path) -> anyhow::Result<Checked> {
 /// `switchyard validate`.
 pub fn validate(args: ConfigArgs) -> anyhow::Result<()> {
     let c = load(&args.config)?;
-    crate::stdout::print_line(&format!(
+    crate::process::stdout::print_line(&format!(
         "{}: ok ({} source(s), {} transform(s), {} sink(s))",
         args.config.display(),
         c.sources.len(),
@@ -210,7 +210,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
             .with_context(|| format!("sources.{name}: cannot start"))?,
         );
     }
-    let sampler = sample_rates_every_second(metrics.clone());
+    let sampler = crate::process::rates::sample_rates_every_second(metrics.clone());
     info!(
         sources = pipeline.sources.len(),
         sinks = pipeline.sinks.len(),
@@ -229,7 +229,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
     pipeline.finish().await;
     sampler.abort();
     for (name, st) in &sources {
-        crate::stdout::final_line(format_args!(
+        crate::process::stdout::final_line(format_args!(
             "final counters: source={name} received={} filtered={}",
             st.received.load(std::sync::atomic::Ordering::Relaxed),
             st.filtered.load(std::sync::atomic::Ordering::Relaxed),
@@ -237,13 +237,13 @@ async fn run(c: Checked) -> anyhow::Result<()> {
     }
     let lost = lost_in_routers.load(std::sync::atomic::Ordering::Relaxed);
     if lost > 0 {
-        crate::stdout::final_line(format_args!(
+        crate::process::stdout::final_line(format_args!(
             "final counters: lost_before_disk_buffers={lost}"
         ));
     }
     for s in &sinks {
         let c = s.counters.snapshot();
-        crate::stdout::final_line(format_args!(
+        crate::process::stdout::final_line(format_args!(
             "final counters: sink={} received={} delivered={} dead_lettered={} failed={} kept_on_disk={} lost={} dropped_newest={} dropped_oldest={}",
             s.name,
             c.received,
@@ -278,23 +278,11 @@ async fn stopping_at_once_loses(pipeline: &Pipeline, timeout: Duration) {
                 .map(|(b, c)| b.events.load(relaxed) + c.unsettled() + c.snapshot().lost)
                 .sum::<u64>();
         tracing::error!(lost, "stopped at once: {lost} events in memory lost");
-        crate::stdout::final_line(format_args!(
+        crate::process::stdout::final_line(format_args!(
             "final counters: stopped_at_once=1 lost={lost}"
         ));
     };
-    crate::shutdown::watch(pipeline.cutoff(), timeout, at_once).await
-}
-
-/// Refresh the metrics' events-per-second gauges once a second, until the
-/// returned task is aborted.
-pub fn sample_rates_every_second(metrics: Arc<Metrics>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            metrics.sample_rates();
-        }
-    })
+    crate::process::shutdown::watch(pipeline.cutoff(), timeout, at_once).await
 }
 
 /// A started source, stopped on shutdown.

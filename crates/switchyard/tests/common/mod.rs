@@ -304,3 +304,31 @@ pub fn promtool(page: &str) -> Option<(bool, String)> {
     );
     Some((out.status.success(), printed))
 }
+
+/// Run `switchyard bench <args>` to the end and return its standard output,
+/// after checking that it succeeded.
+pub fn bench(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("bench")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "bench {args:?} failed: {}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The number after `prefix` at the start of a line of `out`.
+pub fn number_after(out: &str, prefix: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `{prefix}<number>` in:\n{out}"))
+}

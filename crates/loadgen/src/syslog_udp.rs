@@ -7,13 +7,14 @@
 //! full (sent minus what the source read), and in the source, when the
 //! pipeline stays full (its `udp_dropped` counter).
 
-use super::{BenchSink, Server};
+use crate::server::{BenchSink, Server};
 use anyhow::{bail, Context};
 use clap::Args;
 use std::io::Write;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+/// Flags of `switchyard bench syslog-udp`.
 #[derive(Args, Debug)]
 pub struct SyslogUdpArgs {
     /// Messages to send.
@@ -72,7 +73,8 @@ fn rcvbuf_errors() -> Option<u64> {
     values.split_whitespace().nth(at)?.parse().ok()
 }
 
-pub fn syslog_udp(args: SyslogUdpArgs) -> anyhow::Result<()> {
+/// Run `switchyard bench syslog-udp`.
+pub fn run(args: SyslogUdpArgs) -> anyhow::Result<()> {
     if args.messages == 0 {
         bail!("--messages must be greater than 0");
     }
@@ -91,9 +93,45 @@ pub fn syslog_udp(args: SyslogUdpArgs) -> anyhow::Result<()> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     socket.connect(target)?;
     let kernel_before = rcvbuf_errors();
-    let mut buf = Vec::with_capacity(256);
-    let (mut sent, mut send_errors, mut bytes) = (0u64, 0u64, 0u64);
     let start = Instant::now();
+    let sent = send(&socket, &args, start);
+    let (last, last_change) = settle(&server)?;
+    let elapsed = last_change.duration_since(start);
+    let kernel_dropped = rcvbuf_errors()
+        .zip(kernel_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    let (rss, cpu) = server.usage();
+    print_report(&args, &sent, &last, elapsed, kernel_dropped);
+    if let Some(mib) = rss {
+        println!("server peak RSS: {mib:.1} MiB");
+    }
+    if let Some(cpu) = cpu {
+        let read = last.messages + last.source_dropped;
+        println!(
+            "server CPU:   {cpu:.2} s ({:.2} µs per message read)",
+            cpu * 1e6 / read.max(1) as f64
+        );
+    }
+    server.finish(0)
+}
+
+/// What the client sent.
+struct Sent {
+    /// Datagrams the socket took.
+    messages: u64,
+    /// Datagrams the socket refused.
+    errors: u64,
+    /// Bytes of the datagrams taken.
+    bytes: u64,
+    /// Time from the first send to the last.
+    time: Duration,
+}
+
+/// Send `args.messages` messages on the connected `socket`, paced to
+/// `args.rate` if set; the clock started at `start`.
+fn send(socket: &UdpSocket, args: &SyslogUdpArgs, start: Instant) -> Sent {
+    let mut buf = Vec::with_capacity(256);
+    let (mut messages, mut errors, mut bytes) = (0u64, 0u64, 0u64);
     for seq in 0..args.messages {
         if args.rate > 0 && seq % 100 == 0 {
             // Pace in steps of 100 messages.
@@ -105,32 +143,47 @@ pub fn syslog_udp(args: SyslogUdpArgs) -> anyhow::Result<()> {
         message(seq, &mut buf);
         match socket.send(&buf) {
             Ok(_) => {
-                sent += 1;
+                messages += 1;
                 bytes += buf.len() as u64;
             }
-            Err(_) => send_errors += 1,
+            Err(_) => errors += 1,
         }
     }
-    let send_time = start.elapsed();
-    // Wait until nothing moves for half a second (bounded): UDP gives no
-    // end-of-stream, and what is lost never arrives.
-    let mut last = seen(&server)?;
+    Sent {
+        messages,
+        errors,
+        bytes,
+        time: start.elapsed(),
+    }
+}
+
+/// Wait until nothing moves for half a second (bounded): UDP gives no
+/// end-of-stream, and what is lost never arrives. The last figures, and
+/// when they last changed.
+fn settle(server: &Server) -> anyhow::Result<(Seen, Instant)> {
+    let mut last = seen(server)?;
     let mut last_change = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(60);
     while last_change.elapsed() < Duration::from_millis(500) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
-        let now = seen(&server)?;
+        let now = seen(server)?;
         if now != last {
             last = now;
             last_change = Instant::now();
         }
     }
-    let elapsed = last_change.duration_since(start);
-    let kernel_dropped = rcvbuf_errors()
-        .zip(kernel_before)
-        .map(|(after, before)| after.saturating_sub(before));
+    Ok((last, last_change))
+}
+
+/// Print what was sent, read, dropped where, and delivered.
+fn print_report(
+    args: &SyslogUdpArgs,
+    sent: &Sent,
+    last: &Seen,
+    elapsed: Duration,
+    kernel_dropped: Option<u64>,
+) {
     let read = last.messages + last.source_dropped;
-    let (rss, cpu) = server.usage();
     let rate = |n: u64, t: Duration| n as f64 / t.as_secs_f64();
     println!(
         "target rate:  {}",
@@ -140,17 +193,19 @@ pub fn syslog_udp(args: SyslogUdpArgs) -> anyhow::Result<()> {
         }
     );
     println!(
-        "sent:         {sent} in {:.3} s ({:.0} events/s; {send_errors} send errors)",
-        send_time.as_secs_f64(),
-        rate(sent, send_time)
+        "sent:         {} in {:.3} s ({:.0} events/s; {} send errors)",
+        sent.messages,
+        sent.time.as_secs_f64(),
+        rate(sent.messages, sent.time),
+        sent.errors
     );
     println!(
         "read by source: {read} ({:.1} %)",
-        read as f64 * 100.0 / sent.max(1) as f64
+        read as f64 * 100.0 / sent.messages.max(1) as f64
     );
     println!(
         "dropped by the socket (sent − read): {}",
-        sent.saturating_sub(read)
+        sent.messages.saturating_sub(read)
     );
     if let Some(k) = kernel_dropped {
         println!("  kernel RcvbufErrors during the run (system-wide): {k}");
@@ -167,16 +222,6 @@ pub fn syslog_udp(args: SyslogUdpArgs) -> anyhow::Result<()> {
     );
     println!(
         "MiB/s sent:   {:.1}",
-        bytes as f64 / send_time.as_secs_f64() / (1024.0 * 1024.0)
+        sent.bytes as f64 / sent.time.as_secs_f64() / (1024.0 * 1024.0)
     );
-    if let Some(mib) = rss {
-        println!("server peak RSS: {mib:.1} MiB");
-    }
-    if let Some(cpu) = cpu {
-        println!(
-            "server CPU:   {cpu:.2} s ({:.2} µs per message read)",
-            cpu * 1e6 / read.max(1) as f64
-        );
-    }
-    server.finish(0)
 }

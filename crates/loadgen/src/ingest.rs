@@ -6,13 +6,18 @@
 //! every body before the clock starts: it costs the shared CPU as little as
 //! possible, so the numbers are the server's.
 
-use super::{connect, cpu_seconds, http, record, report, Server};
+use crate::http::{connect, http};
+use crate::record::record;
+use crate::report::report;
+use crate::server::Server;
+use crate::usage::cpu_seconds;
 use anyhow::bail;
 use clap::Args;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Flags of `switchyard bench ingest`.
 #[derive(Args, Debug)]
 pub struct IngestArgs {
     /// Records to send.
@@ -32,7 +37,8 @@ pub struct IngestArgs {
     pub sync: bool,
 }
 
-pub fn ingest(args: IngestArgs) -> anyhow::Result<()> {
+/// Run `switchyard bench ingest`.
+pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     if args.records == 0 || args.batch == 0 || args.connections == 0 {
         bail!("--records, --batch and --connections must be greater than 0");
     }
@@ -45,29 +51,53 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             args.sync.to_string(),
         ],
     )?;
-    let requests = args.records.div_ceil(args.batch);
-    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(
-        (0..requests)
-            .map(|req| {
-                let mut body = String::with_capacity(args.batch * 200);
-                body.push('[');
-                for seq in req * args.batch..((req + 1) * args.batch).min(args.records) {
-                    if body.len() > 1 {
-                        body.push(',');
-                    }
-                    record(seq, &mut body);
-                }
-                body.push(']');
-                body.into_bytes()
-            })
-            .collect(),
-    );
-    let next = Arc::new(AtomicUsize::new(0));
+    let bodies = Arc::new(bodies(args.records, args.batch));
     let client_cpu_before = cpu_seconds(std::process::id()).unwrap_or(0.0);
     let start = Instant::now();
-    let workers: Vec<_> = (0..args.connections)
+    let bytes = post_all(server.port, bodies, args.connections)?;
+    server.wait_sent(args.records as u64)?;
+    let elapsed = start.elapsed();
+    let (rss, cpu) = server.usage();
+    let client_cpu = cpu_seconds(std::process::id()).map(|c| c - client_cpu_before);
+    println!(
+        "records:      {} ({} per request, {} connections)",
+        args.records, args.batch, args.connections
+    );
+    report(args.records, bytes, elapsed, rss, cpu);
+    if let Some(cpu) = client_cpu {
+        println!(
+            "client CPU:   {cpu:.2} s ({:.2} µs per event)",
+            cpu * 1e6 / args.records as f64
+        );
+    }
+    server.finish(args.records)
+}
+
+/// Every request body: `records` log records as JSON arrays of `batch`.
+fn bodies(records: usize, batch: usize) -> Vec<Vec<u8>> {
+    (0..records.div_ceil(batch))
+        .map(|req| {
+            let mut body = String::with_capacity(batch * 200);
+            body.push('[');
+            for seq in req * batch..((req + 1) * batch).min(records) {
+                if body.len() > 1 {
+                    body.push(',');
+                }
+                record(seq, &mut body);
+            }
+            body.push(']');
+            body.into_bytes()
+        })
+        .collect()
+}
+
+/// Post every body to the server on `port` over `connections` keep-alive
+/// connections, each taking the next unsent body; the bytes posted.
+fn post_all(port: u16, bodies: Arc<Vec<Vec<u8>>>, connections: usize) -> anyhow::Result<u64> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..connections)
         .map(|_| {
-            let (next, bodies, port) = (next.clone(), bodies.clone(), server.port);
+            let (next, bodies) = (next.clone(), bodies.clone());
             std::thread::spawn(move || -> anyhow::Result<u64> {
                 let (mut s, mut r) = connect(port)?;
                 let mut bytes = 0u64;
@@ -94,20 +124,5 @@ pub fn ingest(args: IngestArgs) -> anyhow::Result<()> {
             .join()
             .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
     }
-    server.wait_sent(args.records as u64)?;
-    let elapsed = start.elapsed();
-    let (rss, cpu) = server.usage();
-    let client_cpu = cpu_seconds(std::process::id()).map(|c| c - client_cpu_before);
-    println!(
-        "records:      {} ({} per request, {} connections)",
-        args.records, args.batch, args.connections
-    );
-    report(args.records, bytes, elapsed, rss, cpu);
-    if let Some(cpu) = client_cpu {
-        println!(
-            "client CPU:   {cpu:.2} s ({:.2} µs per event)",
-            cpu * 1e6 / args.records as f64
-        );
-    }
-    server.finish(args.records)
+    Ok(bytes)
 }

@@ -9,15 +9,18 @@
 //!   (this same binary, `--event-bus redis`, file sink) and times until the
 //!   engine reports all of them written.
 
+use crate::usage::{cpu_seconds, machine_cpu, peak_rss_kib};
 use anyhow::{bail, Context};
 use clap::Args;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use switchyard_bus::redis::{Publisher, PublisherConfig, RedisTarget, Wire};
 use switchyard_core::{Event, HttpExchange};
 
+/// Flags of `switchyard bench redis-publish`.
 #[derive(Args, Debug)]
 pub struct RedisPublishArgs {
     /// Redis URL.
@@ -43,6 +46,7 @@ pub struct RedisPublishArgs {
     pub print_sample: bool,
 }
 
+/// Flags of `switchyard bench redis-dispatch`.
 #[derive(Args, Debug)]
 pub struct RedisDispatchArgs {
     /// Redis URL.
@@ -103,7 +107,9 @@ fn exchange(i: usize, body_bytes: usize) -> Event {
     .into()
 }
 
-async fn publish(
+/// Publish `n` exchanges with bodies of `body` bytes to `stream`, `pipeline`
+/// per round trip, through the library's publisher; the time it took.
+async fn fill(
     url: &str,
     stream: &str,
     n: usize,
@@ -143,14 +149,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-pub fn redis_publish(args: RedisPublishArgs) -> anyhow::Result<()> {
+/// Run `switchyard bench redis-publish`.
+pub fn publish(args: RedisPublishArgs) -> anyhow::Result<()> {
     if args.print_sample {
         let mut json = Vec::new();
         exchange(0, args.body_bytes).write_json(&mut json)?;
         std::io::stdout().write_all(&json)?;
         return Ok(());
     }
-    let elapsed = runtime()?.block_on(publish(
+    let elapsed = runtime()?.block_on(fill(
         &args.redis_url,
         &args.stream,
         args.events,
@@ -167,31 +174,6 @@ pub fn redis_publish(args: RedisPublishArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn get_stats(port: u16) -> anyhow::Result<serde_json::Value> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    write!(
-        s,
-        "GET /stats HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let body = text.split("\r\n\r\n").nth(1).context("no body")?;
-    Ok(serde_json::from_str(body)?)
-}
-
-/// User + system CPU time of a live process (Linux `/proc/<pid>/stat`).
-fn process_cpu(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold
-    // spaces: state is field 3, utime 14 and stime 15 (1-based).
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // USER_HZ is 100 on every Linux this runs on.
-    Some(Duration::from_millis(ticks * 10))
-}
-
-/// Peak resident set size of a live process, in KiB (`VmHWM`).
 /// `used_cpu_user + used_cpu_sys` of the Redis server, in seconds, through
 /// `redis-cli` (the bench's only other use of it is the final `DEL`).
 fn redis_cpu(url: &str) -> Option<f64> {
@@ -209,31 +191,10 @@ fn redis_cpu(url: &str) -> Option<f64> {
     Some(field("used_cpu_user")? + field("used_cpu_sys")?)
 }
 
-/// Busy and total jiffies of all CPUs, from `/proc/stat`.
-fn machine_cpu() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal ...
-    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
-    let total: u64 = fields.iter().take(8).sum();
-    Some((total - idle, total))
-}
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-pub fn redis_dispatch(args: RedisDispatchArgs) -> anyhow::Result<()> {
+/// Run `switchyard bench redis-dispatch`.
+pub fn dispatch(args: RedisDispatchArgs) -> anyhow::Result<()> {
     let stream = format!("switchyard-bench-{}", std::process::id());
-    let fill = runtime()?.block_on(publish(
+    let filled = runtime()?.block_on(fill(
         &args.redis_url,
         &stream,
         args.events,
@@ -245,22 +206,74 @@ pub fn redis_dispatch(args: RedisDispatchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let out = dir.join("bench.jsonl");
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let redis_before = redis_cpu(&args.redis_url);
-    let machine_before = machine_cpu();
+    let before = Cpu::now(&args.redis_url);
     let start = Instant::now();
-    let mut server = Command::new(std::env::current_exe()?)
+    let mut server = start_dispatcher(&args, &stream, &out, port)?;
+    wait_delivered(&mut server, port, args.events)?;
+    let elapsed = start.elapsed();
+    let after = Cpu::now(&args.redis_url);
+    // Read before the shutdown, so the figure covers the dispatch alone.
+    let cpu = cpu_seconds(server.id()).map(Duration::from_secs_f64);
+    let peak_rss = peak_rss_kib(server.id());
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()?;
+    let output = server.wait_with_output()?;
+    let file = std::fs::File::open(&out)?;
+    let bytes = file.metadata()?.len();
+    let lines = BufReader::new(file).lines().count();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut probe = Vec::new();
+    exchange(0, args.body_bytes).write_json(&mut probe)?;
+    println!(
+        "events:          {} ({} B request + {} B response body, {} B as JSON)",
+        args.events,
+        args.body_bytes,
+        args.body_bytes,
+        probe.len()
+    );
+    println!("stream filled:   {:.3} s", filled.as_secs_f64());
+    println!(
+        "dispatch:        {:.3} s (process start to all written)",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "events/s:        {:.0}",
+        args.events as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "MiB/s written:   {:.1}",
+        bytes as f64 / elapsed.as_secs_f64() / (1024.0 * 1024.0)
+    );
+    print_usage(args.events, cpu, peak_rss, &before, &after);
+    println!("lines on disk:   {lines}");
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    let _ = Command::new("redis-cli")
+        .args(["-u", &args.redis_url, "DEL", &stream])
+        .stdout(Stdio::null())
+        .status();
+    if lines != args.events {
+        bail!("expected {} lines on disk, found {lines}", args.events);
+    }
+    Ok(())
+}
+
+/// Start `switchyard dispatcher` (this same program) reading `stream`
+/// into the file sink at `out`, listening on loopback `port`.
+fn start_dispatcher(
+    args: &RedisDispatchArgs,
+    stream: &str,
+    out: &Path,
+    port: u16,
+) -> anyhow::Result<Child> {
+    Command::new(std::env::current_exe()?)
         .args(["dispatcher", "--service", "file", "--event-bus", "redis"])
         .args([
             "--endpoint",
             out.to_str().context("temp path is not UTF-8")?,
         ])
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args([
-            "--redis-url",
-            &args.redis_url,
-            "--redis-stream-key",
-            &stream,
-        ])
+        .args(["--redis-url", &args.redis_url, "--redis-stream-key", stream])
         .args(
             args.read_batch
                 .map(|n| ["--redis-stream-batch-size".to_string(), n.to_string()])
@@ -280,78 +293,74 @@ pub fn redis_dispatch(args: RedisDispatchArgs) -> anyhow::Result<()> {
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
-        .context("cannot start the dispatcher under test")?;
+        .context("cannot start the dispatcher under test")
+}
+
+/// Poll the dispatcher's `/stats` until it reports `events` sent; kill it
+/// and fail after ten minutes.
+fn wait_delivered(server: &mut Child, port: u16, events: usize) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         if Instant::now() > deadline {
             let _ = server.kill();
             bail!("the dispatcher did not deliver every event in time");
         }
-        if let Ok(v) = get_stats(port) {
-            if v["engine"]["sent"].as_u64() >= Some(args.events as u64) {
-                break;
+        if let Ok(v) = crate::http::stats(port) {
+            if v["engine"]["sent"].as_u64() >= Some(events as u64) {
+                return Ok(());
             }
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let elapsed = start.elapsed();
-    let redis_after = redis_cpu(&args.redis_url);
-    let machine_after = machine_cpu();
-    // Read before the shutdown, so the figure covers the dispatch alone.
-    let cpu = process_cpu(server.id());
-    let peak_rss = peak_rss_kib(server.id());
-    Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()?;
-    let output = server.wait_with_output()?;
-    let file = std::fs::File::open(&out)?;
-    let bytes = file.metadata()?.len();
-    let lines = BufReader::new(file).lines().count();
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut probe = Vec::new();
-    exchange(0, args.body_bytes).write_json(&mut probe)?;
-    println!(
-        "events:          {} ({} B request + {} B response body, {} B as JSON)",
-        args.events,
-        args.body_bytes,
-        args.body_bytes,
-        probe.len()
-    );
-    println!("stream filled:   {:.3} s", fill.as_secs_f64());
-    println!(
-        "dispatch:        {:.3} s (process start to all written)",
-        elapsed.as_secs_f64()
-    );
-    println!(
-        "events/s:        {:.0}",
-        args.events as f64 / elapsed.as_secs_f64()
-    );
-    println!(
-        "MiB/s written:   {:.1}",
-        bytes as f64 / elapsed.as_secs_f64() / (1024.0 * 1024.0)
-    );
+}
+
+/// CPU readings taken around the dispatch: the Redis server's seconds
+/// (a local server only) and the machine's busy and total jiffies.
+struct Cpu {
+    redis: Option<f64>,
+    machine: Option<(u64, u64)>,
+}
+
+impl Cpu {
+    fn now(redis_url: &str) -> Self {
+        Self {
+            redis: redis_cpu(redis_url),
+            machine: machine_cpu(),
+        }
+    }
+}
+
+/// Print the CPU and memory the dispatch cost: the dispatcher's, the Redis
+/// server's and the whole machine's.
+fn print_usage(
+    events: usize,
+    cpu: Option<Duration>,
+    peak_rss: Option<u64>,
+    before: &Cpu,
+    after: &Cpu,
+) {
     if let Some(cpu) = cpu {
         // Wall time depends on what else runs on the machine; CPU time per
         // event much less so.
         println!(
             "dispatcher CPU:  {:.3} s ({:.1} µs/event, {:.0} events per CPU-second)",
             cpu.as_secs_f64(),
-            cpu.as_secs_f64() * 1e6 / args.events as f64,
-            args.events as f64 / cpu.as_secs_f64()
+            cpu.as_secs_f64() * 1e6 / events as f64,
+            events as f64 / cpu.as_secs_f64()
         );
     }
     if let Some(kib) = peak_rss {
         println!("dispatcher peak RSS: {:.1} MiB", kib as f64 / 1024.0);
     }
     // The other half of the work, on the same cores (a local server only).
-    if let (Some(a), Some(b)) = (redis_before, redis_after) {
+    if let (Some(a), Some(b)) = (before.redis, after.redis) {
         let used = (b - a).max(0.0);
         println!(
             "redis-server CPU: {used:.3} s ({:.1} µs/event)",
-            used * 1e6 / args.events as f64
+            used * 1e6 / events as f64
         );
     }
-    if let (Some((busy_a, all_a)), Some((busy_b, all_b))) = (machine_before, machine_after) {
+    if let (Some((busy_a, all_a)), Some((busy_b, all_b))) = (before.machine, after.machine) {
         let (busy, all) = (busy_b.saturating_sub(busy_a), all_b.saturating_sub(all_a));
         if all > 0 {
             println!(
@@ -360,14 +369,4 @@ pub fn redis_dispatch(args: RedisDispatchArgs) -> anyhow::Result<()> {
             );
         }
     }
-    println!("lines on disk:   {lines}");
-    print!("{}", String::from_utf8_lossy(&output.stdout));
-    let _ = Command::new("redis-cli")
-        .args(["-u", &args.redis_url, "DEL", &stream])
-        .stdout(Stdio::null())
-        .status();
-    if lines != args.events {
-        bail!("expected {} lines on disk, found {lines}", args.events);
-    }
-    Ok(())
 }

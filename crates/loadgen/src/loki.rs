@@ -10,17 +10,19 @@
 //! parsing and memory stays small; the default out-of-order policy
 //! (`accept`) sends reused timestamps as they are.
 
-use super::{cpu_seconds, record};
+use crate::record::record;
+use crate::usage::{cpu_seconds, peak_rss_kib};
 use anyhow::{bail, Context};
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use clap::Args;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use switchyard_core::{Event, LogRecord, Sink, SinkConfig};
 use switchyard_sinks::loki::LokiSink;
 
+/// Flags of `switchyard bench loki`.
 #[derive(Args, Debug)]
 pub struct LokiArgs {
     /// Events to push.
@@ -48,7 +50,8 @@ struct Received {
     first: Mutex<Option<Bytes>>,
 }
 
-pub fn loki(args: LokiArgs) -> anyhow::Result<()> {
+/// Run `switchyard bench loki`.
+pub fn run(args: LokiArgs) -> anyhow::Result<()> {
     if args.events == 0 || args.batch == 0 || args.concurrency == 0 || args.pool == 0 {
         bail!("--events, --batch, --concurrency and --pool must be greater than 0");
     }
@@ -56,48 +59,73 @@ pub fn loki(args: LokiArgs) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(run(args))
+    runtime.block_on(measure(args))
 }
 
-async fn run(args: LokiArgs) -> anyhow::Result<()> {
+async fn measure(args: LokiArgs) -> anyhow::Result<()> {
     let received = Arc::new(Received::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
-    let app = axum::Router::new().route(
-        "/loki/api/v1/push",
-        axum::routing::post({
-            let received = received.clone();
-            move |body: Bytes| async move {
-                received.requests.fetch_add(1, Relaxed);
-                received.bytes.fetch_add(body.len() as u64, Relaxed);
-                let mut first = received.first.lock().unwrap_or_else(|p| p.into_inner());
-                first.get_or_insert(body);
-                StatusCode::NO_CONTENT
-            }
-        }),
-    );
+    let app = instant_server(received.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let cfg = sink_config(port, &args.sink_options)?;
+    let sink: Arc<dyn Sink> = Arc::from(LokiSink::from_config(&cfg).map_err(anyhow::Error::msg)?);
 
+    let (pool, line_bytes) = build_pool(&args)?;
+    let cpu_before = cpu_seconds(std::process::id());
+    let start = Instant::now();
+    push_all(sink, Arc::new(pool), &args).await?;
+    let elapsed = start.elapsed();
+    let cpu = cpu_seconds(std::process::id())
+        .zip(cpu_before)
+        .map(|(a, b)| a - b);
+    server.abort();
+    let encoding = cfg.get("encoding").map_or("protobuf", String::as_str);
+    print_report(&args, encoding, &received, line_bytes, elapsed, cpu);
+    Ok(())
+}
+
+/// A Loki push endpoint that answers `204` at once, counting what it got.
+fn instant_server(received: Arc<Received>) -> axum::Router {
+    axum::Router::new().route(
+        "/loki/api/v1/push",
+        axum::routing::post(move |body: Bytes| async move {
+            received.requests.fetch_add(1, Relaxed);
+            received.bytes.fetch_add(body.len() as u64, Relaxed);
+            let mut first = received.first.lock().unwrap_or_else(|p| p.into_inner());
+            first.get_or_insert(body);
+            StatusCode::NO_CONTENT
+        }),
+    )
+}
+
+/// The sink's options: the server on `port`, three labels, then the
+/// user's `--sink-option`s.
+fn sink_config(port: u16, options: &[String]) -> anyhow::Result<SinkConfig> {
     let mut cfg = SinkConfig::new();
     cfg.insert("endpoint".into(), format!("http://127.0.0.1:{port}"));
     cfg.insert(
         "labels".into(),
         "app={service},level={level},host={host}".into(),
     );
-    for opt in &args.sink_options {
+    for opt in options {
         let (k, v) = opt
             .split_once('=')
             .with_context(|| format!("--sink-option `{opt}`: expected KEY=VALUE"))?;
         cfg.insert(k.trim().into(), v.into());
     }
-    let sink: Arc<dyn Sink> = Arc::from(LokiSink::from_config(&cfg).map_err(anyhow::Error::msg)?);
+    Ok(cfg)
+}
 
-    let (pool, line_bytes) = build_pool(&args)?;
-    let pool = Arc::new(pool);
+/// Send `args.events` events in batches from the pool, `args.concurrency`
+/// sends in flight at once.
+async fn push_all(
+    sink: Arc<dyn Sink>,
+    pool: Arc<Vec<Vec<Event>>>,
+    args: &LokiArgs,
+) -> anyhow::Result<()> {
     let sends = args.events.div_ceil(args.batch);
     let next = Arc::new(AtomicUsize::new(0));
-    let cpu_before = cpu_seconds(std::process::id());
-    let start = Instant::now();
     let workers: Vec<_> = (0..args.concurrency)
         .map(|_| {
             let (sink, pool, next) = (sink.clone(), pool.clone(), next.clone());
@@ -121,22 +149,25 @@ async fn run(args: LokiArgs) -> anyhow::Result<()> {
     for w in workers {
         w.await??;
     }
-    let elapsed = start.elapsed();
-    let cpu = cpu_seconds(std::process::id())
-        .zip(cpu_before)
-        .map(|(a, b)| a - b);
-    server.abort();
+    Ok(())
+}
 
+/// Print the run's figures.
+fn print_report(
+    args: &LokiArgs,
+    encoding: &str,
+    received: &Received,
+    line_bytes: f64,
+    elapsed: Duration,
+    cpu: Option<f64>,
+) {
     let requests = received.requests.load(Relaxed);
     let wire = received.bytes.load(Relaxed);
     let secs = elapsed.as_secs_f64();
     let n = args.events as f64;
     println!(
         "events:       {} ({} per send, {} in flight, encoding {})",
-        args.events,
-        args.batch,
-        args.concurrency,
-        cfg.get("encoding").map_or("protobuf", String::as_str)
+        args.events, args.batch, args.concurrency, encoding
     );
     println!("pushes:       {requests}");
     println!("avg line:     {:.0} bytes", line_bytes);
@@ -162,7 +193,7 @@ async fn run(args: LokiArgs) -> anyhow::Result<()> {
             );
         }
     }
-    match super::peak_rss_kib(std::process::id()) {
+    match peak_rss_kib(std::process::id()) {
         Some(k) => println!(
             "peak RSS:     {:.1} MiB (sink, server and the event pool)",
             k as f64 / 1024.0
@@ -175,7 +206,6 @@ async fn run(args: LokiArgs) -> anyhow::Result<()> {
             cpu * 1e6 / n
         );
     }
-    Ok(())
 }
 
 /// `pool` batches of `batch` log records (the shape the other tools send),

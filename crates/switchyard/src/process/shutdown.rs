@@ -13,49 +13,10 @@
 //! A second signal stops at once: whoever sends it has decided not to wait,
 //! so the process prints what it loses and exits without draining.
 
+use super::signals::Signals;
 use std::time::Duration;
 use switchyard_engine::Cutoff;
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, warn};
-
-/// The process's SIGTERM and SIGINT, watched from the start so that no
-/// signal between the first and the second is missed.
-struct Signals {
-    term: Option<Signal>,
-    int: Option<Signal>,
-}
-
-impl Signals {
-    fn new() -> Self {
-        let watch = |kind: SignalKind, name: &str| match signal(kind) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                error!(error = %e, "cannot watch {name}; the other signal still stops the process");
-                None
-            }
-        };
-        Self {
-            term: watch(SignalKind::terminate(), "SIGTERM"),
-            int: watch(SignalKind::interrupt(), "SIGINT"),
-        }
-    }
-
-    /// The next SIGTERM or SIGINT.
-    async fn next(&mut self) {
-        async fn recv(s: &mut Option<Signal>) {
-            match s {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        }
-        tokio::select! {
-            _ = recv(&mut self.term) => {}
-            _ = recv(&mut self.int) => {}
-        }
-    }
-}
 
 /// Watch the signals. The returned future resolves at the first one; from
 /// then on `cutoff` is triggered after `timeout`, and a second signal calls

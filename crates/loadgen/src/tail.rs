@@ -3,12 +3,16 @@
 //! sink (or, with `--sink blackhole`, into nothing, to measure the tail and
 //! the engine alone), and measures until the engine reports all of them sent.
 
-use super::{file_len, record, report, BenchSink, Server};
+use crate::record::record;
+use crate::report::report;
+use crate::server::{BenchSink, Server};
+use crate::usage::file_len;
 use anyhow::bail;
 use clap::Args;
 use std::io::Write;
 use std::time::Instant;
 
+/// Flags of `switchyard bench tail`.
 #[derive(Args, Debug)]
 pub struct TailArgs {
     /// Lines to write and follow.
@@ -25,7 +29,8 @@ pub struct TailArgs {
     pub sink: BenchSink,
 }
 
-pub fn tail(args: TailArgs) -> anyhow::Result<()> {
+/// Run `switchyard bench tail`.
+pub fn run(args: TailArgs) -> anyhow::Result<()> {
     if args.lines == 0 {
         bail!("--lines must be greater than 0");
     }

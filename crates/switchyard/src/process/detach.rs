@@ -5,23 +5,22 @@
 //! once the child has written its pid file — which it does after it is
 //! listening — and reports the child's log if it dies first.
 
+use super::{pid_file, stdout};
 use crate::cli::DispatcherArgs;
 use anyhow::{bail, Context};
 use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Start the dispatcher of `args` in the background and return once it is
+/// ready, or fail with what its log says.
 pub fn spawn(args: &DispatcherArgs) -> anyhow::Result<()> {
-    let pid_file = args
-        .pid_file
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("switchyard-dispatcher.pid"));
-    let _ = std::fs::remove_file(&pid_file); // a stale file must not look ready
+    let pid_path = args.pid_file.clone().unwrap_or_else(pid_file::default_path);
+    pid_file::remove(&pid_path); // a stale file must not look ready
     let log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -40,7 +39,7 @@ pub fn spawn(args: &DispatcherArgs) -> anyhow::Result<()> {
         .collect();
     if args.pid_file.is_none() {
         child_args.push("--pid-file".into());
-        child_args.push(pid_file.clone().into());
+        child_args.push(pid_path.clone().into());
     }
     let mut child =
         Command::new(std::env::current_exe().context("cannot find this program's path")?)
@@ -61,16 +60,12 @@ pub fn spawn(args: &DispatcherArgs) -> anyhow::Result<()> {
                 args.log_file.display()
             );
         }
-        let ready = std::fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|t| t.trim().parse::<u32>().ok())
-            == Some(child.id());
-        if ready {
-            crate::stdout::final_line(format_args!(
+        if pid_file::read(&pid_path) == Some(child.id()) {
+            stdout::final_line(format_args!(
                 "switchyard dispatcher running in the background: pid {}, listening on {}, pid file `{}`, log `{}`",
                 child.id(),
                 args.listen,
-                pid_file.display(),
+                pid_path.display(),
                 args.log_file.display()
             ));
             return Ok(());
