@@ -6,7 +6,7 @@ use super::interpolate::interpolate;
 use super::locate::line_of;
 use super::schema::{Admin, FileSource, LlmTransformConfig, SinkEntry, SourceConfig};
 use serde::de::DeserializeOwned;
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 use std::fmt;
 use std::sync::Arc;
 use switchyard_core::{SinkConfig, SinkRegistry, Transform};
@@ -93,7 +93,7 @@ pub fn check(
             })
             .collect::<Vec<_>>()
     })?;
-    let root: Value = serde_yaml::from_str(&text).map_err(|e| {
+    let root: Value = serde_norway::from_str(&text).map_err(|e| {
         vec![ConfigError {
             line: e.location().map(|l| l.line()),
             path: String::new(),
@@ -514,8 +514,8 @@ fn concurrency_shorthand(mut v: Value) -> Value {
     if let Some(c) = d.get_mut("concurrency") {
         if c.is_number() {
             let n = c.clone();
-            *c = Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
-                tag: serde_yaml::value::Tag::new("fixed"),
+            *c = Value::Tagged(Box::new(serde_norway::value::TaggedValue {
+                tag: serde_norway::value::Tag::new("fixed"),
                 value: n,
             }));
         }
