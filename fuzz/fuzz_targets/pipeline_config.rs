@@ -11,6 +11,9 @@ use libfuzzer_sys::fuzz_target;
 // Siblings at the root, as in the binary's `pipeline` module: the check
 // reaches the others as `super::…`.
 #[allow(dead_code, unused_imports)]
+#[path = "../../crates/switchyard/src/pipeline/dispatcher_block.rs"]
+mod dispatcher_block;
+#[allow(dead_code, unused_imports)]
 #[path = "../../crates/switchyard/src/pipeline/interpolate.rs"]
 mod interpolate;
 #[allow(dead_code, unused_imports)]

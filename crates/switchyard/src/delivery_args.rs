@@ -165,6 +165,7 @@ impl DeliveryArgs {
                 target_latency: self.target_latency,
                 adjustment_factor: self.adjustment_factor,
                 max_concurrency: self.max_concurrency,
+                ..FlowControl::default()
             },
             circuit_breaker: BreakerConfig {
                 enabled: !self.no_breaker,

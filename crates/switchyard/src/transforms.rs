@@ -18,7 +18,7 @@ pub struct TransformArgs {
 pub fn load(path: &Path) -> anyhow::Result<Chain> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read --transforms `{}`", path.display()))?;
-    let configs: Vec<TransformConfig> = serde_yaml::from_str(&text)
+    let configs: Vec<TransformConfig> = serde_norway::from_str(&text)
         .with_context(|| format!("--transforms `{}`", path.display()))?;
     build_chain(&configs)
         .map_err(anyhow::Error::msg)

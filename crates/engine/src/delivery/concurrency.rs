@@ -3,8 +3,9 @@
 //!
 //! # The adaptive limit (AIMD on latency)
 //!
-//! The limit starts at 1 and moves between 1 and `max_concurrency`, like TCP's
-//! congestion window:
+//! The limit starts at `initial_concurrency` (default: `min_concurrency`,
+//! default 1) and moves between `min_concurrency` and `max_concurrency`, like
+//! TCP's congestion window:
 //!
 //! - **Additive increase**: a batch delivered within `target_latency` while
 //!   the limit was in full use adds `1 / limit`, so the limit grows by about
@@ -15,6 +16,11 @@
 //!   `1 - adjustment_factor`. Only one decrease per round trip: batches that
 //!   started before the last decrease do not decrease it again, or one slow
 //!   spell seen by many batches at once would collapse the limit to 1.
+//!
+//! - **Idle reset**: with `idle_timeout`, a limit that saw no batch in flight
+//!   for that long falls back to `min_concurrency` at the next batch: what
+//!   was learnt of the sink's capacity is stale (the seed's worker pool lets
+//!   idle workers go the same way).
 //!
 //! The dispatch loop keeps at most `max_concurrency` batches in this layer;
 //! those above the current limit wait here for a slot.
@@ -213,6 +219,14 @@ struct Aimd {
     /// Times below are nanoseconds since this instant.
     epoch: Instant,
     last_decrease: AtomicU64,
+    /// When the last batch ended (for the idle reset).
+    last_release: AtomicU64,
+}
+
+impl Aimd {
+    fn nanos(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
 }
 
 /// A taken slot, freed on drop: when it was taken (adaptive only) and
@@ -233,14 +247,17 @@ impl Limiter {
     fn new(kind: Concurrency, flow: FlowControl, stats: Arc<DeliveryStats>) -> Self {
         let (limit, aimd) = match kind {
             Concurrency::Fixed(n) => (n.max(1) as f64, None),
-            Concurrency::Adaptive => (
-                1.0,
-                Some(Aimd {
+            Concurrency::Adaptive => {
+                let (min, max) = flow_bounds(&flow);
+                let start = flow.initial_concurrency.unwrap_or(min).clamp(min, max);
+                let aimd = Aimd {
                     flow,
                     epoch: Instant::now(),
                     last_decrease: AtomicU64::new(0),
-                }),
-            ),
+                    last_release: AtomicU64::new(0),
+                };
+                (start as f64, Some(aimd))
+            }
         };
         stats.concurrency_limit.store(limit as u64, Relaxed);
         Self {
@@ -260,6 +277,9 @@ impl Limiter {
 
     /// A slot if one is free now.
     fn try_acquire(this: &Arc<Self>) -> Option<Slot> {
+        if let Some(aimd) = &this.aimd {
+            this.reset_when_idle(aimd);
+        }
         let limit = this.limit().floor() as usize;
         let mut current = this.in_flight.load(SeqCst);
         loop {
@@ -307,6 +327,7 @@ impl Limiter {
     fn release(&self, started: Option<Instant>, saturated: bool) {
         if let (Some(aimd), Some(started)) = (&self.aimd, started) {
             self.adjust(aimd, started, saturated);
+            aimd.last_release.store(aimd.nanos(Instant::now()), Relaxed);
         }
         let left = self.in_flight.fetch_sub(1, SeqCst) - 1;
         self.stats.in_flight.store(left as u64, Relaxed);
@@ -315,11 +336,29 @@ impl Limiter {
         }
     }
 
+    /// The idle reset: see the module's documentation.
+    fn reset_when_idle(&self, aimd: &Aimd) {
+        let Some(idle) = aimd.flow.idle_timeout else {
+            return;
+        };
+        let since = aimd
+            .nanos(Instant::now())
+            .saturating_sub(aimd.last_release.load(Relaxed));
+        if self.in_flight.load(SeqCst) == 0 && since > idle.as_nanos() as u64 {
+            let min = flow_bounds(&aimd.flow).0 as f64;
+            if self.limit() > min {
+                self.limit.store(min.to_bits(), Relaxed);
+                self.stats.concurrency_limit.store(min as u64, Relaxed);
+            }
+        }
+    }
+
     /// AIMD: see the module's documentation.
     fn adjust(&self, aimd: &Aimd, started: Instant, saturated: bool) {
         let now = Instant::now();
-        let nanos = |t: Instant| t.saturating_duration_since(aimd.epoch).as_nanos() as u64;
-        let max = aimd.flow.max_concurrency.max(1) as f64;
+        let nanos = |t: Instant| aimd.nanos(t);
+        let (min, max) = flow_bounds(&aimd.flow);
+        let (min, max) = (min as f64, max as f64);
         let update = |f: &dyn Fn(f64) -> f64| {
             let _ = self.limit.fetch_update(Relaxed, Relaxed, |bits| {
                 Some(f(f64::from_bits(bits)).to_bits())
@@ -336,7 +375,7 @@ impl Limiter {
                 .is_ok();
             if claimed {
                 let factor = 1.0 - aimd.flow.adjustment_factor;
-                update(&|l| (l * factor).max(1.0));
+                update(&|l| (l * factor).max(min));
             }
         } else if saturated {
             update(&|l| (l + 1.0 / l).min(max));
@@ -347,6 +386,13 @@ impl Limiter {
             .concurrency_limit
             .store(self.limit().floor() as u64, Relaxed);
     }
+}
+
+/// The adaptive limit's floor and ceiling, each at least 1 (a floor above
+/// the ceiling is refused by validation; here the ceiling wins).
+fn flow_bounds(flow: &FlowControl) -> (usize, usize) {
+    let max = flow.max_concurrency.max(1);
+    (flow.min_concurrency.clamp(1, max), max)
 }
 
 #[cfg(test)]
@@ -360,6 +406,7 @@ mod tests {
             target_latency: Duration::from_millis(100),
             adjustment_factor: 0.25,
             max_concurrency: max,
+            ..FlowControl::default()
         };
         let limiter = Limiter::new(Concurrency::Adaptive, flow, stats.clone());
         (Arc::new(limiter), stats)
@@ -392,6 +439,57 @@ mod tests {
             2,
             "3.2 * 0.75 = 2.4, once"
         );
+    }
+
+    /// The seed's worker pool: `worker_count` is where the limit starts,
+    /// `min_workers` its floor, and an idle spell of `idle_timeout` brings it
+    /// back to the floor.
+    #[tokio::test(start_paused = true)]
+    async fn starts_at_its_initial_value_never_drops_below_the_floor_and_resets_when_idle() {
+        let stats = Arc::new(DeliveryStats::default());
+        let flow = FlowControl {
+            target_latency: Duration::from_millis(100),
+            adjustment_factor: 0.5,
+            max_concurrency: 10,
+            min_concurrency: 2,
+            initial_concurrency: Some(4),
+            idle_timeout: Some(Duration::from_secs(60)),
+        };
+        let a = Arc::new(Limiter::new(Concurrency::Adaptive, flow, stats.clone()));
+        assert_eq!(stats.snapshot().concurrency_limit, 4);
+        let slots: Vec<Slot> = (0..4)
+            .map(|_| Limiter::try_acquire(&a).expect("four slots"))
+            .collect();
+        assert!(Limiter::try_acquire(&a).is_none(), "the limit starts at 4");
+        tokio::time::advance(Duration::from_millis(500)).await;
+        drop(slots); // slow: 4 * 0.5 = 2, once
+        assert_eq!(stats.snapshot().concurrency_limit, 2);
+        for _ in 0..3 {
+            let slot = Limiter::try_acquire(&a).expect("a slot");
+            tokio::time::advance(Duration::from_millis(500)).await;
+            drop(slot);
+        }
+        assert_eq!(
+            stats.snapshot().concurrency_limit,
+            2,
+            "never below the floor"
+        );
+        // Grow above the floor with fast, saturated batches...
+        for _ in 0..6 {
+            let x = Limiter::try_acquire(&a).expect("slot");
+            let y = Limiter::try_acquire(&a).expect("slot");
+            tokio::time::advance(Duration::from_millis(10)).await;
+            drop((x, y));
+        }
+        assert!(
+            stats.snapshot().concurrency_limit >= 3,
+            "{:?}",
+            stats.snapshot()
+        );
+        // ...then stay idle past `idle_timeout`: back to the floor.
+        tokio::time::advance(Duration::from_secs(61)).await;
+        drop(Limiter::try_acquire(&a).expect("a slot"));
+        assert_eq!(stats.snapshot().concurrency_limit, 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -86,8 +86,18 @@ pub struct FlowControl {
     pub target_latency: Duration,
     /// The fraction the limit shrinks by when a batch is slower than the target.
     pub adjustment_factor: f64,
-    /// Upper bound of the adaptive limit (it starts at 1).
+    /// Upper bound of the adaptive limit.
     pub max_concurrency: usize,
+    /// Floor of the adaptive limit (the seed's `worker_pool.min_workers`).
+    pub min_concurrency: usize,
+    /// Where the adaptive limit starts (the seed's `worker_count` when flow
+    /// control is on). `None`: at `min_concurrency`.
+    pub initial_concurrency: Option<usize>,
+    /// After this long with no batch in flight, the adaptive limit falls
+    /// back to `min_concurrency` (the seed's `worker_pool.idle_timeout`):
+    /// what was learnt of the sink's capacity is stale. `None`: never.
+    #[serde(with = "humantime_serde::option")]
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for FlowControl {
@@ -96,6 +106,9 @@ impl Default for FlowControl {
             target_latency: Duration::from_millis(100),
             adjustment_factor: 0.1,
             max_concurrency: 64,
+            min_concurrency: 1,
+            initial_concurrency: None,
+            idle_timeout: None,
         }
     }
 }
@@ -134,7 +147,8 @@ impl DeliveryConfig {
     pub fn validate(&self) -> Result<(), String> {
         let b = &self.circuit_breaker;
         let f = &self.flow_control;
-        let checks: [(bool, &str, &str); 8] = [
+        let start = f.initial_concurrency.unwrap_or(f.min_concurrency);
+        let checks: [(bool, &str, &str); 11] = [
             (
                 matches!(self.concurrency, Concurrency::Fixed(0)),
                 "concurrency",
@@ -164,6 +178,21 @@ impl DeliveryConfig {
                 f.max_concurrency == 0,
                 "flow_control.max_concurrency",
                 "must be at least 1",
+            ),
+            (
+                f.min_concurrency == 0 || f.min_concurrency > f.max_concurrency,
+                "flow_control.min_concurrency",
+                "must be at least 1 and at most `max_concurrency`",
+            ),
+            (
+                start < f.min_concurrency || start > f.max_concurrency,
+                "flow_control.initial_concurrency",
+                "must be between `min_concurrency` and `max_concurrency`",
+            ),
+            (
+                f.idle_timeout.is_some_and(|t| t.is_zero()),
+                "flow_control.idle_timeout",
+                "must be longer than 0",
             ),
             (
                 b.enabled && (b.failure_threshold == 0 || b.success_threshold == 0),

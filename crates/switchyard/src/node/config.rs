@@ -215,7 +215,7 @@ impl NodeConfig {
 
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         let config: Self =
-            serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text))
+            serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text))
                 .map_err(|e| anyhow::anyhow!("key `{}`: {}", e.path(), e.inner()))?;
         config.check()?;
         Ok(config)

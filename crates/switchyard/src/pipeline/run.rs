@@ -2,7 +2,7 @@
 
 use super::admin::{self, AdminState, SinkView};
 use super::schema::{HttpSource, NetSource, SourceConfig};
-use super::validate::{check, Checked};
+use super::validate::{check_bytes, Checked};
 use anyhow::Context;
 use clap::Args;
 use std::collections::BTreeSet;
@@ -30,10 +30,9 @@ pub struct ConfigArgs {
 }
 
 fn load(path: &Path) -> anyhow::Result<Checked> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let registry = switchyard_sinks::builtin();
-    check(&text, |k| std::env::var(k).ok(), &registry).map_err(|errors| {
+    check_bytes(&bytes, |k| std::env::var(k).ok(), &registry).map_err(|errors| {
         for e in &errors {
             eprintln!("{}: {e}", path.display());
         }

@@ -410,12 +410,12 @@ pub struct Scalar(pub String);
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match serde_yaml::Value::deserialize(d)? {
-            serde_yaml::Value::String(s) => Ok(Scalar(s)),
-            serde_yaml::Value::Bool(b) => Ok(Scalar(b.to_string())),
-            serde_yaml::Value::Number(n) => Ok(Scalar(n.to_string())),
+        match serde_norway::Value::deserialize(d)? {
+            serde_norway::Value::String(s) => Ok(Scalar(s)),
+            serde_norway::Value::Bool(b) => Ok(Scalar(b.to_string())),
+            serde_norway::Value::Number(n) => Ok(Scalar(n.to_string())),
             // `key: ${UNSET:-}` leaves nothing: the option is not set.
-            serde_yaml::Value::Null => Ok(Scalar(String::new())),
+            serde_norway::Value::Null => Ok(Scalar(String::new())),
             _ => Err(serde::de::Error::custom(
                 "expected a string, number or boolean",
             )),

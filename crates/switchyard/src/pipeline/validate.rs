@@ -2,11 +2,12 @@
 //! wiring, and report *every* error — each with its key path and line —
 //! before anything starts.
 
+use super::dispatcher_block::DispatcherBlock;
 use super::interpolate::interpolate;
 use super::locate::line_of;
 use super::schema::{Admin, FileSource, LlmTransformConfig, SinkEntry, SourceConfig};
 use serde::de::DeserializeOwned;
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 use std::fmt;
 use std::sync::Arc;
 use switchyard_core::{SinkConfig, SinkRegistry, Transform};
@@ -63,14 +64,40 @@ pub struct Checked {
     pub sinks: Vec<(String, SinkEntry)>,
 }
 
-const TOP: [&str; 6] = [
+const TOP: [&str; 7] = [
     "admin",
+    "dispatcher",
     "dlq",
     "sources",
     "transforms",
     "sinks",
     "shutdown_timeout",
 ];
+
+/// [`check`] of a file as read from disk: bytes that are not UTF-8 are
+/// refused at the line and column of the first bad one.
+pub fn check_bytes(
+    bytes: &[u8],
+    env: impl Fn(&str) -> Option<String>,
+    sink_plugins: &SinkRegistry,
+) -> Result<Checked, Vec<ConfigError>> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => check(text, env, sink_plugins),
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+            Err(vec![ConfigError {
+                line: Some(line),
+                path: String::new(),
+                message: format!(
+                    "not UTF-8 text: the byte at column {} is not valid UTF-8; save the file as UTF-8",
+                    good.len() - line_start + 1
+                ),
+            }])
+        }
+    }
+}
 
 /// Check `text`; `env` reads environment variables; `sink_plugins` are the
 /// registered sinks, whose options are checked as their build reads them.
@@ -93,7 +120,7 @@ pub fn check(
             })
             .collect::<Vec<_>>()
     })?;
-    let root: Value = serde_yaml::from_str(&text).map_err(|e| {
+    let root: Value = serde_norway::from_str(&text).map_err(|e| {
         vec![ConfigError {
             line: e.location().map(|l| l.line()),
             path: String::new(),
@@ -104,7 +131,7 @@ pub fn check(
         text: &text,
         errors: Vec::new(),
     };
-    let Value::Mapping(root) = root else {
+    let Value::Mapping(mut root) = root else {
         return Err(vec![c.error(
             &[],
             "the file must be a mapping of admin, sources, transforms and sinks".into(),
@@ -120,6 +147,7 @@ pub fn check(
             c.errors.push(e);
         }
     }
+    c.dispatcher_defaults(&mut root);
     let admin = root
         .get("admin")
         .and_then(|v| c.typed::<Admin>(&["admin"], v.clone()));
@@ -327,11 +355,35 @@ impl Checker<'_> {
                         .map(|(_, rest)| format!("unknown key; expected{rest}"))
                         .unwrap_or(message);
                 }
+                if message.ends_with("expected a boolean") {
+                    // YAML 1.2: `yes`, `on` and the like are text.
+                    message.push_str(" (write `true` or `false`)");
+                }
                 let keys: Vec<&str> = path.iter().map(String::as_str).collect();
                 let err = self.error(&keys, message);
                 self.errors.push(err);
                 None
             }
+        }
+    }
+
+    /// The `dispatcher:` block, checked at its own lines, then copied into
+    /// the components as their defaults (see [`super::dispatcher_block`]).
+    fn dispatcher_defaults(&mut self, root: &mut Mapping) {
+        let Some(v) = root.get("dispatcher").cloned() else {
+            return;
+        };
+        let Some(block) = self.typed::<DispatcherBlock>(&["dispatcher"], v) else {
+            return;
+        };
+        let problems = block.problems();
+        if problems.is_empty() {
+            block.apply(root);
+        }
+        for (path, message) in problems {
+            let keys: Vec<&str> = std::iter::once("dispatcher").chain(path).collect();
+            let e = self.error(&keys, message);
+            self.errors.push(e);
         }
     }
 
@@ -514,8 +566,8 @@ fn concurrency_shorthand(mut v: Value) -> Value {
     if let Some(c) = d.get_mut("concurrency") {
         if c.is_number() {
             let n = c.clone();
-            *c = Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
-                tag: serde_yaml::value::Tag::new("fixed"),
+            *c = Value::Tagged(Box::new(serde_norway::value::TaggedValue {
+                tag: serde_norway::value::Tag::new("fixed"),
                 value: n,
             }));
         }
@@ -657,7 +709,7 @@ sinks:
             (
                 "source:\n  a: {}\nsinks: {}\n",
                 &[
-                    "line 1: source: unknown key; expected one of admin, dlq, sources, transforms, sinks, shutdown_timeout",
+                    "line 1: source: unknown key; expected one of admin, dispatcher, dlq, sources, transforms, sinks, shutdown_timeout",
                     "line 3: sinks: at least one sink is required",
                     "sources: at least one source is required",
                 ],
@@ -674,6 +726,53 @@ sinks:
         for (text, want) in table {
             assert_eq!(&errors(text), want, "config:\n{text}");
         }
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_refused_at_their_line_and_column() {
+        let mut bytes = b"sources:\n  a:\n    type: fi".to_vec();
+        bytes.extend([0xC3, 0x28]);
+        let got = check_bytes(&bytes, |_| None, &switchyard_sinks::builtin())
+            .err()
+            .unwrap();
+        assert_eq!(
+            got.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["line 3: not UTF-8 text: the byte at column 13 is not valid UTF-8; save the file as UTF-8"]
+        );
+        // UTF-8 text, non-ASCII included, is read as `check` reads it.
+        let good = GOOD.replace("errs", "érrs").replace("${HOME_DIR}", "/d");
+        assert!(check_bytes(good.as_bytes(), |_| None, &switchyard_sinks::builtin()).is_ok());
+    }
+
+    /// YAML 1.2, as before the YAML library changed: `yes`/`on` are text, so
+    /// a boolean key refuses them with a hint; `5s` is a duration's text; a
+    /// sink option keeps `yes` as written.
+    #[test]
+    fn yaml_1_1_booleans_are_text_and_durations_read_as_before() {
+        let head = "sources:\n  a:\n    type: file\n    include: [x]\n";
+        assert_eq!(
+            errors(&format!("{head}    json: yes\nsinks:\n  o: {{type: stdout, inputs: [a]}}\n")),
+            ["line 5: sources.a.json: invalid type: string \"yes\", expected a boolean (write `true` or `false`)"]
+        );
+        let c = check(
+            &format!("{head}    json: True\n    partial_line_timeout: 5s\nsinks:\n  o:\n    type: stdout\n    inputs: [a]\n    options: {{flag: on, n: 010, f: 1.50}}\n"),
+            |_| None,
+            &switchyard_sinks::builtin(),
+        )
+        .ok()
+        .unwrap();
+        let SourceConfig::File(f) = &c.sources[0].1 else {
+            panic!("a file source")
+        };
+        assert!(f.json);
+        assert_eq!(f.partial_line_timeout, std::time::Duration::from_secs(5));
+        let options: Vec<(&str, &str)> = c.sinks[0]
+            .1
+            .options
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.0.as_str()))
+            .collect();
+        assert_eq!(options, [("f", "1.5"), ("flag", "on"), ("n", "010")]);
     }
 
     /// `validate` used to pass sink options only `run` read: a bogus size or
@@ -739,6 +838,27 @@ sinks:
                 bytes in proptest::collection::vec(any::<u8>(), 0..256),
             ) {
                 messages_or_nothing(&String::from_utf8_lossy(&bytes))?;
+            }
+
+            /// The file as read: any bytes, invalid UTF-8 and non-ASCII
+            /// included.
+            #[test]
+            fn arbitrary_bytes_never_panic(
+                bytes in proptest::collection::vec(
+                    prop_oneof![any::<u8>(), Just(b'\n'), Just(b':'), Just(0xC3), Just(0xFF)],
+                    0..256,
+                ),
+                prefix in prop::sample::select(vec!["", GOOD, "sources:\n  a:\n    type: ", "sinks:\n  é:\n"]),
+            ) {
+                let mut all = prefix.as_bytes().to_vec();
+                all.extend(&bytes);
+                let result = check_bytes(&all, |_| None, &switchyard_sinks::builtin());
+                if let Err(errors) = result {
+                    prop_assert!(!errors.is_empty());
+                    for e in &errors {
+                        prop_assert!(!e.to_string().is_empty());
+                    }
+                }
             }
 
             #[test]
