@@ -24,7 +24,7 @@ use switchyard_engine::disk_buffer::DiskBufferConfig;
 use switchyard_engine::metrics::Metrics;
 use switchyard_engine::supervise::Health;
 use switchyard_engine::topology::{Observers, Pipeline, SinkNode, SourceStats, TransformNode};
-use switchyard_engine::{BufferConfig, Counters, CountersSnapshot, Dlq, Pipeline as SinkPolicy};
+use switchyard_engine::{BufferConfig, Counters, CountersSnapshot, Dlq, SinkPolicy};
 use switchyard_sources::http::{router, IngestConfig, IngestCounters};
 use switchyard_transforms::llm::{LlmConfig, LlmTransform, Redactor};
 use switchyard_transforms::Chain;
@@ -344,22 +344,6 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         disk_final,
     ));
     Ok(())
-}
-
-pub(crate) async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch SIGTERM; only SIGINT stops the dispatcher");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 /// Put what each source loses on `/metrics`, under the name of its flag.
