@@ -712,13 +712,16 @@ fn published_events_reach_the_sink_through_the_pipeline_and_show_on_metrics() {
 fn a_failing_sinks_events_land_in_the_dead_letter_queue_and_on_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let dlq = dir.path().join("dlq");
-    // Nothing listens there: every attempt fails (connection refused).
+    // Nothing listens there: every attempt fails (connection refused). The
+    // breaker stays closed throughout, so each event has exactly its two
+    // attempts.
     let down = free_port();
     let (mut node, grpc, admin) = publishing_node(
         dir.path(),
         &format!(
             "{{sink: http, endpoint: \"http://127.0.0.1:{down}/ingest\", batch_size: 1, \
-             flush_interval: 50ms, delivery: {{max_retries: 1, retry_backoff: 10ms}}, \
+             flush_interval: 50ms, \
+             delivery: {{max_retries: 1, retry_backoff: 10ms, circuit_breaker: {{failure_threshold: 100}}}}, \
              dlq: {{dir: {}, auto_retry: false}}}}",
             dlq.display()
         ),

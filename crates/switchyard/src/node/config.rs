@@ -377,10 +377,10 @@ services:
             "{e}"
         );
         let e = err(&format!(
-            "{base}pipeline: {{delivery: {{concurrency: {{fixed: 0}}}}}}\n"
+            "{base}pipeline: {{delivery: {{rate_limit: {{per_second: 0, unit: events}}}}}}\n"
         ));
         assert!(
-            e.contains("key `pipeline.delivery`") && e.contains("concurrency"),
+            e.contains("key `pipeline.delivery`") && e.contains("rate_limit.per_second"),
             "{e}"
         );
         let e = err(&format!("{base}pipeline: {{dlq: {{max_size: 0}}}}\n"));
