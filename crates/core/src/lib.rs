@@ -40,4 +40,4 @@ pub use log_record::LogRecord;
 pub use sink::{
     EventFailure, Sink, SinkCheck, SinkConfig, SinkError, SinkErrorKind, SinkFactory, SinkRegistry,
 };
-pub use transform::{Identity, Transform, Verdict};
+pub use transform::{Transform, Verdict};

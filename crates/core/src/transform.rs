@@ -18,13 +18,3 @@ pub trait Transform: Send + Sync + 'static {
     /// Edit `event` and decide its verdict.
     fn apply(&self, event: &mut Event) -> Verdict;
 }
-
-/// Passes every event unchanged.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Identity;
-
-impl Transform for Identity {
-    fn apply(&self, _event: &mut Event) -> Verdict {
-        Verdict::Keep
-    }
-}

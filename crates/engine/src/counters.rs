@@ -1,6 +1,8 @@
-//! The engine's ledger. At any quiescent moment
-//! `received = sent + filtered + dead_lettered + dropped + kept_on_disk + lost`
-//! (the last two only grow when a stop reaches its deadline).
+//! The ledger of a sink's loop. At any quiescent moment
+//! `received = sent + dead_lettered + dropped + kept_on_disk + lost` (the
+//! last two only grow when a stop reaches its deadline). Filtering happens
+//! before a sink, in the topology's routers, which count it themselves
+//! ([`SourceStats`](crate::topology::SourceStats)).
 
 use prometheus_client::metrics::histogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -10,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub struct Counters {
     received: AtomicU64,
     sent: AtomicU64,
-    filtered: AtomicU64,
     dropped: AtomicU64,
     in_flight: AtomicU64,
     slots: AtomicU64,
@@ -27,7 +28,8 @@ pub struct CountersSnapshot {
     pub received: u64,
     /// Events the sink accepted.
     pub sent: u64,
-    /// Events a transform removed.
+    /// Events a transform removed: always 0 for one sink's loop; set in a
+    /// ledger of a whole pipeline, from its routers' figures.
     pub filtered: u64,
     /// Events given up on (permanent error or retries exhausted) that no
     /// dead-letter queue kept.
@@ -49,9 +51,6 @@ impl Counters {
     }
     pub(crate) fn add_sent(&self, n: u64) {
         self.sent.fetch_add(n, Relaxed);
-    }
-    pub(crate) fn add_filtered(&self, n: u64) {
-        self.filtered.fetch_add(n, Relaxed);
     }
     pub(crate) fn add_dropped(&self, n: u64) {
         self.dropped.fetch_add(n, Relaxed);
@@ -97,9 +96,8 @@ impl Counters {
     /// stack (what a stop at once would lose from memory).
     pub fn unsettled(&self) -> u64 {
         let c = self.snapshot();
-        c.received.saturating_sub(
-            c.sent + c.filtered + c.dropped + c.dead_lettered + c.kept_on_disk + c.lost,
-        )
+        c.received
+            .saturating_sub(c.sent + c.dropped + c.dead_lettered + c.kept_on_disk + c.lost)
     }
 
     /// Read them all.
@@ -107,7 +105,9 @@ impl Counters {
         CountersSnapshot {
             received: self.received.load(Relaxed),
             sent: self.sent.load(Relaxed),
-            filtered: self.filtered.load(Relaxed),
+            // A sink's loop filters nothing; a whole pipeline's ledger
+            // fills this from its routers.
+            filtered: 0,
             dropped: self.dropped.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
             kept_on_disk: self.kept_on_disk.load(Relaxed),

@@ -1,11 +1,13 @@
-//! The dispatch loop: intake → transform → batch → the sink's delivery stack.
+//! The loop of one sink: its buffer → batch → the sink's delivery stack. Each
+//! sink node of a [`topology`](crate::topology) runs one.
 //!
 //! At most `max_in_flight` batches are inside the delivery stack at once
 //! (the concurrency limit's bound); when that many are, the loop stops
 //! taking from intake, so a slow or failing sink slows intake and the intake
 //! bound pushes back on sources. Batches are handed over in order; with more
 //! than one in flight a retried batch can land after a later one. Every event
-//! ends with a recorded fate (delivered, filtered, dead-lettered or dropped)
+//! ends with a recorded fate (delivered, dead-lettered or dropped; filtering
+//! happens before, in the topology's routers)
 //! that is both counted and reported to its source through its
 //! acknowledgement token.
 //!
@@ -20,7 +22,7 @@
 use crate::batcher::Batcher;
 use crate::counters::Counters;
 use crate::delivery::settle::Failure;
-use crate::delivery::{self, BreakerConfig, Concurrency, DeliveryConfig, DeliveryStats, Settle};
+use crate::delivery::{self, DeliveryConfig, DeliveryStats, Settle};
 use crate::dlq::Dlq;
 use crate::intake::IntakeReceiver;
 use crate::shutdown::Cutoff;
@@ -28,42 +30,14 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_core::{Event, Fate, Sink, Transform, Verdict};
+use switchyard_core::{Event, Sink};
 use tower::{Service, ServiceExt};
 use tracing::{error, warn};
 
-/// Batching and retry settings (the original, smaller form of [`Pipeline`]:
-/// no circuit breaker, no timeout, no dead-letter queue).
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// Events per batch.
-    pub batch_size: usize,
-    /// Longest time an event waits in an unfilled batch.
-    pub flush_interval: Duration,
-    /// Retries after the first attempt.
-    pub retry_attempts: u32,
-    /// Ceiling of the first retry's delay.
-    pub retry_backoff: Duration,
-    /// Batches being delivered at the same time (at least 1). More than one
-    /// lets the next batch be encoded and written while the sink still
-    /// confirms the previous one (a file sync, an HTTP round trip).
-    pub concurrency: usize,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            batch_size: 100,
-            flush_interval: Duration::from_secs(5),
-            retry_attempts: 3,
-            retry_backoff: Duration::from_secs(1),
-            concurrency: 2,
-        }
-    }
-}
-
-/// Everything the loop needs besides its intake, transform and sink.
-pub struct Pipeline {
+/// How one sink's loop batches and delivers: the per-sink policy of a
+/// [`topology`](crate::topology) sink node.
+#[derive(Clone)]
+pub struct SinkPolicy {
     /// Events per batch.
     pub batch_size: usize,
     /// Longest time an event waits in an unfilled batch.
@@ -76,46 +50,19 @@ pub struct Pipeline {
     pub dlq: Option<Arc<Dlq>>,
 }
 
-impl From<EngineConfig> for Pipeline {
-    fn from(c: EngineConfig) -> Self {
+impl SinkPolicy {
+    /// The defaults of a `switchyard run` sink (`batch.max_events: 100`,
+    /// `batch.timeout: 5s`, the delivery stack's defaults), without a
+    /// dead-letter queue.
+    pub fn new(sink_name: impl Into<String>) -> Self {
         Self {
-            batch_size: c.batch_size,
-            flush_interval: c.flush_interval,
-            delivery: DeliveryConfig {
-                max_retries: c.retry_attempts,
-                retry_backoff: c.retry_backoff,
-                concurrency: Concurrency::Fixed(c.concurrency.max(1)),
-                circuit_breaker: BreakerConfig {
-                    enabled: false,
-                    ..BreakerConfig::default()
-                },
-                ..DeliveryConfig::default()
-            },
-            sink_name: "sink".into(),
+            batch_size: 100,
+            flush_interval: Duration::from_secs(5),
+            delivery: DeliveryConfig::default(),
+            sink_name: sink_name.into(),
             dlq: None,
         }
     }
-}
-
-/// Run until every intake sender is gone and the queue is drained; then flush
-/// the last batch and close the sink.
-pub async fn run(
-    intake: IntakeReceiver,
-    transform: Arc<dyn Transform>,
-    sink: Box<dyn Sink>,
-    config: EngineConfig,
-    counters: Arc<Counters>,
-) {
-    let stats = Arc::new(DeliveryStats::default());
-    run_pipeline(
-        intake,
-        transform,
-        Arc::from(sink),
-        config.into(),
-        counters,
-        stats,
-    )
-    .await
 }
 
 /// How a sink loop ends when its stop outlasts the deadline.
@@ -129,35 +76,16 @@ pub struct Stop {
     pub on_disk: bool,
 }
 
-/// [`run`] with the full delivery stack; `stats` receives its counters. With
-/// a dead-letter queue whose `auto_retry` is on, its records for this sink
-/// are re-sent every `retry_interval` while the loop runs.
-pub async fn run_pipeline(
-    intake: IntakeReceiver,
-    transform: Arc<dyn Transform>,
-    sink: Arc<dyn Sink>,
-    pipeline: Pipeline,
-    counters: Arc<Counters>,
-    stats: Arc<DeliveryStats>,
-) {
-    run_until(
-        intake,
-        transform,
-        sink,
-        pipeline,
-        counters,
-        stats,
-        Stop::default(),
-    )
-    .await
-}
-
-/// [`run_pipeline`] that gives up delivering at `stop.cutoff`.
-pub async fn run_until(
+/// The loop of one sink: take batches from `intake` until it is closed and
+/// empty, deliver them through the delivery stack, then close the sink.
+/// `stats` receives the stack's figures. With a dead-letter queue whose
+/// `auto_retry` is on, its records for this sink are re-sent every
+/// `retry_interval` while the loop runs. Delivery is given up at
+/// `stop.cutoff`.
+pub async fn run_sink(
     mut intake: IntakeReceiver,
-    transform: Arc<dyn Transform>,
     sink: Arc<dyn Sink>,
-    pipeline: Pipeline,
+    policy: SinkPolicy,
     counters: Arc<Counters>,
     stats: Arc<DeliveryStats>,
     stop: Stop,
@@ -165,23 +93,23 @@ pub async fn run_until(
     let cutoff = stop.cutoff.clone();
     let settle = Arc::new(
         Settle::new(
-            &pipeline.sink_name,
+            &policy.sink_name,
             counters.clone(),
             stats.clone(),
-            pipeline.dlq.clone(),
+            policy.dlq.clone(),
         )
         .with_cutoff(stop.cutoff, stop.on_disk),
     );
     // One bucket for new batches and dead-letter re-sends alike.
-    let rate = delivery::RateLimitLayer::new(pipeline.delivery.rate_limit, stats.clone());
+    let rate = delivery::RateLimitLayer::new(policy.delivery.rate_limit, stats.clone());
     let mut stack = delivery::build_with_rate_limit(
         sink.clone(),
-        &pipeline.delivery,
+        &policy.delivery,
         settle.clone(),
         stats.clone(),
         rate.clone(),
     );
-    let auto_retry = pipeline
+    let auto_retry = policy
         .dlq
         .as_ref()
         .filter(|d| d.config().auto_retry)
@@ -189,15 +117,15 @@ pub async fn run_until(
             tokio::spawn(crate::dlq::auto_retry(
                 dlq.clone(),
                 sink.clone(),
-                pipeline.sink_name.clone(),
+                policy.sink_name.clone(),
                 stats.clone(),
                 rate,
-                pipeline.batch_size,
-                pipeline.delivery.timeout.unwrap_or(Duration::from_secs(30)),
+                policy.batch_size,
+                policy.delivery.timeout.unwrap_or(Duration::from_secs(30)),
             ))
         });
-    let mut batcher = Batcher::new(pipeline.batch_size, pipeline.flush_interval);
-    let mut in_flight = InFlight::new(pipeline.delivery.max_in_flight(), &counters);
+    let mut batcher = Batcher::new(policy.batch_size, policy.flush_interval);
+    let mut in_flight = InFlight::new(policy.delivery.max_in_flight(), &counters);
     let mut cut_off = false;
     // One wait for the whole loop: no waiter registered per chunk.
     let reached = cutoff.reached();
@@ -208,12 +136,7 @@ pub async fn run_until(
             chunk = intake.recv(), if !in_flight.is_full() => {
                 let Some(chunk) = chunk else { break };
                 counters.add_received(chunk.len() as u64);
-                for mut event in chunk {
-                    if transform.apply(&mut event) == Verdict::Filter {
-                        event.resolve(Fate::Filtered);
-                        counters.add_filtered(1);
-                        continue;
-                    }
+                for event in chunk {
                     if let Some(batch) = batcher.push(event) {
                         in_flight.push(timed(start(&mut stack, batch).await, &counters)).await;
                     }
@@ -237,16 +160,7 @@ pub async fn run_until(
             settle.abandoned(batcher.take(), &failure).await;
             while let Some(chunk) = intake.recv().await {
                 counters.add_received(chunk.len() as u64);
-                let mut left = Vec::with_capacity(chunk.len());
-                for mut event in chunk {
-                    if transform.apply(&mut event) == Verdict::Filter {
-                        event.resolve(Fate::Filtered);
-                        counters.add_filtered(1);
-                    } else {
-                        left.push(event);
-                    }
-                }
-                settle.abandoned(left, &failure).await;
+                settle.abandoned(chunk, &failure).await;
             }
         };
         tokio::join!(abandon_rest, in_flight.drain());
@@ -263,9 +177,9 @@ pub async fn run_until(
         let c = counters.snapshot();
         let dead_lettered = settle.abandoned_to_dlq();
         if c.lost > 0 {
-            error!(sink = %pipeline.sink_name, lost = c.lost, dead_lettered, kept_on_disk = c.kept_on_disk, "shutdown deadline passed: {} undelivered events lost", c.lost);
+            error!(sink = %policy.sink_name, lost = c.lost, dead_lettered, kept_on_disk = c.kept_on_disk, "shutdown deadline passed: {} undelivered events lost", c.lost);
         } else if dead_lettered + c.kept_on_disk > 0 {
-            warn!(sink = %pipeline.sink_name, dead_lettered, kept_on_disk = c.kept_on_disk, "shutdown deadline passed: delivery abandoned, nothing lost");
+            warn!(sink = %policy.sink_name, dead_lettered, kept_on_disk = c.kept_on_disk, "shutdown deadline passed: delivery abandoned, nothing lost");
         }
     }
     if let Some(task) = auto_retry {

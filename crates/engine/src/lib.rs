@@ -1,5 +1,6 @@
 //! The dispatch engine: sources push chunks of events into a bounded intake
-//! queue; one loop transforms and batches them and hands each batch to the
+//! queue; a [`topology`] routes them through transforms into each sink's
+//! buffer, and one loop per sink batches them and hands each batch to the
 //! sink's delivery stack (rate limit, concurrency, retries, circuit breaker,
 //! timeout). Events that fail for good go to the on-disk dead-letter queue.
 //!
@@ -13,7 +14,8 @@
 //! - [`counters`]: received / sent / filtered / dead-lettered / dropped.
 //! - [`delivery`]: the tower layers between a batch and its sink.
 //! - [`dlq`]: the dead-letter queue on disk, replay and auto-retry.
-//! - [`dispatch`]: the loop that ties them together for one sink.
+//! - [`dispatch`]: the loop that ties them together for one sink, and its
+//!   [`SinkPolicy`].
 //! - [`metrics`]: Prometheus exposition of a pipeline.
 //! - [`exposition`]: the text format a scraper asked for (OpenMetrics or
 //!   Prometheus text 0.0.4).
@@ -41,7 +43,7 @@ pub mod topology;
 pub use buffer::{buffer, BufferConfig, BufferStats, WhenFull};
 pub use counters::{Counters, CountersSnapshot};
 pub use delivery::{DeliveryConfig, DeliveryStats, DeliveryStatsSnapshot};
-pub use dispatch::{run, run_pipeline, run_until, EngineConfig, Pipeline, Stop};
+pub use dispatch::{run_sink, SinkPolicy, Stop};
 pub use dlq::{Dlq, DlqConfig};
 pub use intake::{intake, IntakeReceiver, IntakeSender};
 pub use shutdown::Cutoff;

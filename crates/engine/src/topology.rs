@@ -27,14 +27,14 @@ use crate::buffer::{buffer, BufferConfig, BufferStats, IntakeReceiver, IntakeSen
 use crate::counters::Counters;
 use crate::delivery::DeliveryStats;
 use crate::disk_buffer::{DiskBuffer, DiskBufferConfig, DiskBufferHandle, StatsSnapshot};
-use crate::dispatch::{run_until, Pipeline as SinkPolicy, Stop};
+use crate::dispatch::{run_sink, SinkPolicy, Stop};
 use crate::shutdown::Cutoff;
 use prometheus_client::metrics::histogram::Histogram;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
-use switchyard_core::{Event, Fate, Identity, Sink, Transform, Verdict};
+use switchyard_core::{Event, Fate, Sink, Transform, Verdict};
 use tokio::task::JoinHandle;
 
 /// A transform of the graph.
@@ -402,9 +402,8 @@ impl Pipeline {
                 disk: disk_stats,
             });
             sink_senders.push(tx);
-            engines.push(tokio::spawn(run_until(
+            engines.push(tokio::spawn(run_sink(
                 rx,
-                Arc::new(Identity),
                 Arc::from(sink),
                 node.policy,
                 counters,

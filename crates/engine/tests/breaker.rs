@@ -10,9 +10,9 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchyard_core::{Event, Identity, LogRecord, SinkConfig};
+use switchyard_core::{Event, LogRecord, SinkConfig};
 use switchyard_engine::delivery::{BreakerConfig, BreakerState, Concurrency, DeliveryConfig};
-use switchyard_engine::{intake, run_pipeline, Counters, DeliveryStats, Pipeline};
+use switchyard_engine::{intake, run_sink, Counters, DeliveryStats, SinkPolicy, Stop};
 
 /// A server that records the `message` of every event it accepts, and answers
 /// 503 while `failing` is set.
@@ -53,8 +53,8 @@ impl Server {
     }
 }
 
-fn pipeline(name: &str) -> Pipeline {
-    Pipeline {
+fn pipeline(name: &str) -> SinkPolicy {
+    SinkPolicy {
         batch_size: 10,
         flush_interval: Duration::from_millis(20),
         delivery: DeliveryConfig {
@@ -108,21 +108,21 @@ async fn a_503_window_loses_nothing_and_the_breaker_cycles_while_a_healthy_sink_
     let flaky_counters = Arc::new(Counters::default());
     let healthy_counters = Arc::new(Counters::default());
     let flaky_stats = Arc::new(DeliveryStats::default());
-    let flaky_engine = tokio::spawn(run_pipeline(
+    let flaky_engine = tokio::spawn(run_sink(
         flaky_rx,
-        Arc::new(Identity),
         sink(&flaky_url),
         pipeline("flaky"),
         flaky_counters.clone(),
         flaky_stats.clone(),
+        Stop::default(),
     ));
-    let healthy_engine = tokio::spawn(run_pipeline(
+    let healthy_engine = tokio::spawn(run_sink(
         healthy_rx,
-        Arc::new(Identity),
         sink(&healthy_url),
         pipeline("healthy"),
         healthy_counters.clone(),
         Arc::new(DeliveryStats::default()),
+        Stop::default(),
     ));
 
     flaky_tx.send(events("f", 50)).await.unwrap();

@@ -6,11 +6,11 @@ use async_trait::async_trait;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchyard_core::{AckBatch, Event, Identity, LogRecord, Sink, SinkError};
+use switchyard_core::{AckBatch, Event, LogRecord, Sink, SinkError};
 use switchyard_engine::delivery::{BreakerConfig, DeliveryConfig, RateLimit, RateUnit};
 use switchyard_engine::dlq::record::PayloadKind;
 use switchyard_engine::{
-    intake, run_pipeline, Counters, CountersSnapshot, DeliveryStats, Dlq, DlqConfig, Pipeline,
+    intake, run_sink, Counters, CountersSnapshot, DeliveryStats, Dlq, DlqConfig, SinkPolicy, Stop,
 };
 
 /// Refuses `poison` events permanently; fails everything transiently while
@@ -42,8 +42,8 @@ impl Sink for Picky {
     }
 }
 
-fn pipeline(dlq: Option<Arc<Dlq>>) -> Pipeline {
-    Pipeline {
+fn pipeline(dlq: Option<Arc<Dlq>>) -> SinkPolicy {
+    SinkPolicy {
         batch_size: 1,
         flush_interval: Duration::from_millis(10),
         delivery: DeliveryConfig {
@@ -72,7 +72,7 @@ fn dlq_config(dir: &std::path::Path, max_size: usize, auto_retry: bool) -> DlqCo
 
 async fn run(
     sink: Picky,
-    pipeline: Pipeline,
+    pipeline: SinkPolicy,
     messages: &[&str],
 ) -> (CountersSnapshot, switchyard_core::BatchOutcome) {
     let (tx, rx) = intake(100);
@@ -85,13 +85,13 @@ async fn run(
     drop(batch);
     tx.send(events).await.unwrap();
     drop(tx);
-    run_pipeline(
+    run_sink(
         rx,
-        Arc::new(Identity),
         Arc::new(sink),
         pipeline,
         counters.clone(),
         Arc::new(DeliveryStats::default()),
+        Stop::default(),
     )
     .await;
     let outcome = outcome.await.unwrap();
@@ -165,13 +165,13 @@ async fn auto_retry_delivers_dead_letters_once_the_sink_recovers() {
     sink.down.store(true, SeqCst);
     let (tx, rx) = intake(100);
     let counters = Arc::new(Counters::default());
-    let engine = tokio::spawn(run_pipeline(
+    let engine = tokio::spawn(run_sink(
         rx,
-        Arc::new(Identity),
         Arc::new(sink.clone()),
         pipeline(Some(dlq.clone())),
         counters.clone(),
         Arc::new(DeliveryStats::default()),
+        Stop::default(),
     ));
     tx.send(vec![LogRecord::new("late").into()]).await.unwrap();
     for _ in 0..1000 {
@@ -216,13 +216,13 @@ async fn auto_retry_takes_from_the_sinks_rate_limit() {
     let (tx, rx) = intake(100);
     let counters = Arc::new(Counters::default());
     let stats = Arc::new(DeliveryStats::default());
-    let engine = tokio::spawn(run_pipeline(
+    let engine = tokio::spawn(run_sink(
         rx,
-        Arc::new(Identity),
         Arc::new(sink.clone()),
         limited,
         counters.clone(),
         stats.clone(),
+        Stop::default(),
     ));
     tx.send(vec![
         LogRecord::new("first").into(),

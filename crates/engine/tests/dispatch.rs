@@ -1,13 +1,17 @@
-//! Engine behaviour on paused time: batching triggers, retries, fates, acks.
+//! A sink's loop on paused time, through a one-source topology: batching
+//! triggers, retries, fates, acks.
 
 use async_trait::async_trait;
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchyard_core::{
     AckBatch, Event, Fate, LogRecord, Payload, Sink, SinkError, Transform, Verdict,
 };
-use switchyard_engine::{intake, run, Counters, CountersSnapshot, EngineConfig};
+use switchyard_engine::delivery::{BreakerConfig, Concurrency, DeliveryConfig};
+use switchyard_engine::topology::{Observers, Pipeline, SinkNode, TransformNode};
+use switchyard_engine::{BufferConfig, CountersSnapshot, SinkPolicy};
 use tokio::time::Instant;
 
 /// Records batch sizes and their times; fails according to a script first.
@@ -39,39 +43,83 @@ fn events(n: usize) -> Vec<Event> {
         .collect()
 }
 
-fn cfg(batch_size: usize) -> EngineConfig {
-    EngineConfig {
+/// Three retries from 1 s, two batches in flight, no breaker.
+fn cfg(batch_size: usize) -> SinkPolicy {
+    SinkPolicy {
         batch_size,
         flush_interval: Duration::from_secs(5),
-        retry_attempts: 3,
-        retry_backoff: Duration::from_secs(1),
-        concurrency: 2,
+        delivery: DeliveryConfig {
+            max_retries: 3,
+            retry_backoff: Duration::from_secs(1),
+            concurrency: Concurrency::Fixed(2),
+            circuit_breaker: BreakerConfig {
+                enabled: false,
+                ..BreakerConfig::default()
+            },
+            ..DeliveryConfig::default()
+        },
+        ..SinkPolicy::new("sink")
     }
 }
 
+/// `in` → (`transform`, if any) → `sink`.
+fn start(sink: impl Sink, policy: SinkPolicy, transform: Option<Arc<dyn Transform>>) -> Pipeline {
+    let mut transforms = Vec::new();
+    let mut inputs = vec!["in".to_string()];
+    if let Some(transform) = transform {
+        transforms.push(TransformNode {
+            name: "t".into(),
+            inputs,
+            transform,
+        });
+        inputs = vec!["t".to_string()];
+    }
+    let node = SinkNode {
+        name: "sink".into(),
+        inputs,
+        sink: Box::new(sink),
+        buffer: BufferConfig::events(10_000),
+        policy,
+        disk: None,
+    };
+    Pipeline::start(
+        vec!["in".into()],
+        10_000,
+        transforms,
+        vec![node],
+        Observers::default(),
+    )
+    .unwrap()
+}
+
+/// Run the pipeline until `feed` is done and everything is settled. The
+/// ledger: `received` and `filtered` from the source's router, the fates
+/// from the sink's loop.
 async fn run_with(
     sink: Recorder,
-    config: EngineConfig,
-    transform: Arc<dyn Transform>,
+    config: SinkPolicy,
+    transform: Option<Arc<dyn Transform>>,
     feed: impl FnOnce(switchyard_engine::IntakeSender) -> tokio::task::JoinHandle<()>,
 ) -> CountersSnapshot {
-    let (tx, rx) = intake(10_000);
-    let counters = Arc::new(Counters::default());
-    let feeder = feed(tx);
-    run(rx, transform, Box::new(sink), config, counters.clone()).await;
+    let pipeline = start(sink, config, transform);
+    let feeder = feed(pipeline.sender("in").unwrap());
+    let source = pipeline.sources[0].stats.clone();
+    let counters = pipeline.sinks[0].counters.clone();
+    pipeline.finish().await;
     feeder.await.unwrap();
-    counters.snapshot()
+    CountersSnapshot {
+        received: source.received.load(Relaxed),
+        filtered: source.filtered.load(Relaxed),
+        ..counters.snapshot()
+    }
 }
 
 #[tokio::test(start_paused = true)]
 async fn flushes_at_batch_size_and_on_shutdown() {
     let sink = Recorder::default();
-    let c = run_with(
-        sink.clone(),
-        cfg(10),
-        Arc::new(switchyard_core::Identity),
-        |tx| tokio::spawn(async move { tx.send(events(25)).await.unwrap() }),
-    )
+    let c = run_with(sink.clone(), cfg(10), None, |tx| {
+        tokio::spawn(async move { tx.send(events(25)).await.unwrap() })
+    })
     .await;
     let sizes: Vec<_> = sink.batches.lock().unwrap().iter().map(|b| b.0).collect();
     assert_eq!(sizes, [10, 10, 5]);
@@ -82,19 +130,14 @@ async fn flushes_at_batch_size_and_on_shutdown() {
 async fn flushes_after_interval_since_first_event() {
     let sink = Recorder::default();
     let start = Instant::now();
-    run_with(
-        sink.clone(),
-        cfg(100),
-        Arc::new(switchyard_core::Identity),
-        |tx| {
-            tokio::spawn(async move {
-                tx.send(events(3)).await.unwrap();
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                tx.send(events(1)).await.unwrap();
-                tokio::time::sleep(Duration::from_secs(10)).await;
-            })
-        },
-    )
+    run_with(sink.clone(), cfg(100), None, |tx| {
+        tokio::spawn(async move {
+            tx.send(events(3)).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            tx.send(events(1)).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        })
+    })
     .await;
     let batches = sink.batches.lock().unwrap().clone();
     assert_eq!(batches.len(), 1);
@@ -109,12 +152,9 @@ async fn transient_then_success_is_retried_and_delivered() {
         .lock()
         .unwrap()
         .extend([SinkError::transient("503"), SinkError::transient("timeout")]);
-    let c = run_with(
-        sink.clone(),
-        cfg(5),
-        Arc::new(switchyard_core::Identity),
-        |tx| tokio::spawn(async move { tx.send(events(5)).await.unwrap() }),
-    )
+    let c = run_with(sink.clone(), cfg(5), None, |tx| {
+        tokio::spawn(async move { tx.send(events(5)).await.unwrap() })
+    })
     .await;
     assert_eq!(*sink.attempts.lock().unwrap(), 3);
     assert_eq!((c.sent, c.dropped), (5, 0));
@@ -127,12 +167,9 @@ async fn permanent_error_is_not_retried() {
         .lock()
         .unwrap()
         .push_back(SinkError::permanent("400"));
-    let c = run_with(
-        sink.clone(),
-        cfg(5),
-        Arc::new(switchyard_core::Identity),
-        |tx| tokio::spawn(async move { tx.send(events(5)).await.unwrap() }),
-    )
+    let c = run_with(sink.clone(), cfg(5), None, |tx| {
+        tokio::spawn(async move { tx.send(events(5)).await.unwrap() })
+    })
     .await;
     assert_eq!(*sink.attempts.lock().unwrap(), 1);
     assert_eq!((c.received, c.sent, c.dropped), (5, 0, 5));
@@ -145,12 +182,9 @@ async fn exhausted_retries_drop_and_count() {
         .lock()
         .unwrap()
         .extend((0..4).map(|_| SinkError::transient("down")));
-    let c = run_with(
-        sink.clone(),
-        cfg(5),
-        Arc::new(switchyard_core::Identity),
-        |tx| tokio::spawn(async move { tx.send(events(5)).await.unwrap() }),
-    )
+    let c = run_with(sink.clone(), cfg(5), None, |tx| {
+        tokio::spawn(async move { tx.send(events(5)).await.unwrap() })
+    })
     .await;
     assert_eq!(*sink.attempts.lock().unwrap(), 4, "1 attempt + 3 retries");
     assert_eq!((c.received, c.sent, c.dropped), (5, 0, 5));
@@ -181,7 +215,7 @@ async fn test_source_receives_acks_with_every_fate_and_counters_add_up() {
         .unwrap()
         .push_back(SinkError::permanent("bad"));
     let (ack_tx, ack_rx) = tokio::sync::oneshot::channel();
-    let c = run_with(sink.clone(), cfg(3), Arc::new(DropOdd), |tx| {
+    let c = run_with(sink.clone(), cfg(3), Some(Arc::new(DropOdd)), |tx| {
         tokio::spawn(async move {
             // A test source: one acknowledged batch of 10 events.
             let (batch, outcome) = AckBatch::new();
@@ -235,21 +269,17 @@ async fn at_most_concurrency_batches_are_in_flight() {
         running: Arc::default(),
         delivered: Arc::default(),
     };
-    let (tx, rx) = intake(10_000);
-    let counters = Arc::new(Counters::default());
-    let config = EngineConfig {
-        concurrency: 3,
-        ..cfg(10)
-    };
-    tx.send(events(100)).await.unwrap();
-    drop(tx);
-    let engine = tokio::spawn(run(
-        rx,
-        Arc::new(switchyard_core::Identity),
-        Box::new(gate.clone()),
-        config,
-        counters.clone(),
-    ));
+    let mut config = cfg(10);
+    config.delivery.concurrency = Concurrency::Fixed(3);
+    let pipeline = start(gate.clone(), config, None);
+    pipeline
+        .sender("in")
+        .unwrap()
+        .send(events(100))
+        .await
+        .unwrap();
+    let counters = pipeline.sinks[0].counters.clone();
+    let engine = tokio::spawn(pipeline.finish());
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(
         *gate.running.lock().unwrap(),

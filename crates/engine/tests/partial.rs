@@ -8,7 +8,9 @@ use std::time::Duration;
 use switchyard_core::{
     AckBatch, Event, EventFailure, LogRecord, Payload, Sink, SinkError, SinkErrorKind,
 };
-use switchyard_engine::{intake, run, Counters, EngineConfig};
+use switchyard_engine::delivery::{BreakerConfig, Concurrency, DeliveryConfig};
+use switchyard_engine::topology::{Observers, Pipeline, SinkNode};
+use switchyard_engine::{BufferConfig, SinkPolicy};
 use tokio::time::Instant;
 
 /// What each attempt carried (messages) and when.
@@ -48,19 +50,44 @@ impl Sink for PerEvent {
     }
 }
 
-fn config(retry_attempts: u32) -> EngineConfig {
-    EngineConfig {
+fn config(max_retries: u32) -> SinkPolicy {
+    SinkPolicy {
         batch_size: 5,
         flush_interval: Duration::from_secs(5),
-        retry_attempts,
-        retry_backoff: Duration::from_millis(100),
-        concurrency: 1,
+        delivery: DeliveryConfig {
+            max_retries,
+            retry_backoff: Duration::from_millis(100),
+            concurrency: Concurrency::Fixed(1),
+            circuit_breaker: BreakerConfig {
+                enabled: false,
+                ..BreakerConfig::default()
+            },
+            ..DeliveryConfig::default()
+        },
+        ..SinkPolicy::new("sink")
     }
 }
 
-async fn deliver_five(sink: PerEvent, config: EngineConfig) -> (u64, u64, u64, u64) {
-    let (tx, rx) = intake(100);
-    let counters = Arc::new(Counters::default());
+/// Five acknowledged events through a one-source, one-sink topology.
+async fn deliver_five(sink: PerEvent, policy: SinkPolicy) -> (u64, u64, u64, u64) {
+    let node = SinkNode {
+        name: "sink".into(),
+        inputs: vec!["in".into()],
+        sink: Box::new(sink),
+        buffer: BufferConfig::events(100),
+        policy,
+        disk: None,
+    };
+    let pipeline = Pipeline::start(
+        vec!["in".into()],
+        100,
+        vec![],
+        vec![node],
+        Observers::default(),
+    )
+    .unwrap();
+    let tx = pipeline.sender("in").unwrap();
+    let counters = pipeline.sinks[0].counters.clone();
     let feeder = tokio::spawn(async move {
         let (batch, outcome) = AckBatch::new();
         let events = (0..5)
@@ -70,14 +97,7 @@ async fn deliver_five(sink: PerEvent, config: EngineConfig) -> (u64, u64, u64, u
         tx.send(events).await.unwrap();
         outcome.await.unwrap()
     });
-    run(
-        rx,
-        Arc::new(switchyard_core::Identity),
-        Box::new(sink),
-        config,
-        counters.clone(),
-    )
-    .await;
+    pipeline.finish().await;
     let outcome = feeder.await.unwrap();
     let c = counters.snapshot();
     assert_eq!(c.sent, outcome.delivered);

@@ -8,12 +8,12 @@
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_core::{AckBatch, BatchOutcome, Event, Identity, LogRecord, Sink, SinkError};
+use switchyard_core::{AckBatch, BatchOutcome, Event, LogRecord, Sink, SinkError};
 use switchyard_engine::delivery::settle::FailureKind;
 use switchyard_engine::delivery::{Concurrency, DeliveryConfig};
 use switchyard_engine::{
-    intake, run_until, Counters, CountersSnapshot, Cutoff, DeliveryStats, Dlq, DlqConfig, Pipeline,
-    Stop,
+    intake, run_sink, Counters, CountersSnapshot, Cutoff, DeliveryStats, Dlq, DlqConfig,
+    SinkPolicy, Stop,
 };
 
 /// Safety net for waits that end on their own; never an assertion on speed.
@@ -39,8 +39,8 @@ impl Sink for Hung {
     }
 }
 
-fn pipeline(dlq: Option<Arc<Dlq>>) -> Pipeline {
-    Pipeline {
+fn pipeline(dlq: Option<Arc<Dlq>>) -> SinkPolicy {
+    SinkPolicy {
         batch_size: 5,
         flush_interval: Duration::from_millis(10),
         delivery: DeliveryConfig {
@@ -60,7 +60,7 @@ fn pipeline(dlq: Option<Arc<Dlq>>) -> Pipeline {
 /// `after`, and return the counters and the source's outcome.
 async fn stop_after(
     sink: Arc<dyn Sink>,
-    pipeline: Pipeline,
+    pipeline: SinkPolicy,
     events: usize,
     on_disk: bool,
     after: Duration,
@@ -68,9 +68,8 @@ async fn stop_after(
     let (tx, rx) = intake(1000);
     let counters = Arc::new(Counters::default());
     let cutoff = Cutoff::new();
-    let engine = tokio::spawn(run_until(
+    let engine = tokio::spawn(run_sink(
         rx,
-        Arc::new(Identity),
         sink,
         pipeline,
         counters.clone(),

@@ -6,8 +6,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchyard_core::{AckBatch, Event, LogRecord, Payload, Sink, SinkError, Transform, Verdict};
+use switchyard_engine::delivery::{BreakerConfig, Concurrency, DeliveryConfig};
 use switchyard_engine::topology::{Observers, Pipeline, Shape, SinkNode, TransformNode};
-use switchyard_engine::{BufferConfig, EngineConfig, WhenFull};
+use switchyard_engine::{BufferConfig, SinkPolicy, WhenFull};
 use tokio::sync::watch;
 
 /// Keeps the messages it receives; waits while its gate is closed.
@@ -76,13 +77,22 @@ impl Transform for Tag {
     }
 }
 
-fn engine() -> EngineConfig {
-    EngineConfig {
+/// Small batches, flushed soon; no retries, one batch at a time, no breaker.
+fn policy(name: &str) -> SinkPolicy {
+    SinkPolicy {
         batch_size: 10,
         flush_interval: Duration::from_millis(10),
-        retry_attempts: 0,
-        retry_backoff: Duration::from_millis(1),
-        concurrency: 1,
+        delivery: DeliveryConfig {
+            max_retries: 0,
+            retry_backoff: Duration::from_millis(1),
+            concurrency: Concurrency::Fixed(1),
+            circuit_breaker: BreakerConfig {
+                enabled: false,
+                ..BreakerConfig::default()
+            },
+            ..DeliveryConfig::default()
+        },
+        ..SinkPolicy::new(name)
     }
 }
 
@@ -92,7 +102,7 @@ fn sink(name: &str, inputs: &[&str], sink: Collect, buffer: BufferConfig) -> Sin
         inputs: inputs.iter().map(|s| s.to_string()).collect(),
         sink: Box::new(sink),
         buffer,
-        policy: engine().into(),
+        policy: policy(name),
         disk: None,
     }
 }

@@ -166,26 +166,7 @@ async fn the_engine_resends_only_the_failed_calls() {
         }
     })
     .await;
-    let counters = Arc::new(switchyard_engine::Counters::default());
-    let (tx, rx) = switchyard_engine::intake(100);
-    tx.send(calls(4)).await.unwrap();
-    drop(tx);
-    let engine = switchyard_engine::EngineConfig {
-        batch_size: 10,
-        flush_interval: Duration::from_millis(50),
-        retry_attempts: 3,
-        retry_backoff: Duration::from_millis(10),
-        concurrency: 1,
-    };
-    switchyard_engine::run(
-        rx,
-        Arc::new(switchyard_core::Identity),
-        sink(&server, &[]),
-        engine,
-        counters.clone(),
-    )
-    .await;
-    let c = counters.snapshot();
+    let c = common::through_engine(sink(&server, &[]), calls(4)).await;
     assert_eq!((c.sent, c.dropped), (3, 1));
     let tries = tries.lock().unwrap().clone();
     assert_eq!(tries["req-0"], 1);

@@ -635,28 +635,7 @@ async fn the_engine_does_not_retry_an_out_of_order_rejection() {
     let (server, loki) = loki(Rules::default()).await;
     let s = sink(&server, &[("line", "message"), ("labels", "app={app}")]);
     s.send(&[rec(T + 10, "api", "info", "a")]).await.unwrap();
-    let counters = Arc::new(switchyard_engine::Counters::default());
-    let (tx, rx) = switchyard_engine::intake(100);
-    tx.send(vec![rec(T + 5, "api", "info", "late")])
-        .await
-        .unwrap();
-    drop(tx);
-    let engine = switchyard_engine::EngineConfig {
-        batch_size: 10,
-        flush_interval: Duration::from_millis(50),
-        retry_attempts: 3,
-        retry_backoff: Duration::from_millis(10),
-        concurrency: 1,
-    };
-    switchyard_engine::run(
-        rx,
-        Arc::new(switchyard_core::Identity),
-        Box::new(s),
-        engine,
-        counters.clone(),
-    )
-    .await;
-    let c = counters.snapshot();
+    let c = common::through_engine(Box::new(s), vec![rec(T + 5, "api", "info", "late")]).await;
     assert_eq!((c.sent, c.dropped), (0, 1));
     assert_eq!(
         server.seen().len(),

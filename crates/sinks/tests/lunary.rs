@@ -5,7 +5,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 use switchyard_core::{Event, LogRecord, Sink, SinkErrorKind};
 use switchyard_sinks::lunary::LunarySink;
@@ -286,26 +285,7 @@ async fn the_engine_retries_a_server_error_until_delivered() {
         }
     })
     .await;
-    let counters = Arc::new(switchyard_engine::Counters::default());
-    let (tx, rx) = switchyard_engine::intake(100);
-    tx.send(calls(3)).await.unwrap();
-    drop(tx);
-    let engine = switchyard_engine::EngineConfig {
-        batch_size: 10,
-        flush_interval: Duration::from_millis(50),
-        retry_attempts: 3,
-        retry_backoff: Duration::from_millis(10),
-        concurrency: 1,
-    };
-    switchyard_engine::run(
-        rx,
-        Arc::new(switchyard_core::Identity),
-        sink(&server, &[]),
-        engine,
-        counters.clone(),
-    )
-    .await;
-    let c = counters.snapshot();
+    let c = common::through_engine(sink(&server, &[]), calls(3)).await;
     assert_eq!((c.sent, c.dropped), (3, 0));
     assert_eq!(server.seen().len(), 2);
 }

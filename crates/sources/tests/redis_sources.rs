@@ -8,9 +8,11 @@ use std::time::Duration;
 use switchyard_bus::redis::{
     ConsumerSnapshot, ConsumerStats, Group, GroupConfig, ListConfig, RedisTarget,
 };
-use switchyard_core::{Event, EventFailure, Identity, Payload, Sink, SinkError};
+use switchyard_core::{Event, EventFailure, Payload, Sink, SinkError};
+use switchyard_engine::delivery::{Concurrency, DeliveryConfig};
 use switchyard_engine::metrics::{ComponentKind, Metrics};
-use switchyard_engine::{intake, run, Counters, EngineConfig};
+use switchyard_engine::topology::{Observers, Pipeline, SinkNode};
+use switchyard_engine::{intake, BufferConfig, SinkPolicy};
 use switchyard_sources::redis_list::{self, ListSourceConfig};
 use switchyard_sources::redis_streams;
 use switchyard_testkit::RedisServer;
@@ -86,22 +88,41 @@ impl Running {
     }
 }
 
+/// The engine behind a source: a one-source topology into `sink` (batches of
+/// 50, no retries); the task ends once every sender is gone and the sink has
+/// drained.
 fn engine(sink: &Collect) -> (switchyard_engine::IntakeSender, JoinHandle<()>) {
-    let (tx, rx) = intake(1000);
-    let config = EngineConfig {
+    let policy = SinkPolicy {
         batch_size: 50,
         flush_interval: Duration::from_millis(50),
-        retry_attempts: 0,
-        retry_backoff: Duration::from_millis(10),
-        concurrency: 2,
+        delivery: DeliveryConfig {
+            max_retries: 0,
+            retry_backoff: Duration::from_millis(10),
+            concurrency: Concurrency::Fixed(2),
+            ..DeliveryConfig::default()
+        },
+        ..SinkPolicy::new("collect")
     };
-    let engine = tokio::spawn(run(
-        rx,
-        Arc::new(Identity),
-        Box::new(sink.clone()),
-        config,
-        Arc::new(Counters::default()),
-    ));
+    let node = SinkNode {
+        name: "collect".into(),
+        inputs: vec!["redis".into()],
+        sink: Box::new(sink.clone()),
+        buffer: BufferConfig::events(1000),
+        policy,
+        disk: None,
+    };
+    let pipeline = Pipeline::start(
+        vec!["redis".into()],
+        1000,
+        vec![],
+        vec![node],
+        Observers::default(),
+    )
+    .unwrap();
+    let tx = pipeline.sender("redis").unwrap();
+    let engine = tokio::spawn(async move {
+        pipeline.finish().await;
+    });
     (tx, engine)
 }
 

@@ -24,7 +24,7 @@ use switchyard_engine::disk_buffer::DiskBufferConfig;
 use switchyard_engine::metrics::Metrics;
 use switchyard_engine::supervise::Health;
 use switchyard_engine::topology::{Observers, Pipeline, SinkNode, SourceStats, TransformNode};
-use switchyard_engine::{BufferConfig, Counters, CountersSnapshot, Dlq, Pipeline as SinkPolicy};
+use switchyard_engine::{BufferConfig, Counters, CountersSnapshot, Dlq, SinkPolicy};
 use switchyard_sources::http::{router, IngestConfig, IngestCounters};
 use switchyard_transforms::llm::{LlmConfig, LlmTransform, Redactor};
 use switchyard_transforms::Chain;

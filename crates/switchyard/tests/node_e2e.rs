@@ -594,3 +594,178 @@ fn three_nodes_route_balance_publish_and_survive_a_dead_peer() {
     assert!(written.contains(r#""message":"routed event""#), "{written}");
     assert!(written.contains(r#""tenant":"t1""#));
 }
+
+/// A value a node logged as `key=value` (its bound ports: `listen=`,
+/// `admin=`), once it has.
+fn logged(node: &mut Node, key: &str) -> Option<String> {
+    let log = node.log();
+    let at = log.find(&format!(" {key}="))? + key.len() + 2;
+    log[at..].split_whitespace().next().map(str::to_string)
+}
+
+/// One node on ports of its own choosing (`:0`), its publish pipeline
+/// configured by `pipeline`; returns it with its gRPC and admin ports.
+fn publishing_node(dir: &Path, pipeline: &str) -> (Node, u16, u16) {
+    let mut node = Node::start(
+        dir,
+        "p",
+        &format!(
+            "id: node-p\nlisten: 127.0.0.1:0\nadmin: 127.0.0.1:0\nnamespaces: [events]\n\
+             pipeline: {pipeline}\n\
+             services:\n  - bind: events/Events.Publish\n    handler: publish\n"
+        ),
+    );
+    let port =
+        |node: &mut Node, key: &str| logged(node, key)?.rsplit(':').next()?.parse::<u16>().ok();
+    let mut ports = None;
+    wait_for(
+        "the node's ports in its log",
+        Duration::from_secs(20),
+        &mut [&mut node],
+        0,
+        |n| {
+            ports = port(n[0], "admin").zip(port(n[0], "listen"));
+            ports.is_some() || n[0].exited().is_some()
+        },
+    );
+    let (admin, grpc) = ports.unwrap_or_else(|| panic!("the node exited:\n{}", node.log()));
+    (node, grpc, admin)
+}
+
+fn publish(port: u16, message: &str) {
+    let input = serde_json::json!({ "message": message }).to_string();
+    let (out, r) = call(
+        port,
+        &[
+            "serve",
+            "--namespace",
+            "events",
+            "--service",
+            "Events",
+            "--method",
+            "Publish",
+            "--input",
+            &input,
+        ],
+    );
+    assert!(out.status.success(), "{r}");
+    assert_eq!(r["output"]["json"]["accepted"], 1, "{r}");
+}
+
+/// The node's `/metrics` line that starts with `series` (name and labels).
+fn metric(admin: u16, series: &str) -> Option<String> {
+    let (_, page) = try_http(admin, "GET", "/metrics", "").ok()?;
+    page.lines()
+        .find(|l| l.starts_with(series))
+        .map(str::to_string)
+}
+
+#[test]
+fn published_events_reach_the_sink_through_the_pipeline_and_show_on_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Hook::start();
+    let (mut node, grpc, admin) = publishing_node(
+        dir.path(),
+        &format!(
+            "{{sink: http, endpoint: \"http://127.0.0.1:{}/ingest\", batch_size: 1, flush_interval: 50ms}}",
+            hook.port
+        ),
+    );
+    publish(grpc, "first");
+    publish(grpc, "second");
+    wait_for(
+        "both events at the sink",
+        Duration::from_secs(20),
+        &mut [&mut node],
+        admin,
+        |_| hook.bodies().len() == 2,
+    );
+    let bodies = hook.bodies().join("\n");
+    assert!(
+        bodies.contains(r#""message":"first""#) && bodies.contains(r#""message":"second""#),
+        "{bodies}"
+    );
+    let processed = r#"dispatcher_entries_processed_total{component="http"}"#;
+    wait_for(
+        "the deliveries on /metrics",
+        Duration::from_secs(20),
+        &mut [&mut node],
+        admin,
+        |_| metric(admin, processed).is_some_and(|l| l.ends_with(" 2")),
+    );
+    let received = metric(
+        admin,
+        r#"dispatcher_entries_received_total{component="publish"}"#,
+    );
+    assert_eq!(
+        received.as_deref(),
+        Some(r#"dispatcher_entries_received_total{component="publish"} 2"#)
+    );
+    let final_line = node.stop("-TERM");
+    assert!(
+        final_line.contains("received=2 sent=2 filtered=0 dropped=0 dead_lettered=0 lost=0"),
+        "{final_line}"
+    );
+}
+
+#[test]
+fn a_failing_sinks_events_land_in_the_dead_letter_queue_and_on_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let dlq = dir.path().join("dlq");
+    // Nothing listens there: every attempt fails (connection refused). The
+    // breaker stays closed throughout, so each event has exactly its two
+    // attempts.
+    let down = free_port();
+    let (mut node, grpc, admin) = publishing_node(
+        dir.path(),
+        &format!(
+            "{{sink: http, endpoint: \"http://127.0.0.1:{down}/ingest\", batch_size: 1, \
+             flush_interval: 50ms, \
+             delivery: {{max_retries: 1, retry_backoff: 10ms, circuit_breaker: {{failure_threshold: 100}}}}, \
+             dlq: {{dir: {}, auto_retry: false}}}}",
+            dlq.display()
+        ),
+    );
+    for m in ["one", "two", "three"] {
+        publish(grpc, m);
+    }
+    let dead = r#"dispatcher_entries_dead_lettered_total{component="http"}"#;
+    wait_for(
+        "three dead letters on /metrics",
+        Duration::from_secs(30),
+        &mut [&mut node],
+        admin,
+        |_| metric(admin, dead).is_some_and(|l| l.ends_with(" 3")),
+    );
+    // Each failed once and was retried once before it was given up.
+    let retries = metric(admin, r#"dispatcher_retries_total{component="http"}"#);
+    assert_eq!(
+        retries.as_deref(),
+        Some(r#"dispatcher_retries_total{component="http"} 3"#)
+    );
+    // Kept, not lost: no discard is counted for the sink.
+    let failed = metric(
+        admin,
+        r#"dispatcher_component_discarded_events_total{component="http",component_kind="sink",reason="delivery_failed"}"#,
+    );
+    assert!(failed.is_some_and(|l| l.ends_with(" 0")));
+    let final_line = node.stop("-TERM");
+    assert!(
+        final_line.contains("received=3 sent=0 filtered=0 dropped=0 dead_lettered=3 lost=0"),
+        "{final_line}"
+    );
+    let listed = bin()
+        .args(["dlq", "list", "--dir"])
+        .arg(&dlq)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    let records: Vec<&str> = listed.lines().skip(1).collect();
+    assert_eq!(records.len(), 3, "{listed}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.contains(" http ") && r.contains("retries_exhausted")),
+        "{listed}"
+    );
+}

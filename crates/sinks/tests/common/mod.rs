@@ -193,3 +193,50 @@ pub fn config(pairs: &[(&str, &str)]) -> switchyard_core::SinkConfig {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// Deliver `events` to `sink` through the engine (a one-source topology:
+/// batches of 10, three retries from 10 ms, one batch at a time) and return
+/// the sink's ledger once everything is settled.
+pub async fn through_engine(
+    sink: Box<dyn switchyard_core::Sink>,
+    events: Vec<Event>,
+) -> switchyard_engine::CountersSnapshot {
+    use switchyard_engine::delivery::{Concurrency, DeliveryConfig};
+    use switchyard_engine::topology::{Observers, Pipeline, SinkNode};
+    let policy = switchyard_engine::SinkPolicy {
+        batch_size: 10,
+        flush_interval: Duration::from_millis(50),
+        delivery: DeliveryConfig {
+            max_retries: 3,
+            retry_backoff: Duration::from_millis(10),
+            concurrency: Concurrency::Fixed(1),
+            ..DeliveryConfig::default()
+        },
+        ..switchyard_engine::SinkPolicy::new("sink")
+    };
+    let node = SinkNode {
+        name: "sink".into(),
+        inputs: vec!["in".into()],
+        sink,
+        buffer: switchyard_engine::BufferConfig::events(100),
+        policy,
+        disk: None,
+    };
+    let pipeline = Pipeline::start(
+        vec!["in".into()],
+        100,
+        vec![],
+        vec![node],
+        Observers::default(),
+    )
+    .expect("one source feeding one sink is a valid graph");
+    let counters = pipeline.sinks[0].counters.clone();
+    pipeline
+        .sender("in")
+        .expect("the source exists")
+        .send(events)
+        .await
+        .expect("the pipeline is running");
+    pipeline.finish().await;
+    counters.snapshot()
+}

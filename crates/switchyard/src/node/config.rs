@@ -45,7 +45,7 @@ pub struct NodeConfig {
     #[serde(default)]
     pub breaker: Breaker,
     #[serde(default)]
-    pub pipeline: Pipeline,
+    pub pipeline: PublishPipeline,
     #[serde(default)]
     pub services: Vec<Binding>,
 }
@@ -114,10 +114,12 @@ impl Default for Breaker {
     }
 }
 
-/// Where `publish` handlers put events: an in-process engine with one sink.
+/// Where `publish` handlers put events: a pipeline of one source (`publish`)
+/// and one sink, run by the same engine as `switchyard run` — the sink's
+/// buffer, its delivery stack, the dead-letter queue and `/metrics`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Pipeline {
+pub struct PublishPipeline {
     /// Sink plugin (see `switchyard plugins`).
     pub sink: String,
     /// The sink's endpoint (for `file`, the path).
@@ -125,12 +127,23 @@ pub struct Pipeline {
     pub batch_size: usize,
     #[serde(deserialize_with = "duration")]
     pub flush_interval: Duration,
+    /// Events waiting in memory: an eighth in the `publish` source's queue
+    /// (a `publish` call waits up to 2 s for room there), the rest in the
+    /// sink's buffer.
     pub queue_capacity: usize,
     /// fdatasync once per batch (file sink).
     pub sync: bool,
+    /// The delivery stack: retries, circuit breaker, rate limit, timeout,
+    /// concurrency (the keys of a `switchyard run` sink's `delivery:`).
+    pub delivery: switchyard_engine::DeliveryConfig,
+    /// The dead-letter queue (the keys of `switchyard run`'s `dlq:`).
+    pub dlq: switchyard_engine::DlqConfig,
+    /// Longest a stop drains the pipeline before delivery is abandoned.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_timeout: Duration,
 }
 
-impl Default for Pipeline {
+impl Default for PublishPipeline {
     fn default() -> Self {
         Self {
             sink: "file".into(),
@@ -139,6 +152,9 @@ impl Default for Pipeline {
             flush_interval: Duration::from_secs(1),
             queue_capacity: 10_000,
             sync: true,
+            delivery: Default::default(),
+            dlq: Default::default(),
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -240,6 +256,12 @@ impl NodeConfig {
         if self.pipeline.batch_size == 0 || self.pipeline.queue_capacity == 0 {
             bail!("key `pipeline`: batch_size and queue_capacity must be greater than 0");
         }
+        if let Err(e) = self.pipeline.delivery.validate() {
+            bail!("key `pipeline.delivery`: {e}");
+        }
+        if let Err(e) = self.pipeline.dlq.validate() {
+            bail!("key `pipeline.dlq`: {e}");
+        }
         for (i, b) in self.services.iter().enumerate() {
             let route = b.route().with_context(|| format!("key `services[{i}]`"))?;
             if !self.namespaces.contains(&route.namespace) {
@@ -319,6 +341,55 @@ services:
             }
         );
         assert_eq!(c.services[2].timeout, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn the_publish_pipeline_has_runs_delivery_and_dlq_keys_and_defaults() {
+        let base = "id: a\nlisten: 127.0.0.1:1\n";
+        let d = NodeConfig::parse(base).unwrap().pipeline;
+        assert_eq!(d.delivery, switchyard_engine::DeliveryConfig::default());
+        assert_eq!(d.dlq, switchyard_engine::DlqConfig::default());
+        assert_eq!(d.shutdown_timeout, Duration::from_secs(30));
+        let c = NodeConfig::parse(&format!(
+            "{base}pipeline:\n  delivery: {{max_retries: 1, retry_backoff: 50ms, timeout: 2s, \
+             circuit_breaker: {{failure_threshold: 2}}, rate_limit: {{per_second: 10, unit: events}}}}\n  \
+             dlq: {{dir: /tmp/node-dlq, auto_retry: false}}\n  shutdown_timeout: 5s\n"
+        ))
+        .unwrap()
+        .pipeline;
+        assert_eq!(c.delivery.max_retries, 1);
+        assert_eq!(c.delivery.retry_backoff, Duration::from_millis(50));
+        assert_eq!(c.delivery.timeout, Some(Duration::from_secs(2)));
+        assert_eq!(c.delivery.circuit_breaker.failure_threshold, 2);
+        assert!(
+            c.delivery.circuit_breaker.enabled,
+            "the rest keep their defaults"
+        );
+        assert_eq!(c.delivery.rate_limit.unwrap().per_second, 10);
+        assert_eq!(c.dlq.dir, PathBuf::from("/tmp/node-dlq"));
+        assert!(!c.dlq.auto_retry && c.dlq.enabled);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
+
+        let err = |text: &str| format!("{:#}", NodeConfig::parse(text).unwrap_err());
+        let e = err(&format!("{base}pipeline: {{delivery: {{retries: 2}}}}\n"));
+        assert!(
+            e.contains("pipeline.delivery") && e.contains("retries"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{base}pipeline: {{delivery: {{rate_limit: {{per_second: 0, unit: events}}}}}}\n"
+        ));
+        assert!(
+            e.contains("key `pipeline.delivery`") && e.contains("rate_limit.per_second"),
+            "{e}"
+        );
+        let e = err(&format!("{base}pipeline: {{dlq: {{max_size: 0}}}}\n"));
+        assert!(
+            e.contains("key `pipeline.dlq`") && e.contains("max_size"),
+            "{e}"
+        );
+        let e = err(&format!("{base}pipeline: {{shutdown_timeout: soon}}\n"));
+        assert!(e.contains("pipeline.shutdown_timeout"), "{e}");
     }
 
     #[test]

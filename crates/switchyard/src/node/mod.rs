@@ -1,22 +1,30 @@
 //! `switchyard node`: one mesh node from a YAML config — the gRPC
-//! CollectiveDispatcher, the built-in handlers it binds, an in-process event
-//! pipeline for `publish`, an optional admin HTTP API, and peers connected at
-//! start (retried until they are up). SIGHUP re-reads the config and applies
-//! new namespaces (re-announced to peers) and new peers.
+//! CollectiveDispatcher, the built-in handlers it binds, an event pipeline
+//! for `publish` (the same engine as `switchyard run`, see [`events`]), an
+//! optional admin HTTP API, and peers connected at start (retried until they
+//! are up). SIGHUP re-reads the config and applies new namespaces
+//! (re-announced to peers) and new peers.
+//!
+//! A stop (SIGTERM or SIGINT) ends the gRPC server, then drains the
+//! pipeline for up to `pipeline.shutdown_timeout`, as `switchyard run`
+//! does (see [`crate::process::shutdown`]).
 
 mod admin;
 mod config;
+mod events;
 mod handlers;
 
 use anyhow::Context;
 use clap::Args;
 use config::{HandlerKind, NodeConfig};
+use events::{Ledger, NodeEvents};
 use handlers::{HttpForward, Publisher};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_core::{Identity, SinkConfig};
-use switchyard_engine::{intake, Counters, EngineConfig};
+use switchyard_engine::backoff::Backoff;
+use switchyard_engine::metrics::Metrics;
+use switchyard_engine::topology::Pipeline;
 use switchyard_mesh::{
     BreakerConfig, Dispatcher, HealthConfig, MeshConfig, Security, TlsConfig, Token,
 };
@@ -141,35 +149,16 @@ async fn run(args: NodeArgs, config: NodeConfig) -> anyhow::Result<()> {
     let mesh = mesh_config(&config)?;
     let token = token(&config);
 
-    // The pipeline behind `publish`: intake → engine → one sink.
-    let p = &config.pipeline;
-    let mut sink_config = SinkConfig::new();
-    let endpoint = p
-        .endpoint
-        .clone()
-        .or_else(|| (p.sink == "file").then(|| format!("{}-events.jsonl", config.id)));
-    if let Some(e) = endpoint {
-        sink_config.insert("endpoint".into(), e);
-    }
-    sink_config.insert("sync".into(), p.sync.to_string());
-    let sink = switchyard_sinks::builtin()
-        .build(&p.sink, &sink_config)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("key `pipeline.sink`: cannot start sink `{}`", p.sink))?;
-    let (tx, rx) = intake(p.queue_capacity);
-    let counters = Arc::new(Counters::default());
-    let engine = tokio::spawn(switchyard_engine::run(
-        rx,
-        Arc::new(Identity),
-        sink,
-        EngineConfig {
-            batch_size: p.batch_size,
-            flush_interval: p.flush_interval,
-            ..EngineConfig::default()
-        },
-        counters.clone(),
-    ));
-    let publisher = Arc::new(Publisher::new(tx, Duration::from_secs(2)));
+    // The pipeline behind `publish`: a source → the sink's buffer → its
+    // delivery stack.
+    let published = NodeEvents::start(&config.id, &config.pipeline)?;
+    let ledger = published.ledger();
+    let sender = published
+        .pipeline
+        .sender(events::SOURCE)
+        .context("the pipeline has its `publish` source")?;
+    let publisher = Arc::new(Publisher::new(sender, Duration::from_secs(2)));
+    let sampler = crate::process::rates::sample_rates_every_second(published.metrics.clone());
 
     // Bound first, so that `listen: host:0` advertises the port it got.
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -192,19 +181,7 @@ async fn run(args: NodeArgs, config: NodeConfig) -> anyhow::Result<()> {
         let addr = admin
             .local_addr()
             .context("the admin API's bound address")?;
-        let c = counters.clone();
-        let extra: admin::ExtraMetrics = Arc::new(move || {
-            let s = c.snapshot();
-            format!(
-                "# HELP switchyard_node_events Events of the node's pipeline, by fate.\n\
-                 # TYPE switchyard_node_events counter\n\
-                 switchyard_node_events_total{{fate=\"received\"}} {}\n\
-                 switchyard_node_events_total{{fate=\"sent\"}} {}\n\
-                 switchyard_node_events_total{{fate=\"filtered\"}} {}\n\
-                 switchyard_node_events_total{{fate=\"dropped\"}} {}\n",
-                s.received, s.sent, s.filtered, s.dropped
-            )
-        });
+        let extra = extra_metrics(published.metrics.clone(), ledger.clone());
         let app = admin::router(node.clone(), token, extra);
         background.spawn(async move {
             if let Err(e) = axum::serve(admin, app).await {
@@ -219,20 +196,58 @@ async fn run(args: NodeArgs, config: NodeConfig) -> anyhow::Result<()> {
     background.spawn(reload_on_sighup(node.clone(), args.config.clone()));
 
     info!(id = %config.id, listen = %bound, advertise = %advertised, namespaces = ?config.namespaces, "node listening");
-    let served = node
-        .serve(listener, crate::process::signals::shutdown_signal())
-        .await;
+    let stopping = crate::process::shutdown::watch(
+        published.pipeline.cutoff(),
+        config.pipeline.shutdown_timeout,
+        stopped_at_once(&published.pipeline, ledger.clone()),
+    );
+    let served = node.serve(listener, stopping).await;
     info!("shutting down: draining the pipeline");
     background.shutdown().await;
     publisher.close();
     drop(node);
-    engine.await.context("engine task failed")?;
-    let c = counters.snapshot();
+    let lost_in_router = published.pipeline.lost_in_routers();
+    published.pipeline.finish().await;
+    sampler.abort();
+    let c = ledger.snapshot();
+    let lost = c.lost + lost_in_router.load(std::sync::atomic::Ordering::Relaxed);
     crate::process::stdout::print_line(&format!(
-        "final counters: received={} sent={} filtered={} dropped={}",
-        c.received, c.sent, c.filtered, c.dropped
+        "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} lost={lost}",
+        c.received, c.sent, c.filtered, c.dropped, c.dead_lettered
     ))?;
     served.context("gRPC server failed")
+}
+
+/// The node's `/metrics` beyond the mesh's own: the pipeline's
+/// `dispatcher_*` series and `switchyard_node_events_total`.
+fn extra_metrics(metrics: Arc<Metrics>, ledger: Ledger) -> admin::ExtraMetrics {
+    Arc::new(move || {
+        let page = metrics.render();
+        let families = page.strip_suffix("# EOF\n").unwrap_or(&page);
+        format!("{families}{}", ledger.families())
+    })
+}
+
+/// What a second signal reports before the process exits without draining:
+/// the events still in memory (the source's queue, the sink's buffer and
+/// batches) are lost.
+fn stopped_at_once(pipeline: &Pipeline, ledger: Ledger) -> impl FnOnce() + Send + 'static {
+    let queue = pipeline.sources[0].sender.stats();
+    let sink = &pipeline.sinks[0];
+    let (buffer, counters) = (sink.buffer.clone(), sink.counters.clone());
+    move || {
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        let lost = queue.events.load(relaxed)
+            + buffer.events.load(relaxed)
+            + counters.unsettled()
+            + counters.snapshot().lost;
+        let c = ledger.snapshot();
+        tracing::error!(lost, "stopped at once: {lost} events in memory lost");
+        crate::process::stdout::final_line(format_args!(
+            "final counters: received={} sent={} filtered={} dropped={} dead_lettered={} lost={lost} stopped_at_once=1",
+            c.received, c.sent, c.filtered, c.dropped, c.dead_lettered
+        ));
+    }
 }
 
 fn bind_services(
@@ -297,10 +312,18 @@ async fn keep_connected(node: Dispatcher, address: String) {
     }
 }
 
-/// Connect to `address`, retrying with backoff (0.2 s doubling to 5 s) until
-/// it answers.
+/// The first retry's ceiling when a peer is not reachable yet.
+const PEER_RETRY_BASE: Duration = Duration::from_millis(200);
+/// The longest wait between two attempts to reach a peer.
+const PEER_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Connect to `address`, retrying with the engine's backoff (from 0.2 s,
+/// doubling, full jitter, at most 5 s) until it answers.
 async fn connect_until_up(node: &Dispatcher, address: &str) {
-    let mut delay = Duration::from_millis(200);
+    let backoff = Backoff {
+        base: PEER_RETRY_BASE,
+    };
+    let mut retry = 0u32;
     loop {
         let namespaces = node.namespaces();
         match node.connect_to(address, &namespaces).await {
@@ -309,9 +332,10 @@ async fn connect_until_up(node: &Dispatcher, address: &str) {
                 return;
             }
             Err(e) => {
+                let delay = backoff.delay(retry, None).min(PEER_RETRY_MAX);
+                retry = retry.saturating_add(1);
                 warn!(%address, error = %e, retry_in_ms = delay.as_millis() as u64, "peer not reachable yet");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
     }

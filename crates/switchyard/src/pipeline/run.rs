@@ -14,7 +14,7 @@ use switchyard_engine::disk_buffer::DiskBufferConfig;
 use switchyard_engine::metrics::Metrics;
 use switchyard_engine::supervise::{supervise, Health};
 use switchyard_engine::topology::{Observers, Pipeline, Shape, SinkNode, TransformNode};
-use switchyard_engine::{IntakeSender, Pipeline as SinkPolicy};
+use switchyard_engine::{IntakeSender, SinkPolicy};
 use switchyard_sources::file_tail::TailSource;
 use switchyard_sources::http::{IngestConfig, IngestCounters, IngestLimits};
 use tokio::sync::watch;

@@ -16,7 +16,7 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
 }
 
 /// `shutdown_timeout:` — the longest a stop drains before delivery is
-/// abandoned (see `crate::shutdown`).
+/// abandoned (see `crate::process::shutdown`).
 #[derive(Debug, Deserialize)]
 pub struct ShutdownTimeout(#[serde(deserialize_with = "duration")] pub Duration);
 

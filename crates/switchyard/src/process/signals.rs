@@ -44,12 +44,6 @@ impl Signals {
     }
 }
 
-/// The first SIGTERM or SIGINT, for a command that stops on it without a
-/// drain deadline (see [`super::shutdown`] for one that has one).
-pub async fn shutdown_signal() {
-    Signals::new().next().await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
