@@ -75,8 +75,10 @@ pub trait Source: Send + 'static {
     /// Start reading into `cx.output`: bind, open, spawn. Fails (naming the
     /// setting at fault) when the source cannot start at all; failures after
     /// that are the source's to retry and report on `cx.health`.
-    async fn start(self: Box<Self>, cx: SourceContext)
-        -> Result<Box<dyn RunningSource>, SourceError>;
+    async fn start(
+        self: Box<Self>,
+        cx: SourceContext,
+    ) -> Result<Box<dyn RunningSource>, SourceError>;
 }
 
 /// A started source.

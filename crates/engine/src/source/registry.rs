@@ -229,7 +229,10 @@ mod tests {
         assert_eq!(err.key(), Some("colour"));
         let err = r_err(json!({"inner": {"start": 5}}));
         assert_eq!(err.key(), Some("inner.start"));
-        assert!(err.message().starts_with("invalid type: integer `5`"), "{err}");
+        assert!(
+            err.message().starts_with("invalid type: integer `5`"),
+            "{err}"
+        );
     }
 
     fn r_err(v: Value) -> SourceError {
