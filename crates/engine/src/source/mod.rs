@@ -100,12 +100,16 @@ pub trait RunningSource: Send + 'static {
         }
     }
 
-    /// Stop reading (if the context's shutdown has not said so already) and
-    /// return once the source has let go of its output and settled what it
-    /// could: events in flight confirmed (bounded by the source's own drain
-    /// timeout), positions written. The pipeline keeps running meanwhile, so
-    /// stop every source beside [`crate::topology::Pipeline::finish`], not
-    /// before it, when its acknowledgements depend on the sinks.
+    /// Return once the source has stopped reading, let go of its output and
+    /// settled what it could: events in flight confirmed (bounded by the
+    /// source's own drain timeout), positions written.
+    ///
+    /// The caller turns the context's `shutdown` to `true` first: that is
+    /// what every source's tasks watch (a source with a stop of its own, the
+    /// file tail's thread or Docker's followers, is also told here). The
+    /// pipeline must keep running meanwhile, since the acknowledgements come
+    /// from the sinks: stop sources before or beside
+    /// [`crate::topology::Pipeline::finish`], never after it.
     async fn stop(self: Box<Self>);
 }
 
