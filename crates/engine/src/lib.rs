@@ -20,6 +20,8 @@
 //! - [`exposition`]: the text format a scraper asked for (OpenMetrics or
 //!   Prometheus text 0.0.4).
 //! - [`topology`]: a graph of named sources, transforms and sinks.
+//! - [`source`]: the source component trait, its context and the registry
+//!   of source types.
 //! - [`supervise`]: source tasks restarted with backoff when they end early.
 //! - [`shutdown`]: the deadline of a stop, after which nothing waits.
 #![forbid(unsafe_code)]
@@ -37,6 +39,7 @@ pub mod exposition;
 pub mod intake;
 pub mod metrics;
 pub mod shutdown;
+pub mod source;
 pub mod supervise;
 pub mod topology;
 

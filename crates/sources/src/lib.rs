@@ -9,6 +9,12 @@
 //! - [`net`]: TCP and UDP lines, syslog (RFC 5424 / RFC 3164).
 //! - `redis_streams` (feature `redis`): a Redis consumer group, acknowledged after delivery.
 //! - `redis_list` (feature `redis`): the Redis LIST log with a per-plugin offset.
+//! - [`registry`]: every source type under its name, with its typed settings.
+//! - [`settings`]: what the typed settings share (durations, queue bound).
+//!
+//! Each source's `source` module holds its typed settings (`type: …` in a
+//! pipeline file, or made from the dispatcher's flags) and its
+//! implementation of [`switchyard_engine::source::Source`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -22,3 +28,7 @@ pub mod net;
 pub mod redis_list;
 #[cfg(feature = "redis")]
 pub mod redis_streams;
+pub mod registry;
+pub mod settings;
+
+pub use registry::builtin;

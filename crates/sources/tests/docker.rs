@@ -397,3 +397,77 @@ fn bad_settings_are_refused_with_the_key() {
     let err = DockerSource::start(c, tx).err().unwrap();
     assert!(err.contains("`include`"), "{err}");
 }
+
+/// The registry's `docker` type is the same follower: built from its typed
+/// settings, started through the `Source` trait, its counters on `stats`
+/// and its position written when it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registered_docker_type_follows_through_the_source_trait() {
+    use switchyard_engine::source::SourceContext;
+    use switchyard_engine::supervise::Health;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let engine: Shared = Arc::new(Mutex::new(Engine {
+        containers: vec![web()],
+        ..Engine::default()
+    }));
+    let _server = serve(&socket, engine.clone());
+    let settings = json!({
+        "socket": socket,
+        "include": ["w*"],
+        "state_dir": dir.path().join("state"),
+        "list_interval": "50ms",
+    });
+    let registry = switchyard_sources::builtin();
+    let source = registry.build("docker", settings.clone()).ok().unwrap();
+    let (tx, mut rx) = intake(100);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let cx = |output| SourceContext {
+        name: "containers".into(),
+        output,
+        shutdown: shutdown.clone(),
+        health: Health::new(),
+        durable_sinks: false,
+    };
+    let running = source.start(cx(tx)).await.ok().unwrap();
+    let got = take(&mut rx, 3).await;
+    assert_eq!(got.len(), 3);
+    drop(got);
+    let stats = running.stats();
+    let discards = running.discards().unwrap();
+    let _ = stop.send(true);
+    running.stop().await;
+    assert_eq!(stats()["lines"], 3);
+    assert_eq!(discards(), [("too_long", 0)]);
+
+    // Started again, it resumes after the last delivered line.
+    let (tx, _rx) = intake(100);
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    let again = registry.build("docker", settings).ok().unwrap();
+    let running = again
+        .start(SourceContext {
+            name: "containers".into(),
+            output: tx,
+            shutdown,
+            health: Health::new(),
+            durable_sinks: false,
+        })
+        .await
+        .ok()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while engine
+        .lock()
+        .unwrap()
+        .since
+        .get("aaaa1111")
+        .map_or(0, Vec::len)
+        < 2
+    {
+        assert!(std::time::Instant::now() < deadline, "no second follow");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let since = engine.lock().unwrap().since["aaaa1111"][1].clone();
+    assert!(since_nanos(&since) > nanos(&ts(2, 500_000_000)), "{since}");
+    running.stop().await;
+}

@@ -125,7 +125,7 @@ pub struct DispatcherArgs {
     #[arg(long, env = "LLM_PROXY_EVENT_BUS", default_value = "memory")]
     pub event_bus: String,
     #[command(flatten)]
-    pub redis: crate::redis_source::RedisArgs,
+    pub redis: crate::source_flags::RedisArgs,
     /// Bound of the events waiting in memory: an eighth in the intake queue
     /// in front of the transforms, the rest in the sink's buffer.
     #[arg(long, env = "DISPATCHER_QUEUE_CAPACITY", default_value = "10000", value_parser = positive)]
@@ -164,13 +164,13 @@ pub struct DispatcherArgs {
     #[command(flatten)]
     pub disk_buffer: crate::buffer::BufferArgs,
     #[command(flatten)]
-    pub tail: crate::tail::TailArgs,
+    pub tail: crate::source_flags::TailArgs,
     #[command(flatten)]
-    pub net: crate::net::NetArgs,
+    pub net: crate::source_flags::NetArgs,
     #[command(flatten)]
-    pub demo: crate::demo::DemoArgs,
+    pub demo: crate::source_flags::DemoArgs,
     #[command(flatten)]
-    pub docker: crate::docker::DockerArgs,
+    pub docker: crate::source_flags::DockerArgs,
     #[command(flatten)]
     pub transforms: crate::transforms::TransformArgs,
     #[command(flatten)]

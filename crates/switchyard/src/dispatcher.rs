@@ -13,21 +13,23 @@
 use crate::buffer::BufferType;
 use crate::cli::DispatcherArgs;
 use crate::pipeline::admin::{AdminState, SinkView};
-use crate::redis_source::RedisSource;
+use crate::source_flags::{FlagSource, Slot};
 use anyhow::Context;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_core::{SinkConfig, Transform};
 use switchyard_engine::disk_buffer::DiskBufferConfig;
 use switchyard_engine::metrics::Metrics;
+use switchyard_engine::source::{RunningSource, Source, SourceContext, StatsFn};
 use switchyard_engine::supervise::Health;
 use switchyard_engine::topology::{Observers, Pipeline, SinkNode, SourceStats, TransformNode};
 use switchyard_engine::{BufferConfig, Counters, CountersSnapshot, Dlq, SinkPolicy};
-use switchyard_sources::http::{router, IngestConfig, IngestCounters};
+use switchyard_sources::http::source::HttpSource;
 use switchyard_transforms::llm::{LlmConfig, LlmTransform, Redactor};
 use switchyard_transforms::Chain;
+use tokio::sync::watch;
 use tracing::info;
 
 pub fn main(args: DispatcherArgs) -> anyhow::Result<()> {
@@ -39,7 +41,11 @@ fn env_fallback(value: Option<String>, name: &str) -> Option<String> {
 }
 
 async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
-    let redis_kind = crate::redis_source::Kind::from_flag(&args.event_bus)?;
+    let redis_kind = crate::source_flags::Kind::from_flag(&args.event_bus)?;
+    // Every source the flags ask for, checked before anything starts.
+    let flag_sources = crate::source_flags::sources(&args, redis_kind)?;
+    let http = HttpSource::new(crate::source_flags::http(&args, ACK_WAIT))
+        .context("check --listen, --max-body and the --ingest-* flags")?;
     // The in-process bus's subscriber buffer of the original. The dispatcher
     // has no in-process publisher, so builds no bus: the value is only
     // checked, so that a deployment's setting keeps starting.
@@ -131,7 +137,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     let counters = sink.counters.clone();
     let delivery_stats = sink.delivery.clone();
     let disk_stats = sink.disk.clone();
-    let ingest_counters = Arc::new(IngestCounters::default());
+    let ingest_counters = http.counters();
     if let Some(d) = &dlq {
         metrics.add_extra(switchyard_engine::dlq::metrics::extra(d.clone()));
     }
@@ -174,17 +180,32 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         let health = health.clone();
         metrics.add_extra(Arc::new(move |out| health.series(out)));
     }
-    let redis = redis_kind
-        .map(|kind| RedisSource::start(kind, &args.redis, &args.service, tx.clone(), &health))
-        .transpose()?;
-
-    let tail = crate::tail::start(&args.tail, tx.clone(), &health, "tail")?;
-    let net = crate::net::NetSources::start(&args.net, &tx, &health, None).await?;
-    let net_stats = net.stats_fn();
-    let demo = crate::demo::DemoSource::start(&args.demo, &tx, &health);
-    let docker = crate::docker::start(&args.docker, &args.tail.state_dir, tx.clone())?;
-    let docker_counters = docker.as_ref().map(|d| d.counters());
-    let demo_stats = demo.as_ref().map(|d| d.stats_fn());
+    let disk_backed = sink.disk.is_some();
+    let (stop_sources, shutdown) = watch::channel(false);
+    let context = |name: &str| SourceContext {
+        name: name.to_string(),
+        output: tx.clone(),
+        shutdown: shutdown.clone(),
+        health: health.clone(),
+        durable_sinks: disk_backed,
+    };
+    let mut running = Vec::new();
+    for FlagSource {
+        name,
+        component,
+        slot,
+        hint,
+        source,
+    } in flag_sources
+    {
+        let started = source
+            .start(context(name))
+            .await
+            .with_context(|| format!("cannot start {hint}"))?;
+        started.report_discards(&metrics, component);
+        running.push((name, slot, started));
+    }
+    let source_stats_json = flag_stats(&running);
     let stats = {
         let (counters, ingest, tx, source_stats) = (
             counters.clone(),
@@ -193,19 +214,13 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
             source_stats.clone(),
         );
         let sink_buffer = sink.buffer.clone();
-        let tail_counters = tail.as_ref().map(|t| t.counters());
-        let redis_stats = redis.as_ref().map(RedisSource::stats_handle);
         let (delivery_stats, dlq) = (delivery_stats.clone(), dlq.clone());
         Arc::new(move || {
-            json!({
-                "tail": tail_counters.as_deref().map(crate::tail::stats),
-                "net": net_stats(),
-                "demo": demo_stats.as_ref().map(|s| s()),
-                "docker": docker_counters.as_deref().map(crate::docker::stats),
+            let mut out = source_stats_json();
+            let more = json!({
                 "engine": engine_counters(&source_stats, &counters),
                 "delivery": delivery_stats.snapshot(),
                 "dlq": dlq.as_ref().map(|d| json!({"records": d.len(), "expired": d.expired()})),
-                "redis": redis_stats.as_ref().map(|s| s.snapshot()),
                 "ingest": ingest.snapshot(),
                 // Both queues in memory: the intake's and the sink's buffer.
                 "queue": {
@@ -214,91 +229,60 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
                         .saturating_sub(sink_buffer.events.load(Relaxed)),
                 },
                 "disk_buffer": disk_stats.as_ref().map(|f| f()),
-            })
+            });
+            if let (Value::Object(out), Value::Object(more)) = (&mut out, more) {
+                out.extend(more);
+            }
+            out
         })
     };
     metrics.add_source(&pipeline.sources[0]);
     metrics.add_sink(sink);
-    report_discards(
-        &metrics,
-        &net,
-        tail.as_ref(),
-        docker.as_ref(),
-        redis.as_ref(),
-    );
     let sampler = crate::process::rates::sample_rates_every_second(metrics.clone());
     let admin = crate::pipeline::admin::metrics_and_ready(Arc::new(AdminState {
         metrics: metrics.clone(),
         sources: vec![(SOURCE.to_string(), source_stats.clone())],
         sinks: vec![SinkView::from(sink)],
-        health,
+        health: health.clone(),
     }));
-    let disk_backed = sink.disk.is_some();
-    let ingest_limits = args.ingest_limits.limits();
-    // `stats` holds an intake sender: it must live only inside the router, so
-    // the engine sees the queue close once the server is gone.
-    let app = router(
-        tx,
-        IngestConfig {
-            max_body: args.max_body,
-            token: args.ingest_token.clone(),
-            queue_wait: args.ingest_wait,
-            // With --buffer-type disk a 202 waits until the request's events
-            // are synced to the sink's disk buffer.
-            acknowledge: disk_backed.then_some(args.ingest_wait.max(ACK_WAIT)),
-            limits: ingest_limits.clone(),
-        },
-        ingest_counters.clone(),
-        stats,
+    // `stats` holds an intake sender: it must live only inside the server,
+    // so the engine sees the queue close once the server is gone.
+    let http = Box::new(
+        http.with_listener(listener)
+            .with_routes(admin)
+            .with_stats(stats),
     )
-    .merge(admin);
+    .start(context("http"))
+    .await
+    .context("cannot serve ingest — check --listen")?;
+    drop(tx);
 
     if let Some(pid_file) = &args.pid_file {
         crate::process::pid_file::write(pid_file)?;
     }
     info!(listen = %local, service = %args.service, bus = %args.event_bus, "dispatcher listening");
 
-    // Stop accepting on the signal; in-flight requests finish first. Dropping
-    // the router drops its intake sender.
-    switchyard_sources::http::serve(
-        listener,
-        app,
-        &ingest_limits,
-        ingest_counters.clone(),
-        stopping,
-    )
-    .await;
+    stopping.await;
+    // Stop accepting; in-flight requests finish first.
+    let _ = stop_sources.send(true);
+    http.stop().await;
     info!("shutting down: stopping the sources, draining the queue");
-    if let Some(r) = &redis {
-        r.stop();
-    }
-    net.stop().await;
-    if let Some(d) = demo {
-        d.stop().await;
-    }
-    // Like the tail, the docker source waits (bounded) for its lines in
-    // flight, so the engine must keep running meanwhile: stop it beside.
-    let docker_stopped = tokio::spawn(async move {
-        if let Some(d) = docker {
-            let counters = d.counters();
-            d.stop().await;
-            info!(docker = %crate::docker::stats(&counters), "docker source stopped");
-        }
-    });
-    // The tail source waits for its lines in flight to be confirmed while the
-    // engine drains, then records their positions.
-    let tail_stopped = tokio::task::spawn_blocking(move || {
-        if let Some(tail) = tail {
-            let counters = tail.counters();
-            tail.stop();
-            info!(tail = %crate::tail::stats(&counters), "file tail stopped");
-        }
-    });
-    // Every sender is gone once the sources above have stopped; the
-    // pipeline then drains its queues and the sink.
+    let redis_stats = running
+        .iter()
+        .find(|(_, slot, _)| *slot == Slot::Redis)
+        .map(|(_, _, r)| r.stats());
+    // Sources that wait for their events in flight (the tail, Docker, Redis)
+    // need the engine running meanwhile: stop them beside it. Every sender
+    // is gone once they have stopped; the pipeline then drains its queues
+    // and the sink.
+    let stopped: Vec<_> = running
+        .into_iter()
+        .map(|(_, _, r)| tokio::spawn(r.stop()))
+        .collect();
     let finished = tokio::spawn(pipeline.finish());
-    tail_stopped.await.ok();
-    docker_stopped.await.ok();
+    for s in stopped {
+        s.await.ok();
+    }
     let disk_finals = finished.await.context("engine task failed")?;
     sampler.abort();
     let disk_final = disk_finals
@@ -310,10 +294,9 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
             )
         })
         .unwrap_or_default();
-    let redis_final = match redis {
-        Some(r) => crate::redis_source::final_counters(&r.finish().await?),
-        None => String::new(),
-    };
+    let redis_final = redis_stats
+        .map(|s| redis_counters(&s()))
+        .unwrap_or_default();
 
     if let Some(pid_file) = &args.pid_file {
         crate::process::pid_file::remove(pid_file);
@@ -343,24 +326,61 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Put what each source loses on `/metrics`, under the name of its flag.
-fn report_discards(
-    metrics: &Metrics,
-    net: &crate::net::NetSources,
-    tail: Option<&switchyard_sources::file_tail::TailSource>,
-    docker: Option<&switchyard_sources::docker::DockerSource>,
-    redis: Option<&RedisSource>,
-) {
-    net.report_discards(metrics, None);
-    if let Some(t) = tail {
-        crate::tail::report_discards(t, metrics, "tail");
+/// The flag sources' counters, by their `/stats` keys: `tail`, `net` (by
+/// listener), `demo`, `docker`, `redis` (`null` when not running).
+fn flag_stats(
+    running: &[(&'static str, Slot, Box<dyn RunningSource>)],
+) -> impl Fn() -> Value + Send + Sync + 'static {
+    let one = |slot: Slot| {
+        running
+            .iter()
+            .find(|(_, s, _)| *s == slot)
+            .map(|(_, _, r)| r.stats())
+    };
+    let (tail, demo, docker, redis) = (
+        one(Slot::Tail),
+        one(Slot::Demo),
+        one(Slot::Docker),
+        one(Slot::Redis),
+    );
+    let net: Vec<(&'static str, StatsFn)> = running
+        .iter()
+        .filter(|(_, s, _)| *s == Slot::Net)
+        .map(|(name, _, r)| (*name, r.stats()))
+        .collect();
+    let read = |f: &Option<StatsFn>| f.as_ref().map_or(Value::Null, |f| f());
+    move || {
+        let net: serde_json::Map<String, Value> =
+            net.iter().map(|(n, f)| (n.to_string(), f())).collect();
+        json!({
+            "tail": read(&tail),
+            "net": net,
+            "demo": read(&demo),
+            "docker": read(&docker),
+            "redis": read(&redis),
+        })
     }
-    if let Some(d) = docker {
-        crate::docker::report_discards(d, metrics);
-    }
-    if let Some(r) = redis {
-        r.report_discards(metrics);
-    }
+}
+
+/// The Redis part of the final counters line, from the source's counters.
+fn redis_counters(stats: &Value) -> String {
+    const KEYS: [&str; 12] = [
+        "read",
+        "redelivered",
+        "claimed",
+        "acked",
+        "not_acked",
+        "delivered",
+        "filtered",
+        "dead_lettered",
+        "dropped",
+        "unresolved",
+        "poison",
+        "lost",
+    ];
+    KEYS.iter()
+        .map(|k| format!(" redis_{k}={}", stats[k].as_u64().unwrap_or(0)))
+        .collect()
 }
 
 /// The name of the dispatcher's one source, as in metrics and `/ready`.

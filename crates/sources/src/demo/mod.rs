@@ -17,6 +17,7 @@
 
 mod llm;
 mod logs;
+pub mod source;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -27,7 +28,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// What the demo source writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DemoKind {
     /// Application log records.
     Logs,

@@ -29,6 +29,7 @@ mod client;
 mod follow;
 pub mod frames;
 mod position;
+pub mod source;
 
 use client::Engine;
 use follow::Container;
@@ -82,7 +83,7 @@ impl DockerConfig {
         }
     }
 
-    fn validate(&self) -> Result<Vec<glob::Pattern>, String> {
+    pub(crate) fn validate(&self) -> Result<Vec<glob::Pattern>, String> {
         for (key, v) in [
             ("max_line_bytes", self.max_line_bytes),
             ("chunk_lines", self.chunk_lines),

@@ -29,6 +29,7 @@
 mod checkpoint;
 mod multiline;
 mod reader;
+pub mod source;
 
 pub use checkpoint::{Checkpoints, FileId};
 pub use multiline::MultilineConfig;
@@ -49,9 +50,11 @@ use switchyard_engine::IntakeSender;
 use tracing::{error, info, warn};
 
 /// Where to start in a file that has no checkpoint yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ReadFrom {
     /// From its first byte.
+    #[default]
     Head,
     /// From its end: only lines written from now on.
     Tail,

@@ -18,6 +18,7 @@
 mod limits;
 mod parse;
 mod server;
+pub mod source;
 
 use axum::body::Body;
 use axum::extract::{Request, State};

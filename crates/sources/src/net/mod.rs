@@ -10,6 +10,7 @@
 //!   kept whole as the message and counted (`malformed`), never dropped.
 
 mod framing;
+pub mod source;
 pub mod syslog;
 
 pub use framing::Framer;

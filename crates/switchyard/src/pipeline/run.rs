@@ -1,7 +1,6 @@
 //! `switchyard run --config FILE` and `switchyard validate --config FILE`.
 
 use super::admin::{self, AdminState, SinkView};
-use super::schema::{HttpSource, NetSource, SourceConfig};
 use super::validate::{check_bytes, Checked};
 use anyhow::Context;
 use clap::Args;
@@ -12,13 +11,11 @@ use std::time::Duration;
 use switchyard_core::SinkConfig;
 use switchyard_engine::disk_buffer::DiskBufferConfig;
 use switchyard_engine::metrics::Metrics;
-use switchyard_engine::supervise::{supervise, Health};
+use switchyard_engine::source::SourceContext;
+use switchyard_engine::supervise::Health;
 use switchyard_engine::topology::{Observers, Pipeline, Shape, SinkNode, TransformNode};
-use switchyard_engine::{IntakeSender, SinkPolicy};
-use switchyard_sources::file_tail::TailSource;
-use switchyard_sources::http::{IngestConfig, IngestCounters, IngestLimits};
+use switchyard_engine::SinkPolicy;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tracing::info;
 
 /// Options of `run` and `validate`.
@@ -194,20 +191,21 @@ async fn run(c: Checked) -> anyhow::Result<()> {
         });
     }
     let mut running = Vec::new();
-    for (name, config) in c.sources {
-        let tx = pipeline.sender(&name).expect("every source has a queue");
-        running.push(
-            start_source(
-                &name,
-                config,
-                tx,
-                on_disk(&name),
-                (&metrics, &health),
-                stop_rx.clone(),
-            )
+    for (name, source) in c.sources {
+        let cx = SourceContext {
+            output: pipeline.sender(&name).expect("every source has a queue"),
+            shutdown: stop_rx.clone(),
+            health: health.clone(),
+            durable_sinks: on_disk(&name),
+            name,
+        };
+        let name = cx.name.clone();
+        let started = source
+            .start(cx)
             .await
-            .with_context(|| format!("sources.{name}: cannot start"))?,
-        );
+            .with_context(|| format!("sources.{name}: cannot start"))?;
+        started.report_discards(&metrics, &name);
+        running.push(started);
     }
     let sampler = crate::process::rates::sample_rates_every_second(metrics.clone());
     info!(
@@ -284,28 +282,6 @@ async fn stopping_at_once_loses(pipeline: &Pipeline, timeout: Duration) {
     crate::process::shutdown::watch(pipeline.cutoff(), timeout, at_once).await
 }
 
-/// A started source, stopped on shutdown.
-enum Running {
-    Task(JoinHandle<()>),
-    Tail(switchyard_sources::file_tail::TailSource),
-    Net(crate::net::NetSources),
-}
-
-impl Running {
-    async fn stop(self) {
-        match self {
-            Running::Task(t) => {
-                let _ = t.await;
-            }
-            Running::Tail(t) => {
-                // Waits for its lines in flight while the sinks drain.
-                tokio::task::spawn_blocking(move || t.stop()).await.ok();
-            }
-            Running::Net(n) => n.stop().await,
-        }
-    }
-}
-
 /// For each source: whether every sink it feeds has a disk buffer. Such an
 /// HTTP source acknowledges by default, so its `202` means "on disk".
 fn disk_backed_sources(c: &Checked) -> impl Fn(&str) -> bool {
@@ -338,132 +314,4 @@ fn disk_backed_sources(c: &Checked) -> impl Fn(&str) -> bool {
         .cloned()
         .collect();
     move |name: &str| backed.contains(name)
-}
-
-async fn start_source(
-    name: &str,
-    config: SourceConfig,
-    tx: IntakeSender,
-    disk_backed: bool,
-    (metrics, health): (&Metrics, &Health),
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<Running> {
-    Ok(match config {
-        SourceConfig::Http(HttpSource {
-            address,
-            max_body,
-            token,
-            queue_wait,
-            acknowledgements,
-            ack_timeout,
-            max_connections,
-            max_concurrent_requests,
-            max_body_memory,
-            header_timeout,
-            body_timeout,
-            idle_timeout,
-            ..
-        }) => {
-            let acknowledge = acknowledgements
-                .unwrap_or(disk_backed)
-                .then_some(ack_timeout);
-            let limits = IngestLimits {
-                max_connections,
-                max_concurrent_requests,
-                max_body_memory,
-                header_timeout,
-                body_timeout,
-                idle_timeout,
-            };
-            let listener = tokio::net::TcpListener::bind(address)
-                .await
-                .with_context(|| format!("address: cannot listen on {address}"))?;
-            info!(source = name, address = %listener.local_addr()?, acknowledgements = acknowledge.is_some(), "HTTP ingest listening");
-            let counters = Arc::new(IngestCounters::default());
-            let stats_counters = counters.clone();
-            let app = switchyard_sources::http::router(
-                tx,
-                IngestConfig {
-                    max_body,
-                    token,
-                    queue_wait,
-                    acknowledge,
-                    limits: limits.clone(),
-                },
-                counters.clone(),
-                Arc::new(move || stats_counters.snapshot()),
-            );
-            // Supervised: should the server end while not stopping (a
-            // panic in its accept loop), it is bound again and restarted.
-            let addr = listener.local_addr()?;
-            let mut first = Some(listener);
-            let stop_for_attempts = stop.clone();
-            let attempt = move || {
-                let (first, app, limits, counters) =
-                    (first.take(), app.clone(), limits.clone(), counters.clone());
-                let mut stop = stop_for_attempts.clone();
-                async move {
-                    let listener = match first {
-                        Some(l) => l,
-                        None => tokio::net::TcpListener::bind(addr)
-                            .await
-                            .map_err(|e| format!("cannot listen on {addr} again: {e}"))?,
-                    };
-                    let stopped = async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    };
-                    switchyard_sources::http::serve(listener, app, &limits, counters, stopped)
-                        .await;
-                    Ok(())
-                }
-            };
-            Running::Task(tokio::spawn(supervise(
-                health.register(name),
-                stop,
-                attempt,
-            )))
-        }
-        SourceConfig::File(f) => {
-            let runtime = tokio::runtime::Handle::current();
-            let task = Some(health.register(name));
-            let t = TailSource::spawn_supervised(f.tail_config(), tx, runtime, task)
-                .map_err(anyhow::Error::msg)?;
-            crate::tail::report_discards(&t, metrics, name);
-            Running::Tail(t)
-        }
-        SourceConfig::Tcp(n) => net(name, n, tx, health, |a, n| a.tcp = Some(n)).await?,
-        SourceConfig::Udp(n) => net(name, n, tx, health, |a, n| a.udp = Some(n)).await?,
-        SourceConfig::SyslogTcp(n) => {
-            net(name, n, tx, health, |a, n| a.syslog_tcp = Some(n)).await?
-        }
-        SourceConfig::SyslogUdp(n) => {
-            net(name, n, tx, health, |a, n| a.syslog_udp = Some(n)).await?
-        }
-    })
-    .inspect(|running| {
-        // The one listener of a network source reports under its name.
-        if let Running::Net(sources) = running {
-            sources.report_discards(metrics, Some(name));
-        }
-    })
-}
-
-async fn net(
-    name: &str,
-    n: NetSource,
-    tx: IntakeSender,
-    health: &Health,
-    set: impl FnOnce(&mut crate::net::NetArgs, std::net::SocketAddr),
-) -> anyhow::Result<Running> {
-    let mut args = crate::net::NetArgs {
-        tcp: None,
-        udp: None,
-        syslog_tcp: None,
-        syslog_udp: None,
-        max_message_bytes: n.max_message_bytes,
-        max_connections: n.max_connections,
-    };
-    set(&mut args, n.address);
-    let sources = crate::net::NetSources::start(&args, &tx, health, Some(name)).await?;
-    Ok(Running::Net(sources))
 }

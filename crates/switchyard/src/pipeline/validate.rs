@@ -5,12 +5,13 @@
 use super::dispatcher_block::DispatcherBlock;
 use super::interpolate::interpolate;
 use super::locate::line_of;
-use super::schema::{Admin, FileSource, LlmTransformConfig, SinkEntry, SourceConfig};
+use super::schema::{Admin, LlmTransformConfig, SinkEntry};
 use serde::de::DeserializeOwned;
 use serde_norway::{Mapping, Value};
 use std::fmt;
 use std::sync::Arc;
 use switchyard_core::{SinkConfig, SinkRegistry, Transform};
+use switchyard_engine::source::{Source, SourceError, SourceRegistry};
 use switchyard_engine::topology::Shape;
 use switchyard_transforms::llm::{LlmConfig, LlmTransform, Redactor};
 use switchyard_transforms::TransformConfig;
@@ -56,8 +57,8 @@ pub struct Checked {
     pub dlq: Option<switchyard_engine::DlqConfig>,
     /// The longest a stop drains.
     pub shutdown_timeout: std::time::Duration,
-    /// Sources in file order.
-    pub sources: Vec<(String, SourceConfig)>,
+    /// Sources in file order, built from their typed settings.
+    pub sources: Vec<(String, Box<dyn Source>)>,
     /// Transforms in file order.
     pub transforms: Vec<TransformSpec>,
     /// Sinks in file order.
@@ -171,31 +172,16 @@ pub fn check(
     let mut source_names = Vec::new();
     let mut broken_sinks = Vec::new();
     let mut sources = Vec::new();
+    let source_types = switchyard_sources::builtin();
     for (name, v) in c.section(&root, "sources") {
         source_names.push(name.clone());
-        if let Some(s) = c.source(&name, v) {
-            if let SourceConfig::File(f) = &s {
-                c.file_source(&name, f);
-            }
+        if let Some(s) = c.source(&source_types, &name, v) {
             if s.queue_size() == 0 {
                 let e = c.error(
                     &["sources", &name, "queue_size"],
                     "must be greater than 0".into(),
                 );
                 c.errors.push(e);
-            }
-            if let SourceConfig::Http(h) = &s {
-                // A zero bound would refuse every client.
-                for (key, n) in [
-                    ("max_connections", h.max_connections),
-                    ("max_concurrent_requests", h.max_concurrent_requests),
-                    ("max_body_memory", h.max_body_memory),
-                ] {
-                    if n == 0 {
-                        let e = c.error(&["sources", &name, key], "must be greater than 0".into());
-                        c.errors.push(e);
-                    }
-                }
             }
             sources.push((name, s));
         }
@@ -387,7 +373,10 @@ impl Checker<'_> {
         }
     }
 
-    fn source(&mut self, name: &str, v: Value) -> Option<SourceConfig> {
+    /// Read a source by its `type` from the registry of source types: its
+    /// typed settings refuse unknown keys, and its own checks run (without
+    /// effects). Each problem is placed at the key it names.
+    fn source(&mut self, types: &SourceRegistry, name: &str, v: Value) -> Option<Box<dyn Source>> {
         let Value::Mapping(mut m) = v else {
             let e = self.error(&["sources", name], "expected a mapping with `type`".into());
             self.errors.push(e);
@@ -396,50 +385,42 @@ impl Checker<'_> {
         let kind = match m.remove("type") {
             Some(Value::String(t)) => t,
             _ => {
+                let known: Vec<&str> = types.names().collect();
                 let e = self.error(
                     &["sources", name, "type"],
-                    format!("required, one of {}", SourceConfig::TYPES.join(", ")),
+                    format!("required, one of {}", known.join(", ")),
                 );
                 self.errors.push(e);
                 return None;
             }
         };
-        let at = ["sources", name];
-        let v = Value::Mapping(m);
-        Some(match kind.as_str() {
-            "http" => SourceConfig::Http(self.typed(&at, v)?),
-            "file" => SourceConfig::File(self.typed(&at, v)?),
-            "tcp" => SourceConfig::Tcp(self.typed(&at, v)?),
-            "udp" => SourceConfig::Udp(self.typed(&at, v)?),
-            "syslog_tcp" => SourceConfig::SyslogTcp(self.typed(&at, v)?),
-            "syslog_udp" => SourceConfig::SyslogUdp(self.typed(&at, v)?),
-            other => {
-                let e = self.error(
-                    &["sources", name, "type"],
-                    format!(
-                        "`{other}` is not a source type; expected one of {}",
-                        SourceConfig::TYPES.join(", ")
-                    ),
-                );
+        let settings = match serde_json::to_value(Value::Mapping(m)) {
+            Ok(v) => v,
+            Err(e) => {
+                let e = self.error(&["sources", name], e.to_string());
                 self.errors.push(e);
                 return None;
             }
-        })
+        };
+        match types.build(&kind, settings) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.source_errors(name, &e);
+                None
+            }
+        }
     }
 
-    /// The tail's own checks (glob and multiline patterns, bounds), placed
-    /// at the setting the message names.
-    fn file_source(&mut self, name: &str, f: &FileSource) {
-        let Err(message) = f.tail_config().check() else {
-            return;
-        };
-        let message = message.strip_prefix("file tail: ").unwrap_or(&message);
-        let mut path = vec!["sources", name];
-        if let Some(key) = message.split('`').nth(1) {
-            path.extend(key.split('.'));
+    /// Every problem of a source's settings, at its key.
+    fn source_errors(&mut self, name: &str, e: &SourceError) {
+        for problem in e.problems() {
+            let mut path = vec!["sources", name];
+            if let Some(key) = problem.key() {
+                path.extend(key.split('.'));
+            }
+            let e = self.error(&path, problem.message());
+            self.errors.push(e);
         }
-        let e = self.error(&path, message.to_string());
-        self.errors.push(e);
     }
 
     fn transform(&mut self, name: &str, m: Mapping) -> Option<Arc<dyn Transform>> {
@@ -674,7 +655,7 @@ sinks:
             ),
             (
                 "sources:\n  a:\n    type: carrier_pigeon\nsinks:\n  o:\n    type: stdout\n    inputs: [a]\n",
-                &["line 3: sources.a.type: `carrier_pigeon` is not a source type; expected one of http, file, tcp, udp, syslog_tcp, syslog_udp"],
+                &["line 3: sources.a.type: `carrier_pigeon` is not a source type; expected one of http, file, tcp, udp, syslog_tcp, syslog_udp, docker, demo, redis_streams, redis_list"],
             ),
             (
                 "sources:\n  a:\n    type: tcp\n    address: nowhere\nsinks:\n  o:\n    type: stdout\n    inputs: [a]\n",
@@ -761,9 +742,10 @@ sinks:
         )
         .ok()
         .unwrap();
-        let SourceConfig::File(f) = &c.sources[0].1 else {
-            panic!("a file source")
-        };
+        assert_eq!(c.sources.len(), 1);
+        // The same keys as the registry reads them, with this YAML library.
+        let f: switchyard_sources::file_tail::source::FileSourceConfig =
+            serde_norway::from_str("include: [x]\njson: True\npartial_line_timeout: 5s\n").unwrap();
         assert!(f.json);
         assert_eq!(f.partial_line_timeout, std::time::Duration::from_secs(5));
         let options: Vec<(&str, &str)> = c.sinks[0]

@@ -28,6 +28,8 @@
 //! Poison entries are copied to `<stream>:dead` with the reason and
 //! acknowledged in one transaction, so they never wedge the group.
 
+pub mod source;
+
 use redis::aio::MultiplexedConnection;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

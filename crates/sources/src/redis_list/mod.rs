@@ -15,6 +15,8 @@
 //! metric and a warning) only when the same id is still missing after a
 //! grace period; then the cursor moves past it.
 
+pub mod source;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
