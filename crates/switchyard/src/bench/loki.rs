@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use switchyard_core::{Event, LogRecord, Sink, SinkConfig};
-use switchyard_sinks::loki::LokiSink;
 
 #[derive(Args, Debug)]
 pub struct LokiArgs {
@@ -90,7 +89,7 @@ async fn run(args: LokiArgs) -> anyhow::Result<()> {
             .with_context(|| format!("--sink-option `{opt}`: expected KEY=VALUE"))?;
         cfg.insert(k.trim().into(), v.into());
     }
-    let sink: Arc<dyn Sink> = Arc::from(LokiSink::from_config(&cfg).map_err(anyhow::Error::msg)?);
+    let sink: Arc<dyn Sink> = Arc::from(switchyard_sinks::builtin().build("loki", &cfg)?);
 
     let (pool, line_bytes) = build_pool(&args)?;
     let pool = Arc::new(pool);
@@ -136,7 +135,11 @@ async fn run(args: LokiArgs) -> anyhow::Result<()> {
         args.events,
         args.batch,
         args.concurrency,
-        cfg.get("encoding").map_or("protobuf", String::as_str)
+        args.sink_options
+            .iter()
+            .rev()
+            .find_map(|o| o.trim().strip_prefix("encoding="))
+            .unwrap_or("protobuf")
     );
     println!("pushes:       {requests}");
     println!("avg line:     {:.0} bytes", line_bytes);

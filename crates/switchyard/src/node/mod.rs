@@ -149,9 +149,9 @@ async fn run(args: NodeArgs, config: NodeConfig) -> anyhow::Result<()> {
         .clone()
         .or_else(|| (p.sink == "file").then(|| format!("{}-events.jsonl", config.id)));
     if let Some(e) = endpoint {
-        sink_config.insert("endpoint".into(), e);
+        sink_config.offer("endpoint", e, "pipeline.endpoint");
     }
-    sink_config.insert("sync".into(), p.sync.to_string());
+    sink_config.offer("sync", p.sync.to_string(), "pipeline.sync");
     let sink = switchyard_sinks::builtin()
         .build(&p.sink, &sink_config)
         .map_err(anyhow::Error::msg)
