@@ -94,7 +94,7 @@ fn native_yaml_values_and_nested_options_validate() {
     // A bad nested value is placed at its own line.
     std::fs::write(
         &config,
-        "sources:\n  in: {type: udp, address: '127.0.0.1:1'}\nsinks:\n  out:\n    type: file\n    inputs: [in]\n    options:\n      endpoint: out.jsonl\n      rotate:\n        max_bytes: lots\n",
+        "sources:\n  in: {type: udp, address: '127.0.0.1:1'}\nsinks:\n  out:\n    type: file\n    inputs: [in]\n    options:\n      endpoint: out.jsonl\n      rotate:\n        max_bytes: 0\n",
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
@@ -104,7 +104,7 @@ fn native_yaml_values_and_nested_options_validate() {
         .unwrap();
     let err = stderr(&out);
     assert!(
-        err.contains("line 10: sinks.out.options.rotate.max_bytes: expected a size above 0 such as 100MiB, not `lots`"),
+        err.contains("line 10: sinks.out.options.rotate.max_bytes: expected a size above 0 such as 100MiB, not `0`"),
         "{err}"
     );
 }
