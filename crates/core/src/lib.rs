@@ -12,7 +12,10 @@
 //! - [`ack`]: acknowledgements from sink back to source, per batch (counts) or
 //!   per event of a batch (indexed).
 //! - [`fanout`]: one event sent to several sinks, acknowledged once.
-//! - [`sink`]: the sink plugin trait, its error classes and the registry.
+//! - [`sink`]: the sink trait and its error classes.
+//! - [`sink_registry`]: sinks by type name, each with its typed config.
+//! - [`options`]: a component's options as given (YAML or flags), read into
+//!   its typed config; [`BuildError`] when they cannot be.
 //! - [`transform`]: the synchronous transform trait.
 //! - [`bus`]: the event bus trait.
 #![forbid(unsafe_code)]
@@ -28,7 +31,9 @@ pub mod fanout;
 pub mod fields;
 pub mod http_exchange;
 pub mod log_record;
+pub mod options;
 pub mod sink;
+pub mod sink_registry;
 pub mod transform;
 
 pub use ack::{AckBatch, AckToken, BatchOutcome, Fate, Fates, IndexedAckBatch};
@@ -37,7 +42,7 @@ pub use event::{Event, EventId, JsonDocument, Payload};
 pub use fields::Fields;
 pub use http_exchange::HttpExchange;
 pub use log_record::LogRecord;
-pub use sink::{
-    EventFailure, Sink, SinkCheck, SinkConfig, SinkError, SinkErrorKind, SinkFactory, SinkRegistry,
-};
+pub use options::{BuildError, OptionKey, Options};
+pub use sink::{EventFailure, Sink, SinkError, SinkErrorKind};
+pub use sink_registry::{SinkCheck, SinkConfig, SinkFactory, SinkRegistry};
 pub use transform::{Transform, Verdict};

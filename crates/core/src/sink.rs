@@ -1,40 +1,11 @@
-//! The sink plugin interface — the original `BackendPlugin` shape: build from a
-//! string map, send a batch, close — and the registry that maps names to
-//! factories, so the CLI's `--service` and `switchyard plugins` list one set.
-//!
-//! ```
-//! use switchyard_core::{Event, Sink, SinkConfig, SinkError, SinkRegistry};
-//!
-//! /// A custom plugin: counts what it is given.
-//! struct Counter(std::sync::atomic::AtomicUsize);
-//!
-//! #[async_trait::async_trait]
-//! impl Sink for Counter {
-//!     async fn send(&self, events: &[Event]) -> Result<(), SinkError> {
-//!         self.0.fetch_add(events.len(), std::sync::atomic::Ordering::Relaxed);
-//!         Ok(())
-//!     }
-//! }
-//!
-//! let mut registry = SinkRegistry::new();
-//! registry.register("counter", "counts events", |_cfg: &SinkConfig| {
-//!     Ok(Box::new(Counter(Default::default())))
-//! });
-//! assert!(registry.build("counter", &SinkConfig::new()).is_ok());
-//! assert_eq!(registry.names().collect::<Vec<_>>(), ["counter"]);
-//! ```
+//! The sink interface: send a batch, close; and how a failure is
+//! classified so the engine knows whether to retry. Sinks are built from
+//! their typed configs by the [`SinkRegistry`](crate::SinkRegistry).
 
 use crate::Event;
 use async_trait::async_trait;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
-
-/// Plugin configuration: the original string map (`endpoint`, `api-key`, ...).
-pub type SinkConfig = BTreeMap<String, String>;
-
-/// Builds a sink from its configuration, or says which key is wrong and why.
-pub type SinkFactory = fn(&SinkConfig) -> Result<Box<dyn Sink>, String>;
 
 /// A destination for batches of events.
 #[async_trait]
@@ -185,97 +156,5 @@ mod tests {
             err.to_string().starts_with("partial error: 3 event(s)"),
             "{err}"
         );
-    }
-}
-
-/// Named sink factories.
-#[derive(Default)]
-pub struct SinkRegistry {
-    entries: BTreeMap<&'static str, Entry>,
-}
-
-struct Entry {
-    description: &'static str,
-    build: SinkFactory,
-    check: Option<SinkCheck>,
-}
-
-/// Checks a configuration without building the sink, for a plugin whose
-/// build has effects (opens files, starts threads): `validate` must not.
-pub type SinkCheck = fn(&SinkConfig) -> Result<(), String>;
-
-impl SinkRegistry {
-    /// An empty registry.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Add (or replace) a plugin whose build has no effect outside itself
-    /// (no file, thread or connection): [`SinkRegistry::check`] builds it.
-    pub fn register(&mut self, name: &'static str, description: &'static str, f: SinkFactory) {
-        self.entries.insert(
-            name,
-            Entry {
-                description,
-                build: f,
-                check: None,
-            },
-        );
-    }
-
-    /// Add (or replace) a plugin with a check that reads its options
-    /// without the effects of building it.
-    pub fn register_checked(
-        &mut self,
-        name: &'static str,
-        description: &'static str,
-        f: SinkFactory,
-        check: SinkCheck,
-    ) {
-        self.entries.insert(
-            name,
-            Entry {
-                description,
-                build: f,
-                check: Some(check),
-            },
-        );
-    }
-
-    /// Check the named plugin's configuration as its build would, without
-    /// the build's effects and without the network.
-    pub fn check(&self, name: &str, cfg: &SinkConfig) -> Result<(), String> {
-        match self.entries.get(name) {
-            Some(Entry {
-                check: Some(check), ..
-            }) => check(cfg),
-            Some(_) => self.build(name, cfg).map(drop),
-            None => Err(self.unknown(name)),
-        }
-    }
-
-    fn unknown(&self, name: &str) -> String {
-        format!(
-            "unknown service `{name}`; available: {}",
-            self.names().collect::<Vec<_>>().join(", ")
-        )
-    }
-
-    /// Plugin names, sorted.
-    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.entries.keys().copied()
-    }
-
-    /// `(name, description)` pairs, sorted by name.
-    pub fn describe(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
-        self.entries.iter().map(|(n, e)| (*n, e.description))
-    }
-
-    /// Build the named plugin.
-    pub fn build(&self, name: &str, cfg: &SinkConfig) -> Result<Box<dyn Sink>, String> {
-        match self.entries.get(name) {
-            Some(e) => (e.build)(cfg),
-            None => Err(self.unknown(name)),
-        }
     }
 }

@@ -99,7 +99,7 @@ async fn a_503_window_loses_nothing_and_the_breaker_cycles_while_a_healthy_sink_
     let (healthy, healthy_url) = Server::start(false).await;
     let registry = switchyard_sinks::builtin();
     let sink = |url: &str| {
-        let cfg = SinkConfig::from([("endpoint".to_string(), url.to_string())]);
+        let cfg: SinkConfig = [("endpoint", url)].into_iter().collect();
         Arc::from(registry.build("http", &cfg).expect("http sink"))
     };
 

@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchyard_core::{Event, LogRecord, Sink, SinkConfig};
-use switchyard_sinks::loki::LokiSink;
 
 /// Flags of `switchyard bench loki`.
 #[derive(Args, Debug)]
@@ -69,7 +68,7 @@ async fn measure(args: LokiArgs) -> anyhow::Result<()> {
     let app = instant_server(received.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let cfg = sink_config(port, &args.sink_options)?;
-    let sink: Arc<dyn Sink> = Arc::from(LokiSink::from_config(&cfg).map_err(anyhow::Error::msg)?);
+    let sink: Arc<dyn Sink> = Arc::from(switchyard_sinks::builtin().build("loki", &cfg)?);
 
     let (pool, line_bytes) = build_pool(&args)?;
     let cpu_before = cpu_seconds(std::process::id());
@@ -80,7 +79,12 @@ async fn measure(args: LokiArgs) -> anyhow::Result<()> {
         .zip(cpu_before)
         .map(|(a, b)| a - b);
     server.abort();
-    let encoding = cfg.get("encoding").map_or("protobuf", String::as_str);
+    let encoding = args
+        .sink_options
+        .iter()
+        .rev()
+        .find_map(|o| o.trim().strip_prefix("encoding="))
+        .unwrap_or("protobuf");
     print_report(&args, encoding, &received, line_bytes, elapsed, cpu);
     Ok(())
 }

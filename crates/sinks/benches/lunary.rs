@@ -10,7 +10,6 @@ use axum::body::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::sync::{Arc, Mutex};
 use switchyard_core::{Event, HttpExchange, SinkConfig, Transform};
-use switchyard_sinks::lunary::LunarySink;
 use switchyard_transforms::llm::{LlmConfig, LlmTransform};
 
 const CALLS: usize = 100;
@@ -57,10 +56,9 @@ fn lunary(c: &mut Criterion) {
     });
     let url = format!("http://{addr}/v1/runs/ingest");
     let cfg: SinkConfig = [("endpoint", url.as_str()), ("api-key", "bench")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into_iter()
         .collect();
-    let sink = LunarySink::from_config(&cfg).unwrap();
+    let sink = switchyard_sinks::builtin().build("lunary", &cfg).unwrap();
     let events = calls();
     rt.block_on(sink.send(&events)).unwrap();
     let body = last.lock().unwrap().clone();

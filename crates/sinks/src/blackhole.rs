@@ -2,14 +2,20 @@
 //! counter says how many it took; useful to measure everything but the sink.
 
 use async_trait::async_trait;
-use switchyard_core::{Event, Sink, SinkConfig, SinkError};
+use serde::Deserialize;
+use switchyard_core::{BuildError, Event, Sink, SinkError};
 
 /// Discards events.
 pub struct Blackhole;
 
+/// The `blackhole` sink takes no options.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlackholeConfig {}
+
 impl Blackhole {
-    /// Build; takes no options.
-    pub fn from_config(_cfg: &SinkConfig) -> Result<Box<dyn Sink>, String> {
+    /// Build (the registry's factory).
+    pub fn build(_config: BlackholeConfig) -> Result<Box<dyn Sink>, BuildError> {
         Ok(Box::new(Blackhole))
     }
 }

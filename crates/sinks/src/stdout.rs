@@ -3,15 +3,21 @@
 //! output is only events (and the final counters line at exit).
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use std::io::Write;
-use switchyard_core::{Event, Sink, SinkConfig, SinkError};
+use switchyard_core::{BuildError, Event, Sink, SinkError};
 
 /// Writes JSON lines to standard output.
 pub struct Stdout;
 
+/// The `stdout` sink takes no options.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutConfig {}
+
 impl Stdout {
-    /// Build; takes no options.
-    pub fn from_config(_cfg: &SinkConfig) -> Result<Box<dyn Sink>, String> {
+    /// Build (the registry's factory).
+    pub fn build(_config: StdoutConfig) -> Result<Box<dyn Sink>, BuildError> {
         Ok(Box::new(Stdout))
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchyard_core::{Event, LogRecord, Sink, SinkConfig, SinkErrorKind};
 use switchyard_sinks::file::clock::Clock;
-use switchyard_sinks::file::options::FileOptions;
+use switchyard_sinks::file::options::{FileConfig, FileSettings};
 use switchyard_sinks::file::FileSink;
 use time::macros::datetime;
 use time::OffsetDateTime;
@@ -40,13 +40,20 @@ impl Clock for ManualClock {
     }
 }
 
-fn options(base: &Path, pairs: &[(&str, &str)]) -> FileOptions {
-    let mut cfg: SinkConfig = pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+fn options(base: &Path, pairs: &[(&str, &str)]) -> FileSettings {
+    let mut cfg: SinkConfig = pairs.iter().copied().collect();
     cfg.insert("base_dir".into(), base.display().to_string());
-    FileOptions::parse(&cfg).unwrap()
+    settings(&cfg)
+}
+
+fn settings(cfg: &SinkConfig) -> FileSettings {
+    cfg.read::<FileConfig>()
+        .and_then(FileConfig::settings)
+        .unwrap()
+}
+
+fn build(cfg: &SinkConfig) -> Result<Box<dyn Sink>, switchyard_core::BuildError> {
+    switchyard_sinks::builtin().build("file", cfg)
 }
 
 fn sink(base: &Path, pairs: &[(&str, &str)], clock: Arc<ManualClock>) -> FileSink {
@@ -396,8 +403,11 @@ fn templates_that_escape_the_base_directory_are_refused_at_start() {
     for (template, reason) in table {
         let mut cfg = SinkConfig::new();
         cfg.insert("path".into(), template.into());
-        let err = FileSink::from_config(&cfg).err().unwrap();
-        assert!(err.contains("`path`"), "{template:?}: {err}");
+        let err = build(&cfg).err().unwrap().to_string();
+        assert!(
+            err.starts_with("--sink-option path: "),
+            "{template:?}: {err}"
+        );
         assert!(err.contains(reason), "{template:?}: {err}");
     }
 }
@@ -535,7 +545,7 @@ async fn lines_survive_dropping_synced_pages_from_the_cache() {
     let mut cfg = SinkConfig::new();
     cfg.insert("endpoint".into(), path.display().to_string());
     cfg.insert("keep_cached".into(), "64KiB".into());
-    let sink = FileSink::from_config(&cfg).unwrap();
+    let sink = build(&cfg).unwrap();
     let body = "y".repeat(2000);
     // 24 batches of 200 lines of ~2 KB: ~10 MB, two drops of 4 MiB or more.
     for b in 0..24 {
@@ -596,7 +606,7 @@ async fn direct_batches_in_flight_are_written_from_their_own_buffers() {
     .into_iter()
     .collect();
     let clock = ManualClock::new(Duration::from_millis(1));
-    let s = FileSink::with_clock(FileOptions::parse(&cfg).unwrap(), clock).unwrap();
+    let s = FileSink::with_clock(settings(&cfg), clock).unwrap();
     let mut sent = 0;
     for round in 0..25 {
         let sizes: Vec<usize> = (0..4).map(|k| 1 + (round * 4 + k) * 13 % 97).collect();
@@ -624,9 +634,9 @@ fn direct_must_be_true_or_false() {
         dir.path().join("x").display().to_string(),
     );
     cfg.insert("direct".into(), "yes".into());
-    let err = FileSink::from_config(&cfg).err().unwrap();
-    assert!(
-        err.contains("option `direct` must be true or false"),
-        "{err}"
+    let err = build(&cfg).err().unwrap().to_string();
+    assert_eq!(
+        err,
+        "--sink-option direct: expected true or false, not `yes`"
     );
 }

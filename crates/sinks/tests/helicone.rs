@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchyard_core::{Sink, SinkErrorKind};
-use switchyard_sinks::helicone::HeliconeSink;
 
 const KEY: &str = "sk-helicone-test-456";
 
@@ -17,7 +16,7 @@ fn sink(server: &Server, extra: &[(&str, &str)]) -> Box<dyn Sink> {
     let url = server.url("/custom/v1/log");
     let mut pairs = vec![("endpoint", url.as_str()), ("api-key", KEY)];
     pairs.extend_from_slice(extra);
-    HeliconeSink::from_config(&config(&pairs)).unwrap()
+    build("helicone", &pairs).unwrap()
 }
 
 fn millis(t: &Value) -> i64 {
@@ -177,7 +176,7 @@ async fn the_engine_resends_only_the_failed_calls() {
 
 #[test]
 fn missing_api_key_is_a_clear_start_up_error() {
-    let err = HeliconeSink::from_config(&config(&[])).err().unwrap();
+    let err = build("helicone", &[]).err().unwrap().to_string();
     assert!(
         err.contains("helicone") && err.contains("--api-key"),
         "{err}"

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{config, Answer, Seen, Server};
+use common::{build, config, Answer, Seen, Server};
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -285,7 +285,11 @@ fn sink(server: &Server, pairs: &[(&str, &str)]) -> LokiSink {
     let base = server.url("");
     let mut all = vec![("endpoint", base.as_str())];
     all.extend_from_slice(pairs);
-    LokiSink::new(switchyard_sinks::loki::LokiConfig::from_config(&config(&all)).unwrap()).unwrap()
+    let settings = config(&all)
+        .read::<switchyard_sinks::loki::LokiConfig>()
+        .and_then(switchyard_sinks::loki::LokiConfig::settings)
+        .unwrap();
+    LokiSink::new(settings).unwrap()
 }
 
 /// A log record at `ts` (Unix ns) with a label `app`, a level and a message.
@@ -676,14 +680,18 @@ async fn an_llm_payload_is_a_json_line_labelled_by_model() {
 
 #[tokio::test]
 async fn bad_options_stop_the_sink_at_start_with_the_key_named() {
-    let e = LokiSink::from_config(&config(&[
-        ("endpoint", "http://127.0.0.1:9"),
-        ("labels", "rid={request_id}"),
-    ]))
+    let e = build(
+        "loki",
+        &[
+            ("endpoint", "http://127.0.0.1:9"),
+            ("labels", "rid={request_id}"),
+        ],
+    )
     .err()
-    .unwrap();
+    .unwrap()
+    .to_string();
     assert!(
-        e.starts_with("`labels`") && e.contains("high cardinality"),
+        e.starts_with("--sink-option labels: ") && e.contains("high cardinality"),
         "{e}"
     );
     let built = switchyard_sinks::builtin().build(

@@ -7,7 +7,6 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 use switchyard_core::{Event, LogRecord, Sink, SinkErrorKind};
-use switchyard_sinks::lunary::LunarySink;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -17,7 +16,7 @@ fn sink(server: &Server, extra: &[(&str, &str)]) -> Box<dyn Sink> {
     let url = server.url("/v1/runs/ingest");
     let mut pairs = vec![("endpoint", url.as_str()), ("api-key", KEY)];
     pairs.extend_from_slice(extra);
-    LunarySink::from_config(&config(&pairs)).unwrap()
+    build("lunary", &pairs).unwrap()
 }
 
 fn ts(v: &Value) -> OffsetDateTime {
@@ -198,7 +197,7 @@ async fn a_base_url_endpoint_posts_to_the_ingestion_route() {
     let server = Server::start(|seen, _| check_and_answer(seen)).await;
     for base in [server.url(""), server.url("/")] {
         let pairs = [("endpoint", base.as_str()), ("api-key", KEY)];
-        let sink = LunarySink::from_config(&config(&pairs)).unwrap();
+        let sink = build("lunary", &pairs).unwrap();
         sink.send(&calls(1)).await.unwrap();
     }
     assert!(server.seen().iter().all(|s| s.path == "/v1/runs/ingest"));
@@ -269,9 +268,10 @@ async fn a_log_record_fails_alone_and_the_calls_go_through() {
 
 #[test]
 fn missing_api_key_is_a_clear_start_up_error() {
-    let err = LunarySink::from_config(&config(&[("endpoint", "http://127.0.0.1:9/x")]))
+    let err = build("lunary", &[("endpoint", "http://127.0.0.1:9/x")])
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(err.contains("lunary") && err.contains("--api-key"), "{err}");
 }
 

@@ -65,17 +65,19 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         },
     };
 
+    // `--endpoint`, `--api-key` and `--file-sync` are offered to whichever
+    // sink `--service` names (a sink without the key leaves it); each
+    // `--sink-option` must be a key of that sink.
     let mut cfg = SinkConfig::new();
     let endpoint = env_fallback(args.endpoint.clone(), "LLM_PROXY_ENDPOINT")
         .or_else(|| (args.service == "file").then(|| "events.jsonl".to_string()));
     if let Some(e) = endpoint {
-        cfg.insert("endpoint".into(), e);
+        cfg.offer("endpoint", e, "--endpoint");
     }
     if let Some(k) = &args.api_key {
-        cfg.insert("api-key".into(), k.clone());
+        cfg.offer("api-key", k.clone(), "--api-key");
     }
-    cfg.insert("sync".into(), args.file_sync.to_string());
-    cfg.insert("verbose".into(), args.verbose.to_string());
+    cfg.offer("sync", args.file_sync.to_string(), "--file-sync");
     for (key, value) in &args.sink_options {
         cfg.insert(key.clone(), value.clone());
     }
@@ -100,7 +102,6 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
     };
     let sink = switchyard_sinks::builtin()
         .build(&args.service, &cfg)
-        .map_err(anyhow::Error::msg)
         .with_context(|| format!("cannot start service `{}`", args.service))?;
 
     let listener = tokio::net::TcpListener::bind(args.listen)

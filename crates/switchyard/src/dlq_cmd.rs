@@ -175,10 +175,10 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             .filter(|v| !v.is_empty())
     });
     if let Some(e) = endpoint {
-        cfg.insert("endpoint".into(), e);
+        cfg.offer("endpoint", e, "--endpoint");
     }
     if let Some(k) = &args.api_key {
-        cfg.insert("api-key".into(), k.clone());
+        cfg.offer("api-key", k.clone(), "--api-key");
     }
     for (k, v) in &args.sink_options {
         cfg.insert(k.clone(), v.clone());
@@ -196,7 +196,6 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     for (service, ids) in by_service {
         let sink = registry
             .build(&service, &cfg)
-            .map_err(anyhow::Error::msg)
             .with_context(|| format!("cannot start service `{service}` for replay — check --to, --endpoint and --sink-option"))?;
         let base = summary.replayed + summary.failed;
         let s = dlq::replay(

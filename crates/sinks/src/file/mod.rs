@@ -11,7 +11,7 @@
 //! retention run on a third thread, never on the write path.
 //!
 //! # Layout
-//! - [`options`]: the options, validated with the key at fault.
+//! - [`options`]: the typed config and the settings it is checked into.
 //! - [`template`]: path templates and the rule that keeps paths inside the base.
 //! - [`encode`]: JSON or text lines.
 //! - [`writer`]: the writer thread: open files, rotation, group commit.
@@ -36,7 +36,7 @@ pub mod writer;
 use async_trait::async_trait;
 use clock::{Clock, SystemClock};
 use lines::Spare;
-use options::{Encoding, FileOptions, Target};
+use options::{Encoding, FileConfig, FileSettings, Target};
 use placement::Placement;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use switchyard_core::{Event, EventFailure, Payload, Sink, SinkConfig, SinkError};
+use switchyard_core::{BuildError, Event, EventFailure, Payload, Sink, SinkError};
 use template::{check_relative, PathTemplate, Stamp};
 use tokio::sync::{mpsc, oneshot};
 use writer::{Command, Part, PartError, Writer};
@@ -86,27 +86,31 @@ enum Route {
 
 impl FileSink {
     /// Open (creating parent directories) `path` for append: the plain form.
-    pub fn open(path: &Path, sync: bool) -> Result<Self, String> {
-        let mut cfg = SinkConfig::new();
-        cfg.insert("endpoint".into(), path.display().to_string());
-        cfg.insert("sync".into(), sync.to_string());
-        Self::with_clock(FileOptions::parse(&cfg)?, Arc::new(SystemClock))
+    pub fn open(path: &Path, sync: bool) -> Result<Self, BuildError> {
+        let config = FileConfig {
+            endpoint: Some(path.display().to_string()),
+            sync: Some(sync),
+            ..FileConfig::default()
+        };
+        Self::with_clock(config.settings()?, Arc::new(SystemClock))
     }
 
-    /// Check the options as [`FileSink::from_config`] reads them, without
-    /// creating or opening anything.
-    pub fn check_config(cfg: &SinkConfig) -> Result<(), String> {
-        FileOptions::parse(cfg).map(drop)
+    /// Check the config as [`FileSink::build`] reads it, without creating
+    /// or opening anything.
+    pub fn check(config: &FileConfig) -> Result<(), BuildError> {
+        config.clone().settings().map(drop)
     }
 
-    /// Build from the plugin map; see [`FileOptions::parse`] for the keys.
-    pub fn from_config(cfg: &SinkConfig) -> Result<Box<dyn Sink>, String> {
-        let options = FileOptions::parse(cfg)?;
-        Ok(Box::new(Self::with_clock(options, Arc::new(SystemClock))?))
+    /// Build from the typed config (the registry's factory).
+    pub fn build(config: FileConfig) -> Result<Box<dyn Sink>, BuildError> {
+        Ok(Box::new(Self::with_clock(
+            config.settings()?,
+            Arc::new(SystemClock),
+        )?))
     }
 
-    /// Build from parsed options, reading the time from `clock`.
-    pub fn with_clock(options: FileOptions, clock: Arc<dyn Clock>) -> Result<Self, String> {
+    /// Build from checked settings, reading the time from `clock`.
+    pub fn with_clock(options: FileSettings, clock: Arc<dyn Clock>) -> Result<Self, BuildError> {
         let open_files = Arc::new(AtomicUsize::new(0));
         let placement = Arc::new(Placement::default());
         let spare = Arc::new(Spare::default());
@@ -116,15 +120,16 @@ impl FileSink {
             open_files.clone(),
             placement.clone(),
             spare.clone(),
-        )?;
+        )
+        .map_err(BuildError::start)?;
         let (tx, rx) = mpsc::channel(PENDING_WRITES);
         if let Some(period) = sweep_period(&options) {
-            start_ticker(tx.downgrade(), period)?;
+            start_ticker(tx.downgrade(), period).map_err(BuildError::start)?;
         }
         let thread = std::thread::Builder::new()
             .name("file-sink".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| format!("cannot start the file writer thread: {e}"))?;
+            .map_err(|e| BuildError::start(format!("cannot start the file writer thread: {e}")))?;
         let route = match options.target {
             Target::Single(path) => Route::Single(path),
             Target::Templated { template, .. } => Route::Templated(template),
@@ -232,7 +237,7 @@ struct Routed {
 }
 
 /// How often the writer looks for idle files and ended intervals.
-fn sweep_period(options: &FileOptions) -> Option<Duration> {
+fn sweep_period(options: &FileSettings) -> Option<Duration> {
     let idle = options.idle_timeout.map(|d| d / 2);
     let interval = options.rotation.interval.map(|_| Duration::from_secs(1));
     let period = match (idle, interval) {
@@ -361,9 +366,7 @@ mod tests {
     async fn appends_one_line_per_event_and_creates_dirs() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a/b/events.jsonl");
-        let mut cfg = SinkConfig::new();
-        cfg.insert("endpoint".into(), path.display().to_string());
-        let sink = FileSink::from_config(&cfg).unwrap();
+        let sink = FileSink::open(&path, true).unwrap();
         let evs: Vec<Event> = (0..3)
             .map(|i| LogRecord::new(format!("m{i}")).into())
             .collect();
@@ -430,7 +433,8 @@ mod tests {
         std::fs::write(&blocker, "x").unwrap();
         let err = FileSink::open(&blocker.join("sub/events.jsonl"), true)
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(err.contains("sub"), "{err}");
         assert!(
             err.to_lowercase().contains("not a directory") || err.contains("exists"),

@@ -20,7 +20,7 @@ use super::clock::Clock;
 use super::direct::DirectFile;
 use super::housekeeping::Housekeeper;
 use super::lines::{Lines, Spare};
-use super::options::{FileOptions, Rotation, Target};
+use super::options::{FileSettings, Rotation, Target};
 use super::placement::Placement;
 use super::rotation::{due, rotate, slot};
 use std::collections::HashMap;
@@ -173,7 +173,7 @@ impl Writer {
     /// Prepare a writer; with a single file, open it now so a bad path fails
     /// at start-up.
     pub fn new(
-        options: &FileOptions,
+        options: &FileSettings,
         clock: Arc<dyn Clock>,
         open_count: Arc<AtomicUsize>,
         placement: Arc<Placement>,

@@ -15,5 +15,5 @@ mod config;
 mod encode;
 mod sink;
 
-pub use config::{HeliconeConfig, DEFAULT_ENDPOINT};
+pub use config::{HeliconeConfig, HeliconeSettings, DEFAULT_ENDPOINT};
 pub use sink::HeliconeSink;

@@ -1,14 +1,14 @@
 //! Sending: one request per call, a bounded number in flight, one outcome
 //! per call.
 
-use super::config::HeliconeConfig;
+use super::config::{HeliconeConfig, HeliconeSettings};
 use super::encode;
 use crate::http_common::client::{bearer, json_content_type};
 use crate::http_common::Client;
 use crate::llm_payload;
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
-use switchyard_core::{Event, EventFailure, Sink, SinkConfig, SinkError};
+use switchyard_core::{BuildError, Event, EventFailure, Sink, SinkError};
 
 const SERVICE: &str = "helicone";
 
@@ -20,8 +20,8 @@ pub struct HeliconeSink {
 }
 
 impl HeliconeSink {
-    /// Build from checked options.
-    pub fn new(config: HeliconeConfig) -> Result<Self, String> {
+    /// Build from checked settings.
+    pub fn new(config: HeliconeSettings) -> Result<Self, BuildError> {
         let headers = vec![
             json_content_type(),
             bearer(SERVICE, config.api_key.expose())?,
@@ -33,9 +33,9 @@ impl HeliconeSink {
         })
     }
 
-    /// Build from the plugin map.
-    pub fn from_config(cfg: &SinkConfig) -> Result<Box<dyn Sink>, String> {
-        Ok(Box::new(Self::new(HeliconeConfig::from_config(cfg)?)?))
+    /// Build from the typed config (the registry's factory).
+    pub fn build(config: HeliconeConfig) -> Result<Box<dyn Sink>, BuildError> {
+        Ok(Box::new(Self::new(config.settings()?)?))
     }
 }
 

@@ -7,7 +7,7 @@ use super::options::HttpOptions;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::time::Duration;
-use switchyard_core::SinkError;
+use switchyard_core::{BuildError, SinkError};
 
 /// The largest reply body read.
 pub const MAX_REPLY: usize = 1024 * 1024;
@@ -48,12 +48,14 @@ impl Client {
         service: &'static str,
         options: &HttpOptions,
         headers: Vec<(HeaderName, HeaderValue)>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         let inner = reqwest::Client::builder()
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
             .build()
-            .map_err(|e| format!("{service}: cannot build the HTTP client: {e}"))?;
+            .map_err(|e| {
+                BuildError::start(format!("{service}: cannot build the HTTP client: {e}"))
+            })?;
         Ok(Self {
             service,
             endpoint: options.endpoint.clone(),
@@ -134,9 +136,12 @@ impl Client {
 
 /// `Authorization: Bearer <key>`, marked sensitive so it never shows in debug
 /// output of the request.
-pub fn bearer(service: &str, key: &str) -> Result<(HeaderName, HeaderValue), String> {
+pub fn bearer(service: &str, key: &str) -> Result<(HeaderName, HeaderValue), BuildError> {
     let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-        format!("{service}: the API key contains characters not allowed in a header")
+        BuildError::invalid(
+            &["api-key"],
+            format!("{service}: the API key contains characters not allowed in a header"),
+        )
     })?;
     v.set_sensitive(true);
     Ok((reqwest::header::AUTHORIZATION, v))

@@ -1,9 +1,12 @@
-//! Options every HTTP sink reads from its plugin map, with errors that name
-//! the key and say what is expected.
+//! What every HTTP sink's config has — `endpoint`, `timeout`,
+//! `connect-timeout`, an API key — checked into the settings a client is
+//! built from, with errors that name the key and say what is expected.
 
 use super::client::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
+use serde::{Deserialize, Deserializer};
 use std::time::Duration;
-use switchyard_core::SinkConfig;
+use switchyard_core::options::Span;
+use switchyard_core::BuildError;
 
 /// Where and how long.
 #[derive(Debug, Clone)]
@@ -17,28 +20,42 @@ pub struct HttpOptions {
 }
 
 impl HttpOptions {
-    /// Read `endpoint` (or `default`), `timeout` and `connect-timeout`.
-    pub fn from_config(
+    /// Check `endpoint` (else `default_endpoint`) and the timeouts of
+    /// `service`'s config.
+    pub fn new(
         service: &str,
-        cfg: &SinkConfig,
+        endpoint: Option<String>,
         default_endpoint: Option<&str>,
-    ) -> Result<Self, String> {
-        let endpoint = match cfg.get("endpoint").filter(|e| !e.is_empty()) {
-            Some(e) => e.clone(),
-            None => default_endpoint
-                .ok_or_else(|| format!("the {service} service needs `endpoint`: the URL to POST to — pass --endpoint"))?
-                .to_string(),
+        timeout: Option<Span>,
+        connect_timeout: Option<Span>,
+    ) -> Result<Self, BuildError> {
+        let endpoint = match endpoint.filter(|e| !e.is_empty()) {
+            Some(e) => {
+                check_url(&e).map_err(|why| BuildError::invalid(&["endpoint"], why))?;
+                e
+            }
+            None => {
+                let e = default_endpoint.ok_or_else(|| {
+                    BuildError::options(format!(
+                        "the {service} service needs `endpoint`: the URL to POST to — pass --endpoint"
+                    ))
+                })?;
+                check_url(e).map_err(|why| {
+                    BuildError::options(format!("the {service} service's default endpoint {why}; or set `endpoint` (--endpoint)"))
+                })?;
+                e.to_string()
+            }
         };
-        check_url(service, &endpoint)?;
         Ok(Self {
             endpoint,
-            timeout: duration(cfg, "timeout", DEFAULT_TIMEOUT)?,
-            connect_timeout: duration(cfg, "connect-timeout", DEFAULT_CONNECT_TIMEOUT)?,
+            timeout: nonzero("timeout", timeout, DEFAULT_TIMEOUT)?,
+            connect_timeout: nonzero("connect-timeout", connect_timeout, DEFAULT_CONNECT_TIMEOUT)?,
         })
     }
 }
 
-fn check_url(service: &str, url: &str) -> Result<(), String> {
+/// Why `url` cannot be used, if it cannot.
+fn check_url(url: &str) -> Result<(), String> {
     let lower = url.to_ascii_lowercase();
     if lower.starts_with("http://") {
         return Ok(());
@@ -47,18 +64,28 @@ fn check_url(service: &str, url: &str) -> Result<(), String> {
         return if cfg!(feature = "tls") {
             Ok(())
         } else {
-            Err(format!(
-                "{service}: endpoint `{url}` needs TLS, and this build has none — build with the `tls` feature or use an http:// endpoint (e.g. a local proxy)"
-            ))
+            Err(format!("`{url}` needs TLS, and this build has none — build with the `tls` feature or use an http:// endpoint (e.g. a local proxy)"))
         };
     }
     Err(format!(
-        "{service}: endpoint `{url}` is not an http:// or https:// URL — check --endpoint"
+        "`{url}` is not an http:// or https:// URL — check --endpoint"
     ))
 }
 
+/// A duration option above zero, or its default.
+fn nonzero(key: &str, value: Option<Span>, default: Duration) -> Result<Duration, BuildError> {
+    match value {
+        None => Ok(default),
+        Some(Span(d)) if d.is_zero() => Err(BuildError::invalid(
+            &[key],
+            "expected a duration above 0 such as 500ms or 30s",
+        )),
+        Some(Span(d)) => Ok(d),
+    }
+}
+
 /// A credential: usable as text, shown as `[REDACTED]` by `Debug`, so a
-/// config printed while debugging never carries it.
+/// config printed while debugging never carries it. Read trimmed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -72,6 +99,11 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether there is no credential at all (only spaces were given).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl std::fmt::Debug for Secret {
@@ -80,73 +112,60 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// The API key (`api-key`), required and never echoed.
-pub fn api_key(service: &str, cfg: &SinkConfig) -> Result<Secret, String> {
-    cfg.get("api-key")
-        .map(|k| Secret(k.trim().to_string()))
-        .filter(|k| !k.0.is_empty())
-        .ok_or_else(|| {
-            format!(
-                "the {service} service needs an API key — pass --api-key, set LLM_PROXY_API_KEY, or set `api-key` in the sink's options"
-            )
-        })
-}
-
-/// A duration option such as `500ms` or `30s`.
-pub fn duration(cfg: &SinkConfig, key: &str, default: Duration) -> Result<Duration, String> {
-    match cfg.get(key) {
-        None => Ok(default),
-        Some(v) => humantime::parse_duration(v)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("`{key}` = `{v}`: expected a duration such as 500ms or 30s")),
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Secret(String::deserialize(d)?.trim().to_string()))
     }
 }
 
-/// A whole number greater than 0.
-pub fn positive(cfg: &SinkConfig, key: &str, default: usize) -> Result<usize, String> {
-    match cfg.get(key) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("`{key}` = `{v}`: expected a whole number greater than 0")),
-    }
+/// The API key (`api-key`), required.
+pub fn api_key(service: &str, key: Option<Secret>) -> Result<Secret, BuildError> {
+    key.filter(|k| !k.is_empty()).ok_or_else(|| {
+        BuildError::options(format!(
+            "the {service} service needs an API key — pass --api-key, set LLM_PROXY_API_KEY, or set `api-key` in the sink's options"
+        ))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn cfg(pairs: &[(&str, &str)]) -> SinkConfig {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
     fn defaults_and_errors_name_the_key() {
-        let o = HttpOptions::from_config("x", &cfg(&[]), Some("http://127.0.0.1:1/a")).unwrap();
+        let o = HttpOptions::new("x", None, Some("http://127.0.0.1:1/a"), None, None).unwrap();
         assert_eq!(o.timeout, DEFAULT_TIMEOUT);
-        let e = HttpOptions::from_config("x", &cfg(&[("timeout", "soon")]), Some("http://h"))
-            .unwrap_err();
-        assert!(e.contains("`timeout`"), "{e}");
-        let e = HttpOptions::from_config("x", &cfg(&[("endpoint", "ftp://h")]), None).unwrap_err();
-        assert!(e.contains("not an http"), "{e}");
-        let e = HttpOptions::from_config("x", &cfg(&[]), None).unwrap_err();
-        assert!(e.contains("--endpoint"), "{e}");
+        assert_eq!(o.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        let zero = Some(Span(Duration::ZERO));
+        let e = HttpOptions::new("x", None, Some("http://h"), zero, None).unwrap_err();
+        assert_eq!(e.key().unwrap().segments(), ["timeout"]);
+        let e = HttpOptions::new("x", Some("ftp://h".into()), None, None, None).unwrap_err();
+        assert!(e.to_string().contains("not an http"), "{e}");
+        assert_eq!(e.key().unwrap().segments(), ["endpoint"]);
+        let e = HttpOptions::new("x", None, None, None, None).unwrap_err();
+        assert!(e.to_string().contains("--endpoint"), "{e}");
+        let default = HttpOptions::new("x", None, Some("https://h/a"), None, None);
+        if cfg!(feature = "tls") {
+            assert_eq!(default.unwrap().endpoint, "https://h/a");
+        } else {
+            let e = default.unwrap_err();
+            assert!(e.key().is_none(), "the user did not write it: {e}");
+            assert!(
+                e.to_string()
+                    .contains("default endpoint `https://h/a` needs TLS"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
     fn missing_api_key_is_clear_and_the_key_never_echoed() {
-        let e = api_key("lunary", &cfg(&[])).unwrap_err();
-        assert!(e.contains("--api-key"), "{e}");
-        let key = api_key("lunary", &cfg(&[("api-key", " k ")])).unwrap();
+        let e = api_key("lunary", None).unwrap_err();
+        assert!(e.to_string().contains("--api-key"), "{e}");
+        assert!(api_key("lunary", Some(Secret::new(""))).is_err());
+        let key: Secret = serde_json::from_str("\" k \"").unwrap();
+        let key = api_key("lunary", Some(key)).unwrap();
         assert_eq!(key.expose(), "k");
         assert_eq!(format!("{key:?}"), "[REDACTED]");
-        let e = positive(&cfg(&[("concurrency", "0")]), "concurrency", 1).unwrap_err();
-        assert!(e.contains("`concurrency`"));
     }
 }

@@ -11,5 +11,5 @@ mod config;
 mod encode;
 mod sink;
 
-pub use config::{Compression, Encoding, HttpSinkConfig};
+pub use config::{Compression, Encoding, HttpSinkConfig, HttpSinkSettings};
 pub use sink::HttpSink;

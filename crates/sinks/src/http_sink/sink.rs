@@ -1,11 +1,11 @@
 //! Sending: one request per batch.
 
-use super::config::{Compression, Encoding, HttpSinkConfig};
+use super::config::{Compression, Encoding, HttpSinkConfig, HttpSinkSettings};
 use super::encode;
 use crate::http_common::Client;
 use async_trait::async_trait;
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
-use switchyard_core::{Event, Sink, SinkConfig, SinkError};
+use switchyard_core::{BuildError, Event, Sink, SinkError};
 
 /// POSTs batches to a URL.
 pub struct HttpSink {
@@ -16,8 +16,8 @@ pub struct HttpSink {
 }
 
 impl HttpSink {
-    /// Build from checked options.
-    pub fn new(config: HttpSinkConfig) -> Result<Self, String> {
+    /// Build from checked settings.
+    pub fn new(config: HttpSinkSettings) -> Result<Self, BuildError> {
         let mut headers = vec![(
             CONTENT_TYPE,
             HeaderValue::from_static(match config.encoding {
@@ -36,9 +36,9 @@ impl HttpSink {
         })
     }
 
-    /// Build from the plugin map.
-    pub fn from_config(cfg: &SinkConfig) -> Result<Box<dyn Sink>, String> {
-        Ok(Box::new(Self::new(HttpSinkConfig::from_config(cfg)?)?))
+    /// Build from the typed config (the registry's factory).
+    pub fn build(config: HttpSinkConfig) -> Result<Box<dyn Sink>, BuildError> {
+        Ok(Box::new(Self::new(config.settings()?)?))
     }
 }
 

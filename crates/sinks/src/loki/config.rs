@@ -1,11 +1,14 @@
-//! Loki options from the plugin map, checked before anything starts; every
-//! error names the key at fault.
+//! The Loki sink's config: its keys as written, and the settings they are
+//! checked into before anything starts; every error names the key at fault.
 
 use super::order::Policy;
 use super::template::{LabelTemplate, DEFAULT_LABELS};
-use crate::http_common::options::{self, Secret};
+use crate::http_common::options::Secret;
 use crate::http_common::HttpOptions;
-use switchyard_core::SinkConfig;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use switchyard_core::options::{ByteSize, Positive, Span};
+use switchyard_core::BuildError;
 
 /// The push path under the Loki base URL.
 pub const PUSH_PATH: &str = "/loki/api/v1/push";
@@ -47,9 +50,93 @@ pub enum Auth {
     Bearer(Secret),
 }
 
-/// Everything the Loki sink needs.
-#[derive(Debug, Clone)]
+/// The `loki` sink's options, as a pipeline file or `--sink-option` gives
+/// them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LokiConfig {
+    /// Loki's base URL (required); the push path is added unless present.
+    pub endpoint: Option<String>,
+    /// The label set: `NAME=TEMPLATE,...` or a mapping of names to
+    /// templates; default `job=switchyard`.
+    pub labels: Option<Labels>,
+    /// `protobuf` (snappy, the default) or `json`.
+    pub encoding: Option<String>,
+    /// With `encoding: json`: `none` (the default) or `gzip`.
+    pub compression: Option<String>,
+    /// A log record's line: `json` (the default) or `message`.
+    pub line: Option<String>,
+    /// `X-Scope-OrgID`, when Loki runs multi-tenant.
+    pub tenant: Option<String>,
+    /// Basic auth: `auth.user` and `auth.password`.
+    pub auth: Option<BasicAuth>,
+    /// A bearer token instead of basic auth.
+    pub api_key: Option<Secret>,
+    /// `accept` (the default), `drop` or `rewrite_timestamp`.
+    pub out_of_order: Option<String>,
+    /// Entries per push; default 1000.
+    pub batch_max_events: Option<Positive>,
+    /// Uncompressed bytes per push; default 1 MiB.
+    pub batch_max_bytes: Option<ByteSize>,
+    /// Longest line; default 256 KiB.
+    pub max_line_bytes: Option<ByteSize>,
+    /// Streams whose last timestamp is remembered; default 10000.
+    pub max_streams: Option<Positive>,
+    /// Whole-request timeout; default 30s.
+    pub timeout: Option<Span>,
+    /// Connect timeout; default 10s.
+    pub connect_timeout: Option<Span>,
+}
+
+/// `auth.user` and `auth.password`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// User name (Grafana Cloud: the instance id).
+    pub user: Option<String>,
+    /// Password or token.
+    pub password: Option<Secret>,
+}
+
+/// `labels` as written: the text form, or a mapping of names to templates.
+#[derive(Debug, Clone)]
+pub struct Labels(String);
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let pair = |name: &str, template: &str| {
+            if name.contains([',', '=']) || template.contains(',') {
+                Err(D::Error::custom(format!(
+                    "label `{name}`: a name may not contain `,` or `=`, nor a template `,`"
+                )))
+            } else {
+                Ok(format!("{name}={template}"))
+            }
+        };
+        match Value::deserialize(d)? {
+            Value::String(text) => Ok(Labels(text)),
+            Value::Object(map) => map
+                .iter()
+                .map(|(name, template)| match template {
+                    Value::String(t) => pair(name, t),
+                    Value::Number(_) | Value::Bool(_) => pair(name, &template.to_string()),
+                    _ => Err(D::Error::custom(format!(
+                        "label `{name}`: expected a template such as {{level}}"
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(|pairs| Labels(pairs.join(","))),
+            _ => Err(D::Error::custom(
+                "expected NAME=TEMPLATE,... or a mapping of label names to templates",
+            )),
+        }
+    }
+}
+
+/// What the Loki sink runs with, checked.
+#[derive(Debug, Clone)]
+pub struct LokiSettings {
     /// The push URL and timeouts.
     pub http: HttpOptions,
     /// Wire encoding.
@@ -75,54 +162,85 @@ pub struct LokiConfig {
 }
 
 impl LokiConfig {
-    /// Read and check the options.
-    pub fn from_config(cfg: &SinkConfig) -> Result<Self, String> {
-        let get = |k: &str| cfg.get(k).map(String::as_str);
-        let mut http = HttpOptions::from_config("loki", cfg, None)?;
+    /// Check the options.
+    pub fn settings(self) -> Result<LokiSettings, BuildError> {
+        let mut http = HttpOptions::new(
+            "loki",
+            self.endpoint,
+            None,
+            self.timeout,
+            self.connect_timeout,
+        )?;
         http.endpoint = push_url(&http.endpoint);
-        let encoding = match (get("encoding"), get("compression")) {
-            (None | Some("protobuf"), None | Some("snappy")) => Encoding::Protobuf,
-            (None | Some("protobuf"), Some(c)) => {
-                return Err(format!(
-                    "`compression` = `{c}`: protobuf pushes are always snappy-compressed; `compression` applies to encoding=json (none or gzip)"
-                ))
-            }
-            (Some("json"), None | Some("none")) => Encoding::Json { gzip: false },
-            (Some("json"), Some("gzip")) => Encoding::Json { gzip: true },
-            (Some("json"), Some(c)) => {
-                return Err(format!("`compression` = `{c}`: expected none or gzip with encoding=json"))
-            }
-            (Some(e), _) => return Err(format!("`encoding` = `{e}`: expected protobuf or json")),
+        let labels = self
+            .labels
+            .map_or_else(|| DEFAULT_LABELS.to_string(), |l| l.0);
+        let labels = LabelTemplate::parse(&labels).map_err(|e| {
+            let e = e.strip_prefix("`labels`: ").unwrap_or(&e).to_string();
+            BuildError::invalid(&["labels"], e)
+        })?;
+        let bytes = |b: Option<ByteSize>, default: usize| {
+            b.map_or(default, |b| usize::try_from(b.0).unwrap_or(usize::MAX))
         };
-        let line = match get("line") {
-            None | Some("json") => LineFormat::Json,
-            Some("message") => LineFormat::Message,
-            Some(o) => return Err(format!("`line` = `{o}`: expected json or message")),
-        };
-        let out_of_order = match get("out-of-order") {
-            None => Policy::Accept,
-            Some(v) => Policy::parse(v).ok_or_else(|| {
-                format!("`out-of-order` = `{v}`: expected accept, drop or rewrite_timestamp")
-            })?,
-        };
-        let tenant = match get("tenant").map(str::trim) {
-            None | Some("") => None,
-            Some(t) if t.bytes().all(|b| b.is_ascii_graphic()) => Some(t.to_string()),
-            Some(_) => return Err("`tenant`: expected printable ASCII without spaces (it goes in the X-Scope-OrgID header)".into()),
-        };
-        Ok(Self {
+        Ok(LokiSettings {
             http,
-            encoding,
-            labels: LabelTemplate::parse(get("labels").unwrap_or(DEFAULT_LABELS))?,
-            line,
-            tenant,
-            auth: auth(cfg)?,
-            out_of_order,
-            max_events: options::positive(cfg, "batch-max-events", 1000)?,
-            max_bytes: options::positive(cfg, "batch-max-bytes", 1024 * 1024)?,
-            max_line_bytes: options::positive(cfg, "max-line-bytes", 256 * 1024)?,
-            max_streams: options::positive(cfg, "max-streams", 10_000)?,
+            encoding: encoding(self.encoding.as_deref(), self.compression.as_deref())?,
+            labels,
+            line: match self.line.as_deref() {
+                None | Some("json") => LineFormat::Json,
+                Some("message") => LineFormat::Message,
+                Some(o) => {
+                    return Err(BuildError::invalid(
+                        &["line"],
+                        format!("expected json or message, not `{o}`"),
+                    ))
+                }
+            },
+            tenant: tenant(self.tenant)?,
+            auth: auth(self.auth.unwrap_or_default(), self.api_key)?,
+            out_of_order: match self.out_of_order.as_deref() {
+                None => Policy::Accept,
+                Some(v) => Policy::parse(v).ok_or_else(|| {
+                    BuildError::invalid(
+                        &["out-of-order"],
+                        format!("expected accept, drop or rewrite_timestamp, not `{v}`"),
+                    )
+                })?,
+            },
+            max_events: self.batch_max_events.map_or(1000, |p| p.0),
+            max_bytes: bytes(self.batch_max_bytes, 1024 * 1024),
+            max_line_bytes: bytes(self.max_line_bytes, 256 * 1024),
+            max_streams: self.max_streams.map_or(10_000, |p| p.0),
         })
+    }
+}
+
+fn encoding(encoding: Option<&str>, compression: Option<&str>) -> Result<Encoding, BuildError> {
+    let compression_err = |message: String| BuildError::invalid(&["compression"], message);
+    Ok(match (encoding, compression) {
+        (None | Some("protobuf"), None | Some("snappy")) => Encoding::Protobuf,
+        (None | Some("protobuf"), Some(c)) => return Err(compression_err(format!(
+            "`{c}`: protobuf pushes are always snappy-compressed; `compression` applies to encoding=json (none or gzip)"
+        ))),
+        (Some("json"), None | Some("none")) => Encoding::Json { gzip: false },
+        (Some("json"), Some("gzip")) => Encoding::Json { gzip: true },
+        (Some("json"), Some(c)) => {
+            return Err(compression_err(format!("expected none or gzip with encoding=json, not `{c}`")))
+        }
+        (Some(e), _) => {
+            return Err(BuildError::invalid(&["encoding"], format!("expected protobuf or json, not `{e}`")))
+        }
+    })
+}
+
+fn tenant(tenant: Option<String>) -> Result<Option<String>, BuildError> {
+    match tenant.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) if t.bytes().all(|b| b.is_ascii_graphic()) => Ok(Some(t.to_string())),
+        Some(_) => Err(BuildError::invalid(
+            &["tenant"],
+            "expected printable ASCII without spaces (it goes in the X-Scope-OrgID header)",
+        )),
     }
 }
 
@@ -136,25 +254,33 @@ fn push_url(endpoint: &str) -> String {
     }
 }
 
-fn auth(cfg: &SinkConfig) -> Result<Auth, String> {
-    let nonempty = |k: &str| cfg.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let key = nonempty("api-key");
-    match (nonempty("auth.user"), nonempty("auth.password")) {
-        (Some(_), Some(_)) if key.is_some() => Err(
-            "`auth.user`/`auth.password` and `api-key` both given: choose basic auth or a bearer token".into(),
-        ),
+fn auth(basic: BasicAuth, key: Option<Secret>) -> Result<Auth, BuildError> {
+    let user = basic
+        .user
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty());
+    let password = basic.password.filter(|p| !p.is_empty());
+    let key = key.filter(|k| !k.is_empty());
+    match (user, password) {
+        (Some(_), Some(_)) if key.is_some() => Err(BuildError::options(
+            "`auth.user`/`auth.password` and `api-key` both given: choose basic auth or a bearer token",
+        )),
         (Some(user), Some(password)) => {
             if user.contains(':') {
-                return Err("`auth.user`: a basic-auth user may not contain `:`".into());
+                return Err(BuildError::invalid(
+                    &["auth", "user"],
+                    "a basic-auth user may not contain `:`",
+                ));
             }
-            Ok(Auth::Basic {
-                user: user.to_string(),
-                password: Secret::new(password),
-            })
+            Ok(Auth::Basic { user, password })
         }
-        (Some(_), None) => Err("`auth.user` is set but `auth.password` is not: basic auth needs both".into()),
-        (None, Some(_)) => Err("`auth.password` is set but `auth.user` is not: basic auth needs both".into()),
-        (None, None) => Ok(key.map_or(Auth::None, |k| Auth::Bearer(Secret::new(k)))),
+        (Some(_), None) => Err(BuildError::options(
+            "`auth.user` is set but `auth.password` is not: basic auth needs both",
+        )),
+        (None, Some(_)) => Err(BuildError::options(
+            "`auth.password` is set but `auth.user` is not: basic auth needs both",
+        )),
+        (None, None) => Ok(key.map_or(Auth::None, Auth::Bearer)),
     }
 }
 
@@ -162,19 +288,27 @@ fn auth(cfg: &SinkConfig) -> Result<Auth, String> {
 mod tests {
     use super::*;
 
-    fn cfg(pairs: &[(&str, &str)]) -> SinkConfig {
-        let mut c: SinkConfig = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        c.entry("endpoint".into())
-            .or_insert_with(|| "http://127.0.0.1:3100".into());
+    use switchyard_core::Options;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Options {
+        let mut c = Options::new();
+        c.insert("endpoint".into(), "http://127.0.0.1:3100".into());
+        for (k, v) in pairs {
+            c.insert(k.to_string(), v.to_string());
+        }
         c
+    }
+
+    fn read(options: Options) -> Result<LokiSettings, BuildError> {
+        options
+            .read::<LokiConfig>()
+            .and_then(LokiConfig::settings)
+            .map_err(|e| options.locate(e))
     }
 
     #[test]
     fn defaults() {
-        let c = LokiConfig::from_config(&cfg(&[])).unwrap();
+        let c = read(cfg(&[])).unwrap();
         assert_eq!(c.http.endpoint, "http://127.0.0.1:3100/loki/api/v1/push");
         assert_eq!(c.encoding, Encoding::Protobuf);
         assert_eq!(c.line, LineFormat::Json);
@@ -182,14 +316,13 @@ mod tests {
         assert_eq!(c.labels.names().collect::<Vec<_>>(), ["job"]);
         assert!(matches!(c.auth, Auth::None));
         assert_eq!((c.max_events, c.max_bytes), (1000, 1024 * 1024));
-        let c = LokiConfig::from_config(&cfg(&[("endpoint", "http://h:3100/loki/api/v1/push/")]))
-            .unwrap();
+        let c = read(cfg(&[("endpoint", "http://h:3100/loki/api/v1/push/")])).unwrap();
         assert_eq!(c.http.endpoint, "http://h:3100/loki/api/v1/push");
     }
 
     #[test]
     fn options_are_read() {
-        let c = LokiConfig::from_config(&cfg(&[
+        let c = read(cfg(&[
             ("encoding", "json"),
             ("compression", "gzip"),
             ("line", "message"),
@@ -210,7 +343,7 @@ mod tests {
             "the password is never printed"
         );
         assert_eq!(c.out_of_order, Policy::RewriteTimestamp);
-        let c = LokiConfig::from_config(&cfg(&[("api-key", "k")])).unwrap();
+        let c = read(cfg(&[("api-key", "k")])).unwrap();
         assert!(matches!(&c.auth, Auth::Bearer(k) if k.expose() == "k"));
     }
 
@@ -239,10 +372,51 @@ mod tests {
             (&[("timeout", "soon")], "`timeout`"),
         ];
         for (pairs, key) in cases {
-            let e = LokiConfig::from_config(&cfg(pairs)).unwrap_err();
-            assert!(e.contains(key), "{pairs:?}: {e}");
+            let e = read(cfg(pairs)).unwrap_err().to_string();
+            let bare = key.trim_matches('`');
+            assert!(
+                e.contains(key) || e.starts_with(&format!("--sink-option {bare}: ")),
+                "{pairs:?}: {e}"
+            );
         }
-        let e = LokiConfig::from_config(&SinkConfig::new()).unwrap_err();
+        let e = read(Options::new()).unwrap_err().to_string();
         assert!(e.contains("--endpoint"), "{e}");
+    }
+
+    #[test]
+    fn native_yaml_values_and_a_label_mapping() {
+        let yaml = Options::from_value(
+            serde_json::json!({
+                "endpoint": "http://h:3100",
+                "labels": {"service": "{service}", "env": "prod"},
+                "auth": {"user": 123, "password": "pw"},
+                "batch-max-events": 5,
+                "max-line-bytes": "1KiB",
+            }),
+            "sinks.l.options",
+        )
+        .unwrap();
+        let c = read(yaml).unwrap();
+        assert_eq!(c.labels.names().collect::<Vec<_>>(), ["env", "service"]);
+        assert!(matches!(&c.auth, Auth::Basic { user, .. } if user == "123"));
+        assert_eq!((c.max_events, c.max_line_bytes), (5, 1024));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_path() {
+        let yaml = Options::from_value(
+            serde_json::json!({"endpoint": "http://h", "auth": {"token": "x"}}),
+            "sinks.l.options",
+        )
+        .unwrap();
+        let e = read(yaml).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "sinks.l.options.auth.token: unknown option; expected `user` or `password`"
+            ),
+            "{e}"
+        );
+        let e = read(cfg(&[("colour", "red")])).unwrap_err().to_string();
+        assert!(e.starts_with("--sink-option colour: unknown option"), "{e}");
     }
 }

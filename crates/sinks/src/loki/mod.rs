@@ -42,6 +42,8 @@ pub mod proto;
 mod sink;
 pub mod template;
 
-pub use config::{Auth, Encoding, LineFormat, LokiConfig, PUSH_PATH};
+pub use config::{
+    Auth, BasicAuth, Encoding, Labels, LineFormat, LokiConfig, LokiSettings, PUSH_PATH,
+};
 pub use order::Policy;
 pub use sink::LokiSink;

@@ -3,7 +3,7 @@
 
 use super::batch::{self, Slice, Streams};
 use super::classify::classify;
-use super::config::{Auth, Encoding, LineFormat, LokiConfig};
+use super::config::{Auth, Encoding, LineFormat, LokiConfig, LokiSettings};
 use super::entry::entry;
 use super::order::{LastPushed, Policy};
 use super::template::LabelTemplate;
@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
 use std::sync::atomic::{AtomicU64, Ordering};
-use switchyard_core::{Event, EventFailure, Sink, SinkConfig, SinkError, SinkErrorKind};
+use switchyard_core::{BuildError, Event, EventFailure, Sink, SinkError, SinkErrorKind};
 
 const SERVICE: &str = "loki";
 
@@ -40,7 +40,7 @@ struct Limits {
 
 impl LokiSink {
     /// Build from checked options.
-    pub fn new(config: LokiConfig) -> Result<Self, String> {
+    pub fn new(config: LokiSettings) -> Result<Self, BuildError> {
         let mut headers = vec![(
             CONTENT_TYPE,
             HeaderValue::from_static(match config.encoding {
@@ -53,7 +53,7 @@ impl LokiSink {
         }
         if let Some(tenant) = &config.tenant {
             let value = HeaderValue::from_str(tenant)
-                .map_err(|_| "`tenant`: not allowed in an HTTP header".to_string())?;
+                .map_err(|_| BuildError::invalid(&["tenant"], "not allowed in an HTTP header"))?;
             headers.push((HeaderName::from_static("x-scope-orgid"), value));
         }
         match &config.auth {
@@ -77,9 +77,9 @@ impl LokiSink {
         })
     }
 
-    /// Build from the plugin map.
-    pub fn from_config(cfg: &SinkConfig) -> Result<Box<dyn Sink>, String> {
-        Ok(Box::new(Self::new(LokiConfig::from_config(cfg)?)?))
+    /// Build from the typed config (the registry's factory).
+    pub fn build(config: LokiConfig) -> Result<Box<dyn Sink>, BuildError> {
+        Ok(Box::new(Self::new(config.settings()?)?))
     }
 
     /// Entries the `drop` policy has refused so far (each also failed
@@ -108,10 +108,10 @@ impl LokiSink {
 }
 
 /// `Authorization: Basic base64(user:password)`, kept out of debug output.
-fn basic(user: &str, password: &str) -> Result<(HeaderName, HeaderValue), String> {
+fn basic(user: &str, password: &str) -> Result<(HeaderName, HeaderValue), BuildError> {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     let mut value = HeaderValue::from_str(&format!("Basic {token}"))
-        .map_err(|_| "`auth.user`: not allowed in an HTTP header".to_string())?;
+        .map_err(|_| BuildError::invalid(&["auth", "user"], "not allowed in an HTTP header"))?;
     value.set_sensitive(true);
     Ok((AUTHORIZATION, value))
 }

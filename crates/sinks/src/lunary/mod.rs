@@ -20,7 +20,7 @@ mod config;
 mod encode;
 mod sink;
 
-pub use config::{LunaryConfig, DEFAULT_ENDPOINT};
+pub use config::{LunaryConfig, LunarySettings, DEFAULT_ENDPOINT};
 
 /// Lunary's reply parsing, for the fuzz targets only.
 #[cfg(feature = "fuzzing")]

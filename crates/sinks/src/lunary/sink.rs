@@ -2,7 +2,7 @@
 //! reply's per-event results.
 
 use super::classify::classify;
-use super::config::LunaryConfig;
+use super::config::{LunaryConfig, LunarySettings};
 use super::encode;
 use crate::http_common::client::{bearer, json_content_type};
 use crate::http_common::Client;
@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
-use switchyard_core::{Event, EventFailure, Sink, SinkConfig, SinkError};
+use switchyard_core::{BuildError, Event, EventFailure, Sink, SinkError};
 
 const SERVICE: &str = "lunary";
 /// `{"events":[` + `]}`.
@@ -32,8 +32,8 @@ struct Call {
 }
 
 impl LunarySink {
-    /// Build from checked options.
-    pub fn new(config: LunaryConfig) -> Result<Self, String> {
+    /// Build from checked settings.
+    pub fn new(config: LunarySettings) -> Result<Self, BuildError> {
         let headers = vec![
             json_content_type(),
             bearer(SERVICE, config.api_key.expose())?,
@@ -45,9 +45,9 @@ impl LunarySink {
         })
     }
 
-    /// Build from the plugin map.
-    pub fn from_config(cfg: &SinkConfig) -> Result<Box<dyn Sink>, String> {
-        Ok(Box::new(Self::new(LunaryConfig::from_config(cfg)?)?))
+    /// Build from the typed config (the registry's factory).
+    pub fn build(config: LunaryConfig) -> Result<Box<dyn Sink>, BuildError> {
+        Ok(Box::new(Self::new(config.settings()?)?))
     }
 
     /// Split calls into runs that respect both bounds; a call too large for

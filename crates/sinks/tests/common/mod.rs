@@ -187,11 +187,17 @@ pub fn run_id(request_id: &str) -> String {
     switchyard_transforms::llm::run_id::run_id(request_id)
 }
 
+/// Options as `--sink-option KEY=VALUE` flags give them.
 pub fn config(pairs: &[(&str, &str)]) -> switchyard_core::SinkConfig {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().copied().collect()
+}
+
+/// The built-in sink `name`, built from `pairs` as the registry builds it.
+pub fn build(
+    name: &str,
+    pairs: &[(&str, &str)],
+) -> Result<Box<dyn switchyard_core::Sink>, switchyard_core::BuildError> {
+    switchyard_sinks::builtin().build(name, &config(pairs))
 }
 
 /// Deliver `events` to `sink` through the engine (a one-source topology:

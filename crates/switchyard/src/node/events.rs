@@ -138,9 +138,9 @@ fn build_sink(
         .clone()
         .or_else(|| (config.sink == "file").then(|| format!("{id}-events.jsonl")));
     if let Some(e) = endpoint {
-        options.insert("endpoint".into(), e);
+        options.offer("endpoint", e, "pipeline.endpoint");
     }
-    options.insert("sync".into(), config.sync.to_string());
+    options.offer("sync", config.sync.to_string(), "pipeline.sync");
     switchyard_sinks::builtin()
         .build(&config.sink, &options)
         .map_err(anyhow::Error::msg)

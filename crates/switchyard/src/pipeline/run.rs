@@ -84,13 +84,9 @@ async fn run(c: Checked) -> anyhow::Result<()> {
     }
     let mut sinks = Vec::new();
     for (name, s) in c.sinks {
-        let mut options = SinkConfig::new();
-        for (k, v) in s.options.into_iter().filter(|(_, v)| !v.0.is_empty()) {
-            options.insert(k, v.0);
-        }
+        let options = SinkConfig::from_value(s.options, &format!("sinks.{name}.options"))?;
         let sink = registry
             .build(&s.kind, &options)
-            .map_err(anyhow::Error::msg)
             .with_context(|| format!("sinks.{name}: cannot start `{}`", s.kind))?;
         observers
             .queue_wait

@@ -2,7 +2,6 @@
 //! is an error that names the key instead of a setting silently ignored.
 
 use serde::{Deserialize, Deserializer};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -163,10 +162,10 @@ pub struct SinkEntry {
     pub kind: String,
     /// Sources or transforms it reads.
     pub inputs: Vec<String>,
-    /// The plugin's own options (`endpoint`, `api-key`, `timeout`, ...); an
-    /// empty value leaves the option unset.
+    /// The sink's own options (`endpoint`, `api-key`, `timeout`, ...), read
+    /// into its typed config; an empty value leaves the option unset.
     #[serde(default)]
-    pub options: BTreeMap<String, Scalar>,
+    pub options: serde_json::Value,
     /// Batching.
     #[serde(default)]
     pub batch: Batch,
@@ -177,23 +176,4 @@ pub struct SinkEntry {
     /// timeout (the engine's `DeliveryConfig`).
     #[serde(default)]
     pub delivery: switchyard_engine::DeliveryConfig,
-}
-
-/// A scalar option value, kept as text for the plugin.
-#[derive(Debug)]
-pub struct Scalar(pub String);
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match serde_norway::Value::deserialize(d)? {
-            serde_norway::Value::String(s) => Ok(Scalar(s)),
-            serde_norway::Value::Bool(b) => Ok(Scalar(b.to_string())),
-            serde_norway::Value::Number(n) => Ok(Scalar(n.to_string())),
-            // `key: ${UNSET:-}` leaves nothing: the option is not set.
-            serde_norway::Value::Null => Ok(Scalar(String::new())),
-            _ => Err(serde::de::Error::custom(
-                "expected a string, number or boolean",
-            )),
-        }
-    }
 }

@@ -462,30 +462,22 @@ impl Checker<'_> {
         }
     }
 
-    /// The plugin's own options, read as its build reads them (without
-    /// its effects: no file is opened, no connection made). The error is
-    /// placed at the option it names, else at `options`.
+    /// The sink's own options, read into its typed config as its build
+    /// reads them (without its effects: no file is opened, no connection
+    /// made). The error is placed at the option it names, as the file
+    /// writes it, else at `options`.
     fn sink_options(&mut self, name: &str, s: &SinkEntry, plugins: &SinkRegistry) {
-        let options: SinkConfig = s
-            .options
-            .iter()
-            .filter(|(_, v)| !v.0.is_empty())
-            .map(|(k, v)| (k.clone(), v.0.clone()))
-            .collect();
-        let Err(message) = plugins.check(&s.kind, &options) else {
+        let mut path = vec!["sinks".to_string(), name.to_string(), "options".to_string()];
+        let result = SinkConfig::from_value(s.options.clone(), &path.join("."))
+            .and_then(|options| plugins.check(&s.kind, &options));
+        let Err(error) = result else {
             return;
         };
-        let named = message
-            .split('`')
-            .skip(1)
-            .step_by(2)
-            .find(|token| s.options.contains_key(*token))
-            .map(str::to_string);
-        let path: Vec<&str> = match &named {
-            Some(key) => vec!["sinks", name, "options", key.as_str()],
-            None => vec!["sinks", name, "options"],
-        };
-        let e = self.error(&path, message);
+        if let Some(key) = error.key() {
+            path.extend(written_key(&s.options, key.segments()));
+        }
+        let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+        let e = self.error(&keys, error.detail());
         self.errors.push(e);
     }
 
@@ -567,6 +559,29 @@ fn raw_inputs(v: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The keys of the option at `segments` as `options` writes them: nested
+/// (`rotate: {max_bytes: ..}`) or dotted (`rotate.max_bytes: ..`). Stops at
+/// the first key the file does not have (a required option left out).
+fn written_key(options: &serde_json::Value, segments: &[String]) -> Vec<String> {
+    let Some(map) = options.as_object() else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    if let [first, rest @ ..] = segments {
+        if let Some(inner) = map.get(first) {
+            found.push(first.clone());
+            found.extend(written_key(inner, rest));
+        } else if let [second, rest @ ..] = rest {
+            let dotted = format!("{first}.{second}");
+            if let Some(inner) = map.get(&dotted) {
+                found.push(dotted);
+                found.extend(written_key(inner, rest));
+            }
+        }
+    }
+    found
 }
 
 /// The key of serde's "unknown field `x`, expected ..." message.
@@ -748,13 +763,11 @@ sinks:
             serde_norway::from_str("include: [x]\njson: True\npartial_line_timeout: 5s\n").unwrap();
         assert!(f.json);
         assert_eq!(f.partial_line_timeout, std::time::Duration::from_secs(5));
-        let options: Vec<(&str, &str)> = c.sinks[0]
-            .1
-            .options
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.0.as_str()))
-            .collect();
-        assert_eq!(options, [("f", "1.5"), ("flag", "on"), ("n", "010")]);
+        // Sink options keep what YAML 1.2 reads: `on` and `010` as text.
+        assert_eq!(
+            c.sinks[0].1.options,
+            serde_json::json!({"flag": "on", "n": "010", "f": 1.5})
+        );
     }
 
     /// `validate` used to pass sink options only `run` read: a bogus size or
