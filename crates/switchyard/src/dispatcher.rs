@@ -257,6 +257,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         crate::process::pid_file::write(pid_file)?;
     }
     info!(listen = %local, service = %args.service, bus = %args.event_bus, "dispatcher listening");
+    crate::process::notify::ready();
 
     // Stop accepting on the signal; in-flight requests finish first. Dropping
     // the router drops its intake sender.
