@@ -57,7 +57,22 @@ fn completion_script(shell: Shell) -> Vec<u8> {
 fn manual_page() -> std::io::Result<Vec<u8>> {
     let mut page = Vec::new();
     clap_mangen::Man::new(crate::cli::Cli::command()).render(&mut page)?;
-    Ok(page)
+    Ok(roff_ascii(&String::from_utf8_lossy(&page)).into_bytes())
+}
+
+/// `page` with every character beyond ASCII (the help's arrows, say) as
+/// roff's `\[uXXXX]` escape, so it renders the same with or without a
+/// UTF-8 preprocessor in front of the formatter.
+fn roff_ascii(page: &str) -> String {
+    let mut ascii = String::with_capacity(page.len());
+    for c in page.chars() {
+        if c.is_ascii() {
+            ascii.push(c);
+        } else {
+            ascii.push_str(&format!("\\[u{:04X}]", u32::from(c)));
+        }
+    }
+    ascii
 }
 
 fn print(bytes: &[u8]) -> anyhow::Result<()> {
@@ -89,5 +104,11 @@ mod tests {
             page.contains("dispatcher") && page.contains("completions"),
             "{page}"
         );
+        assert!(page.is_ascii(), "{page}");
+    }
+
+    #[test]
+    fn characters_beyond_ascii_become_roff_escapes() {
+        assert_eq!(roff_ascii("a \u{2192} b \u{e9}"), "a \\[u2192] b \\[u00E9]");
     }
 }
