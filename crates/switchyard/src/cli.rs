@@ -46,6 +46,10 @@ pub enum Command {
     /// Talk to mesh nodes from the shell.
     #[command(subcommand)]
     Mesh(MeshCommand),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(crate::cli_docs::CompletionsArgs),
+    /// Print the manual page in roff (`switchyard man | man -l -`).
+    Man,
 }
 
 #[derive(Subcommand)]

@@ -262,6 +262,7 @@ async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
         crate::process::pid_file::write(pid_file)?;
     }
     info!(listen = %local, service = %args.service, bus = %args.event_bus, "dispatcher listening");
+    crate::process::notify::ready();
 
     stopping.await;
     // Stop accepting; in-flight requests finish first.

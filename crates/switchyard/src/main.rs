@@ -4,6 +4,7 @@
 mod bench;
 mod buffer;
 mod cli;
+mod cli_docs;
 mod delivery_args;
 mod dispatcher;
 mod dlq_cmd;
@@ -32,6 +33,8 @@ fn main() -> std::process::ExitCode {
         cli::Command::Mesh(cli::MeshCommand::Call(args)) => mesh_call::main(*args),
         cli::Command::Dlq(command) => dlq_cmd::main(command),
         cli::Command::Plugins => plugins(),
+        cli::Command::Completions(args) => cli_docs::completions(&args),
+        cli::Command::Man => cli_docs::man(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -153,3 +153,102 @@ fn listing_commands_end_quietly_when_their_reader_has_gone() {
     let out = with_closed_stdout(bin().args(["dlq", "list", "--dir"]).arg(dir.path()));
     assert_quiet_success("dlq list", &out);
 }
+
+/// `switchyard <args>`, which must succeed: its standard output.
+fn stdout_of(args: &[&str]) -> String {
+    let out = bin().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn completions_for_each_shell_name_the_commands_and_bash_parses_its_script() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = stdout_of(&["completions", shell]);
+        for command in [
+            "dispatcher",
+            "run",
+            "validate",
+            "dlq",
+            "bench",
+            "node",
+            "man",
+        ] {
+            assert!(script.contains(command), "{shell} script lacks {command}");
+        }
+        // Options of the commands are completed too.
+        assert!(
+            script.contains("event-bus"),
+            "{shell} script lacks --event-bus"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchyard.bash");
+    std::fs::write(&path, stdout_of(&["completions", "bash"])).unwrap();
+    let checked = Command::new("bash").arg("-n").arg(&path).output().unwrap();
+    assert!(
+        checked.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let unknown = bin().args(["completions", "tcsh"]).output().unwrap();
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("bash") && stderr.contains("zsh"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_manual_page_is_roff_and_renders() {
+    let page = stdout_of(&["man"]);
+    let title = page
+        .lines()
+        .find(|l| l.starts_with('.') && !l.starts_with(".ie") && !l.starts_with(".el"))
+        .unwrap_or_default();
+    assert!(title.starts_with(".TH switchyard 1"), "{page}");
+    assert!(
+        page.contains(".SH SUBCOMMANDS") || page.contains("dispatcher"),
+        "{page}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchyard.1");
+    std::fs::write(&path, &page).unwrap();
+    match Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-z"])
+        .arg(&path)
+        .output()
+    {
+        Ok(out) => {
+            let warnings = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && warnings.is_empty(),
+                "groff: {warnings}"
+            );
+            let text = Command::new("groff")
+                .args(["-man", "-Tascii", "-P-cbou"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&text.stdout);
+            assert!(
+                text.contains("NAME") && text.contains("dispatcher"),
+                "{text}"
+            );
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("SKIPPED: groff is not installed, so the manual page was not rendered");
+        }
+        Err(e) => panic!("cannot run groff: {e}"),
+    }
+}
+
+#[test]
+fn completions_and_man_end_quietly_when_their_reader_has_gone() {
+    for args in [&["completions", "bash"][..], &["man"]] {
+        let out = with_closed_stdout(bin().args(args));
+        assert_quiet_success(&format!("{args:?}"), &out);
+    }
+}

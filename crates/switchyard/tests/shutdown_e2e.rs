@@ -388,3 +388,92 @@ fn a_full_disk_buffer_with_the_sink_down_does_not_hold_the_stop() {
     assert_every_event_counted(&c, &out);
     assert!(c["kept_on_disk"] > 0, "{out}");
 }
+
+/// The next datagram on `socket`, waiting at most 20 s.
+fn next_notification(socket: &std::os::unix::net::UnixDatagram) -> String {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("no notification within 20 s");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn run_tells_the_service_manager_it_is_ready_once_every_source_listens_and_when_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    let (admin, http_in, tcp_in) = (free_port(), free_port(), free_port());
+    let config = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "admin: {{address: 127.0.0.1:{admin}}}
+dlq: {{enabled: false}}
+sources:
+  web: {{type: http, address: 127.0.0.1:{http_in}}}
+  lines: {{type: tcp, address: 127.0.0.1:{tcp_in}}}
+sinks:
+  out:
+    type: file
+    inputs: [web, lines]
+    options: {{endpoint: {}}}
+",
+            dir.path().join("out.jsonl").display()
+        ),
+    )
+    .unwrap();
+    // The admin server answers before the sources listen; READY=1 comes
+    // only once they do.
+    let child = spawn_listening(
+        common::run_command(&config).env("NOTIFY_SOCKET", &path),
+        admin,
+    );
+    assert_eq!(next_notification(&socket), "READY=1");
+    for port in [http_in, tcp_in] {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("READY=1 before port {port} listens: {e}"));
+    }
+    signal(&child, "TERM");
+    assert_eq!(next_notification(&socket), "STOPPING=1");
+    let (status, _, stderr) = exit_within(child, EXIT_BOUND);
+    assert!(status.success(), "{stderr}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_dispatcher_notifies_an_abstract_socket() {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("switchyard-e2e-notify-{}", std::process::id());
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
+    let socket = std::os::unix::net::UnixDatagram::bind_addr(&address).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = dispatcher_command(port);
+    cmd.env("NOTIFY_SOCKET", format!("@{name}"))
+        .arg("--endpoint")
+        .arg(dir.path().join("out.jsonl"));
+    let child = spawn_listening(&mut cmd, port);
+    assert_eq!(next_notification(&socket), "READY=1");
+    assert_eq!(http(port, "GET", "/health", b"").0, 200);
+    signal(&child, "TERM");
+    assert_eq!(next_notification(&socket), "STOPPING=1");
+    let (status, _, stderr) = exit_within(child, EXIT_BOUND);
+    assert!(status.success(), "{stderr}");
+}
+
+#[test]
+fn without_notify_socket_nothing_is_sent_and_nothing_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = dispatcher_command(port);
+    cmd.env_remove("NOTIFY_SOCKET")
+        .arg("--endpoint")
+        .arg(dir.path().join("out.jsonl"));
+    let child = spawn_listening(&mut cmd, port);
+    signal(&child, "TERM");
+    let (status, _, stderr) = exit_within(child, EXIT_BOUND);
+    assert!(status.success(), "{stderr}");
+    assert!(!stderr.contains("NOTIFY_SOCKET"), "{stderr}");
+}

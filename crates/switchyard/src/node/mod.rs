@@ -196,6 +196,7 @@ async fn run(args: NodeArgs, config: NodeConfig) -> anyhow::Result<()> {
     background.spawn(reload_on_sighup(node.clone(), args.config.clone()));
 
     info!(id = %config.id, listen = %bound, advertise = %advertised, namespaces = ?config.namespaces, "node listening");
+    crate::process::notify::ready();
     let stopping = crate::process::shutdown::watch(
         published.pipeline.cutoff(),
         config.pipeline.shutdown_timeout,

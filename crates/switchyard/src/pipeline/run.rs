@@ -209,6 +209,7 @@ async fn run(c: Checked) -> anyhow::Result<()> {
         sinks = pipeline.sinks.len(),
         "pipeline running"
     );
+    crate::process::notify::ready();
 
     stopping_at_once_loses(&pipeline, shutdown_timeout).await;
     info!("shutting down: stopping sources, draining sinks");

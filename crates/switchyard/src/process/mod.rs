@@ -10,10 +10,12 @@
 //!   shutdown timeout, a second stops at once.
 //! - `pid_file`: `--pid-file`, written once listening and removed on exit.
 //! - `detach`: `--detach`, the dispatcher as a background process.
+//! - `notify`: readiness and stopping for systemd's `Type=notify`.
 //! - `rates`: the once-a-second sampler of the events-per-second gauges.
 //! - `stdout`: standard output whose reader may leave early (`| head`).
 
 pub mod detach;
+pub mod notify;
 pub mod pid_file;
 pub mod rates;
 mod runtime;
