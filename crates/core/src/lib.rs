@@ -15,10 +15,13 @@
 //! - [`sink`]: the sink plugin trait, its error classes and the registry.
 //! - [`transform`]: the synchronous transform trait.
 //! - [`bus`]: the event bus trait.
+//! - [`backoff`]: the one backoff (doubling, capped, jittered) every retry
+//!   and reconnect loop uses.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod ack;
+pub mod backoff;
 pub mod bus;
 pub mod event;
 pub mod event_codec;

@@ -28,7 +28,7 @@ use super::breaker::Pass;
 use super::settle::{Failure, FailureKind, Settle};
 use super::stats::DeliveryStats;
 use super::{Batch, DeliveryError};
-use crate::backoff::Backoff;
+use switchyard_core::backoff::Backoff;
 use futures_util::future::{BoxFuture, FutureExt};
 use std::convert::Infallible;
 use std::future::Future;
