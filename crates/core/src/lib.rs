@@ -8,6 +8,7 @@
 //! - [`http_exchange`]: the LLM-proxy HTTP exchange, in the original Go JSON form.
 //! - `exchange_json`: reading that form fast, with serde as the fallback.
 //! - `exchange_text`: writing that form fast, byte for byte as serde does.
+//! - [`json_string`]: the one JSON string writer (serde's bytes, faster).
 //! - [`log_record`]: a log record; any JSON object round-trips through it.
 //! - [`ack`]: acknowledgements from sink back to source, per batch (counts) or
 //!   per event of a batch (indexed).
@@ -30,6 +31,7 @@ mod exchange_text;
 pub mod fanout;
 pub mod fields;
 pub mod http_exchange;
+pub mod json_string;
 pub mod log_record;
 pub mod sink;
 pub mod transform;
