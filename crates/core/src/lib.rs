@@ -10,6 +10,8 @@
 //! - `exchange_text`: writing that form fast, byte for byte as serde does.
 //! - [`json_string`]: the one JSON string writer (serde's bytes, faster).
 //! - [`log_record`]: a log record; any JSON object round-trips through it.
+//! - [`path`]: field paths into a log record (`labels.app`, `user.id`).
+//! - [`template`]: text with `{reference}` parts filled from each event.
 //! - [`ack`]: acknowledgements from sink back to source, per batch (counts) or
 //!   per event of a batch (indexed).
 //! - [`fanout`]: one event sent to several sinks, acknowledged once.
@@ -33,7 +35,9 @@ pub mod fields;
 pub mod http_exchange;
 pub mod json_string;
 pub mod log_record;
+pub mod path;
 pub mod sink;
+pub mod template;
 pub mod transform;
 
 pub use ack::{AckBatch, AckToken, BatchOutcome, Fate, Fates, IndexedAckBatch};
