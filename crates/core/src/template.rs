@@ -286,8 +286,14 @@ mod tests {
             r.source_type = Some("http");
         }
         let e = Some(&e);
-        assert_eq!(render("{app}/{date}/{hour}.log", e), "api/2026-11-30/14.log");
-        assert_eq!(render("{k8s.pod}|{labels.app}|{ service }", e), "p-1|api|gw");
+        assert_eq!(
+            render("{app}/{date}/{hour}.log", e),
+            "api/2026-11-30/14.log"
+        );
+        assert_eq!(
+            render("{k8s.pod}|{labels.app}|{ service }", e),
+            "p-1|api|gw"
+        );
         assert_eq!(render("{geo.region}-{code}-{msg}", e), "eu-503-m");
         assert_eq!(render("{source_type}", e), "http");
         // A label of exactly that name comes first.
@@ -297,7 +303,13 @@ mod tests {
 
     #[test]
     fn braces_double_to_be_literal() {
-        assert_eq!(render("{{x}}-{{{app}}}", Some(&record(r#"{"labels":{"app":"a"}}"#))), "{x}-{a}");
+        assert_eq!(
+            render(
+                "{{x}}-{{{app}}}",
+                Some(&record(r#"{"labels":{"app":"a"}}"#))
+            ),
+            "{x}-{a}"
+        );
         assert_eq!(render("{{date}}", None), "{date}");
     }
 
@@ -308,13 +320,20 @@ mod tests {
         }))
         .unwrap();
         let e = Event::new(Payload::Json(JsonDocument::new(doc)));
-        assert_eq!(render("{name}:{metadata.status}:{none}:{x}", Some(&e)), "gpt-4o-mini:200:-:-");
+        assert_eq!(
+            render("{name}:{metadata.status}:{none}:{x}", Some(&e)),
+            "gpt-4o-mini:200:-:-"
+        );
     }
 
     #[test]
     fn errors_say_what_is_wrong() {
         let err = |t: &str| Template::parse(t, &[]).unwrap_err().to_string();
-        assert!(err("a{b").contains("`{b` is not closed with `}`"), "{}", err("a{b"));
+        assert!(
+            err("a{b").contains("`{b` is not closed with `}`"),
+            "{}",
+            err("a{b")
+        );
         assert!(err("a}b").contains("lone `}` at byte 1"), "{}", err("a}b"));
         assert!(err("{ }").contains("names nothing"), "{}", err("{ }"));
         assert!(err("{}").contains("dotted path"));
@@ -330,7 +349,10 @@ mod tests {
         assert_eq!(r[0].written(), " x.y ");
         assert_eq!(r[0].name(), "x.y");
         assert_eq!(r[0].segments(), ["x", "y"]);
-        assert_eq!(r[0].path(), Some(&Path::Field("x".into(), vec!["y".into()])));
+        assert_eq!(
+            r[0].path(),
+            Some(&Path::Field("x".into(), vec!["y".into()]))
+        );
     }
 }
 
@@ -345,7 +367,16 @@ mod props {
         proptest::collection::vec(
             prop_oneof![
                 prop::sample::select(vec![
-                    "{a}", "{b.c}", "{date}", "{", "}", "{{", "}}", "{labels.a}", "{msg}", "x",
+                    "{a}",
+                    "{b.c}",
+                    "{date}",
+                    "{",
+                    "}",
+                    "{{",
+                    "}}",
+                    "{labels.a}",
+                    "{msg}",
+                    "x",
                 ])
                 .prop_map(str::to_string),
                 any::<String>(),

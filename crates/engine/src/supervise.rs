@@ -7,12 +7,12 @@
 //! [`Health`] is the board the admin server reads (`/ready`, `/metrics`);
 //! each supervised task has one [`TaskHealth`] on it.
 
-use switchyard_core::backoff::Backoff;
 use crate::metrics::{Series, SeriesKind};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use switchyard_core::backoff::Backoff;
 use tokio::sync::watch;
 use tracing::{error, info};
 

@@ -189,7 +189,10 @@ mod tests {
                 .render(&Event::from(rec.clone()), &stamp, &mut out);
             out
         };
-        assert_eq!(path("{labels.app}/{level}/{service}.log"), "api/warn/gw.log");
+        assert_eq!(
+            path("{labels.app}/{level}/{service}.log"),
+            "api/warn/gw.log"
+        );
         assert_eq!(path("{geo.region}/{k8s.pod}.log"), "eu/p_1.log");
         assert_eq!(path("{{x}}/{app}.log"), "{x}/api.log");
         assert_eq!(path("{geo.nope}.log"), "_missing.log");

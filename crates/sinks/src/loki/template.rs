@@ -99,7 +99,9 @@ fn parse_template(t: &str) -> Result<Template, String> {
     for reference in template.references() {
         let written = reference.written();
         if reference.path().is_none() {
-            return Err(format!("`{{{written}}}` is not a field name or dotted path"));
+            return Err(format!(
+                "`{{{written}}}` is not a field name or dotted path"
+            ));
         }
         for segment in reference.segments() {
             if let Some(why) = refusal(segment) {
