@@ -32,6 +32,8 @@ use std::borrow::Cow;
 pub struct Reference {
     /// The text between the braces, as written.
     written: String,
+    /// The same without surrounding spaces: the label name it reads.
+    name: String,
     /// Its dot-separated parts, each without surrounding spaces.
     segments: Vec<String>,
     /// The field path it names; `None` when a part is empty (`{a..b}`),
@@ -49,6 +51,7 @@ impl Reference {
         let path = Path::from_segments(&segments);
         Self {
             written: written.to_string(),
+            name: written.trim().to_string(),
             segments,
             path,
         }
@@ -61,7 +64,7 @@ impl Reference {
 
     /// The reference without surrounding spaces: the label name it reads.
     pub fn name(&self) -> &str {
-        self.written.trim()
+        &self.name
     }
 
     /// Its dot-separated parts.
@@ -75,10 +78,10 @@ impl Reference {
     }
 
     fn in_record<'a>(&self, rec: &'a LogRecord) -> Option<Cow<'a, str>> {
-        if let Some(v) = rec.labels.get(self.name()) {
+        if let Some(v) = rec.labels.get(&self.name) {
             return Some(Cow::Borrowed(v));
         }
-        if self.name() == "source_type" {
+        if self.name == "source_type" {
             return rec.source_type.map(Cow::Borrowed);
         }
         self.path.as_ref()?.text(rec)
