@@ -81,6 +81,7 @@ impl Path {
     /// The value at this path as text: a string without quotes, `null` as
     /// nothing, any other JSON as its text. Borrowed from the record where
     /// it can be (everything but nested fields and strings with escapes).
+    #[inline]
     pub fn text<'a>(&self, rec: &'a LogRecord) -> Option<Cow<'a, str>> {
         match self {
             Path::Message => rec.message.as_deref().map(Cow::Borrowed),

@@ -77,6 +77,7 @@ impl Reference {
         self.path.as_ref()
     }
 
+    #[inline]
     fn in_record<'a>(&self, rec: &'a LogRecord) -> Option<Cow<'a, str>> {
         if let Some(v) = rec.labels.get(&self.name) {
             return Some(Cow::Borrowed(v));
@@ -104,7 +105,7 @@ pub enum Part {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     /// `{` with no `}` after it.
-    #[error("`{{{0}` is not closed with `}}` (write `{{{{` for a literal brace)")]
+    #[error("`{{{0}` is not closed: `{{` without `}}` (write `{{{{` for a literal brace)")]
     Unclosed(String),
     /// `}` with no `{` before it.
     #[error("a lone `}}` at byte {0} (write `}}}}` for a literal brace)")]
@@ -220,6 +221,7 @@ enum Source<'a> {
 
 impl<'a> Values<'a> {
     /// The values of `event`.
+    #[inline]
     pub fn new(event: &'a Event) -> Self {
         let source = match &event.payload {
             Payload::Log(r) => Source::Log(r),
@@ -240,6 +242,7 @@ impl<'a> Values<'a> {
     }
 
     /// The value `reference` names, as text.
+    #[inline]
     pub fn get(&mut self, reference: &Reference) -> Option<Cow<'_, str>> {
         match &mut self.source {
             Source::Nothing => None,
@@ -333,7 +336,7 @@ mod tests {
     fn errors_say_what_is_wrong() {
         let err = |t: &str| Template::parse(t, &[]).unwrap_err().to_string();
         assert!(
-            err("a{b").contains("`{b` is not closed with `}`"),
+            err("a{b").contains("`{b` is not closed: `{` without `}`"),
             "{}",
             err("a{b")
         );
