@@ -18,17 +18,17 @@ fuzz_target!(|data: &[u8]| {
         ("a".to_string(), value.to_string()),
         ("app".to_string(), value.to_string()),
     ]);
+    let mut rec = LogRecord::new(value);
+    rec.labels = labels;
     if let Ok(t) = PathTemplate::parse(template) {
         let stamp = Stamp {
             date: "2024-02-29".into(),
             hour: "23".into(),
         };
         let mut out = String::new();
-        t.render(Some(&labels), &stamp, &mut out);
+        t.render(&Event::from(rec.clone()), &stamp, &mut out);
         assert_eq!(check_relative(&out), Ok(()), "{template:?} → {out:?}");
     }
-    let mut rec = LogRecord::new(value);
-    rec.labels = labels;
     if let Ok(p) = Path::parse(template) {
         let _ = p.get(&rec);
         p.set(&mut rec, serde_json::Value::String(value.into()));

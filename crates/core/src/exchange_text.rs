@@ -6,8 +6,9 @@
 //! with 64-byte bodies that was two thirds of the cost of encoding an event
 //! for the Redis publisher. Here the base64 text is appended straight to the
 //! output (its alphabet has nothing JSON escapes), integers are written
-//! with `itoa`, and only the exchange's own strings go through serde's
-//! escaping. The tests compare the result with `serde_json::to_vec`.
+//! with `itoa`, and the exchange's own strings go through the one JSON
+//! string writer ([`crate::json_string`]). The tests compare the result
+//! with `serde_json::to_vec`.
 
 use crate::HttpExchange;
 use std::collections::BTreeMap;
@@ -19,18 +20,18 @@ impl HttpExchange {
         out.extend_from_slice(b"{\"LogID\":");
         integer(out, self.log_id);
         out.extend_from_slice(b",\"RequestID\":");
-        string(out, &self.request_id)?;
+        string(out, &self.request_id);
         out.extend_from_slice(b",\"Method\":");
-        string(out, &self.method)?;
+        string(out, &self.method);
         out.extend_from_slice(b",\"Path\":");
-        string(out, &self.path)?;
+        string(out, &self.path);
         out.extend_from_slice(b",\"Status\":");
         integer(out, self.status);
         out.extend_from_slice(b",\"Duration\":");
         integer(out, self.duration_ns);
         out.extend_from_slice(b",\"ResponseHeaders\":");
         match &self.response_headers {
-            Some(headers) => self::headers(out, headers)?,
+            Some(headers) => self::headers(out, headers),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"ResponseBody\":");
@@ -53,29 +54,28 @@ fn integer(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// A JSON string, escaped as serde escapes it (it is serde's own code).
-fn string(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
-    serde_json::to_writer(&mut *out, s)
+/// A JSON string, escaped as serde escapes it.
+fn string(out: &mut Vec<u8>, s: &str) {
+    crate::json_string::write_str(out, s);
 }
 
-fn headers(out: &mut Vec<u8>, headers: &BTreeMap<String, Vec<String>>) -> serde_json::Result<()> {
+fn headers(out: &mut Vec<u8>, headers: &BTreeMap<String, Vec<String>>) {
     out.push(b'{');
     for (i, (name, values)) in headers.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        string(out, name)?;
+        string(out, name);
         out.extend_from_slice(b":[");
         for (j, value) in values.iter().enumerate() {
             if j > 0 {
                 out.push(b',');
             }
-            string(out, value)?;
+            string(out, value);
         }
         out.push(b']');
     }
     out.push(b'}');
-    Ok(())
 }
 
 /// A body as a base64 JSON string (standard alphabet, padded), or `null`.

@@ -116,10 +116,8 @@ impl Fields {
 
     /// Append a member whose key may need escaping. `value` is valid JSON text.
     pub(crate) fn push_escaped_member(&mut self, key: &str, value: &str) {
-        // A `&str` always serializes.
-        let quoted = serde_json::to_string(key).unwrap_or_default();
-        self.begin_member(quoted.len() + value.len() + 1);
-        self.text.push_str(&quoted);
+        self.begin_member(key.len() + value.len() + 3);
+        crate::json_string::push_str(&mut self.text, key);
         self.text.push(':');
         self.text.push_str(value);
     }

@@ -8,7 +8,10 @@
 //! - [`http_exchange`]: the LLM-proxy HTTP exchange, in the original Go JSON form.
 //! - `exchange_json`: reading that form fast, with serde as the fallback.
 //! - `exchange_text`: writing that form fast, byte for byte as serde does.
+//! - [`json_string`]: the one JSON string writer (serde's bytes, faster).
 //! - [`log_record`]: a log record; any JSON object round-trips through it.
+//! - [`path`]: field paths into a log record (`labels.app`, `user.id`).
+//! - [`template`]: text with `{reference}` parts filled from each event.
 //! - [`ack`]: acknowledgements from sink back to source, per batch (counts) or
 //!   per event of a batch (indexed).
 //! - [`fanout`]: one event sent to several sinks, acknowledged once.
@@ -18,10 +21,13 @@
 //!   its typed config; [`BuildError`] when they cannot be.
 //! - [`transform`]: the synchronous transform trait.
 //! - [`bus`]: the event bus trait.
+//! - [`backoff`]: the one backoff (doubling, capped, jittered) every retry
+//!   and reconnect loop uses.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod ack;
+pub mod backoff;
 pub mod bus;
 pub mod event;
 pub mod event_codec;
@@ -30,10 +36,13 @@ mod exchange_text;
 pub mod fanout;
 pub mod fields;
 pub mod http_exchange;
+pub mod json_string;
 pub mod log_record;
 pub mod options;
+pub mod path;
 pub mod sink;
 pub mod sink_registry;
+pub mod template;
 pub mod transform;
 
 pub use ack::{AckBatch, AckToken, BatchOutcome, Fate, Fates, IndexedAckBatch};

@@ -3,6 +3,7 @@
 //! every other key is kept as a field, and writing it back gives the same flat
 //! object — under the same key names, with the timestamp exactly as it came.
 
+use crate::json_string::write_str;
 use crate::Fields;
 use serde::de::{Error as _, MapAccess, Visitor};
 use serde::ser::SerializeMap;
@@ -80,21 +81,29 @@ impl LogRecord {
                     .timestamp
                     .format(&Rfc3339)
                     .map_err(serde::ser::Error::custom)?;
-                serde_json::to_writer(&mut *out, &text)?;
+                write_str(out, &text);
             }
         }
         if let Some(msg) = &self.message {
             out.push(b',');
             write_key(out, self.message_key);
-            serde_json::to_writer(&mut *out, msg)?;
+            write_str(out, msg);
         }
         if let Some(level) = &self.level {
             out.extend_from_slice(b",\"level\":");
-            serde_json::to_writer(&mut *out, level)?;
+            write_str(out, level);
         }
         if !self.labels.is_empty() {
             out.extend_from_slice(b",\"labels\":");
-            serde_json::to_writer(&mut *out, &self.labels)?;
+            let mut sep = b'{';
+            for (name, value) in &self.labels {
+                out.push(sep);
+                sep = b',';
+                write_str(out, name);
+                out.push(b':');
+                write_str(out, value);
+            }
+            out.push(b'}');
         }
         if !self.fields.is_empty() {
             out.push(b',');

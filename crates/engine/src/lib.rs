@@ -8,7 +8,6 @@
 //! - [`buffer`]: bounded buffers (events and bytes, `when_full`, watermarks).
 //! - [`intake`]: the queue between sources and the engine (a blocking buffer).
 //! - [`batcher`]: when a batch is full or due.
-//! - [`backoff`]: retry delays (exponential, full jitter, capped).
 //! - [`disk_buffer`]: an on-disk log in front of the intake queue, so an
 //!   accepted event survives a crash.
 //! - [`counters`]: received / sent / filtered / dead-lettered / dropped.
@@ -27,7 +26,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod backoff;
 pub mod batcher;
 pub mod buffer;
 pub mod counters;

@@ -7,17 +7,17 @@
 //! [`Health`] is the board the admin server reads (`/ready`, `/metrics`);
 //! each supervised task has one [`TaskHealth`] on it.
 
-use crate::backoff::Backoff;
 use crate::metrics::{Series, SeriesKind};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use switchyard_core::backoff::Backoff;
 use tokio::sync::watch;
 use tracing::{error, info};
 
 /// The first restart waits up to this long; each further one doubles it, up
-/// to [`crate::backoff::MAX_DELAY`].
+/// to [`switchyard_core::backoff::MAX_RETRY_DELAY`].
 pub const FIRST_RESTART_DELAY: Duration = Duration::from_millis(200);
 
 /// A task that ran this long without failing is healthy again: its next
@@ -143,9 +143,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
-    let backoff = Backoff {
-        base: FIRST_RESTART_DELAY,
-    };
+    let backoff = Backoff::full_jitter(FIRST_RESTART_DELAY);
     let mut attempt = Some(attempt);
     let mut restarts: u32 = 0;
     loop {

@@ -11,6 +11,7 @@ use crate::peers::Peer;
 use crate::unary::CallHeaders;
 use std::sync::Arc;
 use std::time::Duration;
+use switchyard_core::backoff::{Backoff, Jitter};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -117,8 +118,7 @@ async fn probe(peer: &Peer, timeout: Duration) -> bool {
 /// doubling from `base`, capped at `max`, plus up to 25% jitter so that
 /// nodes do not probe in lockstep.
 pub(crate) fn backoff(base: Duration, max: Duration, failures: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << failures.min(16)).min(max);
-    exp + exp.mul_f64(fastrand::f64() * 0.25)
+    Backoff::new(base, max, Jitter::QUARTER_MORE).delay(failures, None)
 }
 
 #[cfg(test)]

@@ -99,15 +99,15 @@ impl TransformConfig {
                         RemapOp::Rename(map) => {
                             for (from, to) in map {
                                 built.push(Op::Rename(
-                                    Path::parse(from).map_err(|e| at("rename", e))?,
-                                    Path::parse(to).map_err(|e| at("rename", e))?,
+                                    Path::parse(from).map_err(|e| at("rename", e.into()))?,
+                                    Path::parse(to).map_err(|e| at("rename", e.into()))?,
                                 ));
                             }
                         }
                         RemapOp::Set(map) => {
                             for (path, value) in map {
                                 built.push(Op::Set(
-                                    Path::parse(path).map_err(|e| at("set", e))?,
+                                    Path::parse(path).map_err(|e| at("set", e.into()))?,
                                     value.clone(),
                                 ));
                             }
@@ -115,7 +115,7 @@ impl TransformConfig {
                         RemapOp::Delete(paths) => {
                             for path in paths {
                                 built.push(Op::Delete(
-                                    Path::parse(path).map_err(|e| at("delete", e))?,
+                                    Path::parse(path).map_err(|e| at("delete", e.into()))?,
                                 ));
                             }
                         }

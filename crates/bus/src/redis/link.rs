@@ -9,10 +9,16 @@ use super::settings::{redact, RedisTarget, CONNECT_TIMEOUT};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError};
 use std::time::Duration;
+use switchyard_core::backoff::{Backoff, Jitter};
 use tracing::{info, warn};
 
-const FIRST_DELAY: Duration = Duration::from_millis(100);
-const MAX_DELAY: Duration = Duration::from_secs(5);
+/// Reconnect delays: 100 ms doubling to 5 s, each between half and all of
+/// its ceiling.
+const RECONNECT: Backoff = Backoff::new(
+    Duration::from_millis(100),
+    Duration::from_secs(5),
+    Jitter::HALF,
+);
 
 /// One logical connection to Redis, reconnecting on demand.
 pub struct Link {
@@ -103,7 +109,6 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, RedisError>>,
 {
-    let mut delay = FIRST_DELAY;
     let mut attempt = 0u32;
     loop {
         match connect().await {
@@ -118,9 +123,7 @@ where
                 if attempt == 1 || attempt.is_power_of_two() {
                     warn!(role, redis = %target, error = %redact(&e.to_string()), attempt, "cannot connect to Redis; retrying");
                 }
-                let jittered = delay.mul_f64(0.5 + fastrand::f64() / 2.0);
-                tokio::time::sleep(jittered).await;
-                delay = (delay * 2).min(MAX_DELAY);
+                tokio::time::sleep(RECONNECT.delay(attempt - 1, None)).await;
             }
         }
     }

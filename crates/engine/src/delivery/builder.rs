@@ -9,9 +9,9 @@ use super::settle::Settle;
 use super::sink_service::SinkService;
 use super::stats::DeliveryStats;
 use super::timeout::TimeoutLayer;
-use crate::backoff::Backoff;
 use std::convert::Infallible;
 use std::sync::Arc;
+use switchyard_core::backoff::Backoff;
 use switchyard_core::{Event, Sink};
 use tower::util::BoxCloneSyncService;
 use tower::ServiceBuilder;
@@ -65,9 +65,7 @@ pub fn build_with_rate_limit(
     });
     let policy = RetryPolicy {
         max_retries: config.max_retries,
-        backoff: Backoff {
-            base: config.retry_backoff,
-        },
+        backoff: Backoff::full_jitter(config.retry_backoff),
         max_elapsed: config.max_elapsed,
     };
     let stack = ServiceBuilder::new()

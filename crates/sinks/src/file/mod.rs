@@ -44,7 +44,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use switchyard_core::{BuildError, Event, EventFailure, Payload, Sink, SinkError};
+use switchyard_core::{BuildError, Event, EventFailure, Sink, SinkError};
 use template::{check_relative, PathTemplate, Stamp};
 use tokio::sync::{mpsc, oneshot};
 use writer::{Command, Part, PartError, Writer};
@@ -194,11 +194,7 @@ impl FileSink {
                 let mut rendered = String::new();
                 for (index, event) in events.iter().enumerate() {
                     rendered.clear();
-                    let labels = match &event.payload {
-                        Payload::Log(record) => Some(&record.labels),
-                        _ => None,
-                    };
-                    template.render(labels, &stamp, &mut rendered);
+                    template.render(event, &stamp, &mut rendered);
                     if let Err(reason) = check_relative(&rendered) {
                         routed.refused.push(EventFailure {
                             index,

@@ -1,4 +1,6 @@
-//! Path templates: `{service}/{date}/app.log` under a base directory.
+//! Path templates: `{service}/{date}/app.log` under a base directory, in
+//! the template language of [`switchyard_core::template`] with two
+//! variables of the batch, `{date}` and `{hour}`.
 //!
 //! A template is checked once at start-up (literal parts cannot climb out of
 //! the base directory or be absolute) and every rendered path is checked
@@ -6,30 +8,26 @@
 //! directory. Label values are sanitized first: a value can never add a path
 //! separator or be `.`/`..`, so it stays one ordinary path component.
 
-use std::collections::BTreeMap;
 use std::path::{Component, Path};
+use switchyard_core::template::{Template, Values};
+use switchyard_core::Event;
 
-/// What a label placeholder becomes when the event has no such label (or is
-/// not a log record): a fixed, visible name rather than a lost event.
+/// What a reference becomes when the event has no such value: a fixed,
+/// visible name rather than a lost event.
 pub const MISSING_LABEL: &str = "_missing";
 
 /// Longest label value kept in a path component, in bytes (file names are
 /// limited to 255 bytes on common file systems).
 const MAX_VALUE_BYTES: usize = 128;
 
-#[derive(Debug, Clone, PartialEq)]
-enum Part {
-    Literal(String),
-    Date,
-    Hour,
-    Label(String),
-}
+/// The variables a path template may use, in the order [`Stamp`] fills them.
+const VARS: &[&str] = &["date", "hour"];
 
-/// A parsed path template.
+/// A parsed path template: core's template language, with references kept
+/// to names that are safe to read in a path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PathTemplate {
-    text: String,
-    parts: Vec<Part>,
+    template: Template,
 }
 
 /// The time placeholders of one batch, formatted once.
@@ -42,49 +40,24 @@ pub struct Stamp {
 }
 
 impl PathTemplate {
-    /// Parse `text`. Placeholders are `{date}`, `{hour}` and `{LABEL}` with
-    /// a label name of letters, digits, `_`, `-` or `.`.
+    /// Parse `text`. Placeholders are `{date}`, `{hour}` and references to
+    /// the event (`{LABEL}`, `{labels.NAME}`, `{level}`, `{a.b}`: see
+    /// [`switchyard_core::template`]) written with letters, digits, `_`,
+    /// `-` or `.`; `{{` and `}}` are literal braces.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let mut parts = Vec::new();
-        let mut rest = text;
-        while let Some(open) = rest.find(['{', '}']) {
-            if rest[open..].starts_with('}') {
-                return Err(format!(
-                    "`}}` without `{{` at byte {}",
-                    text.len() - rest.len() + open
-                ));
-            }
-            if open > 0 {
-                parts.push(Part::Literal(rest[..open].to_owned()));
-            }
-            let after = &rest[open + 1..];
-            let close = after
-                .find('}')
-                .ok_or_else(|| format!("`{{` without `}}` in `{text}`"))?;
-            let name = &after[..close];
-            let valid = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        let template = Template::parse(text, VARS).map_err(|e| format!("`{text}`: {e}"))?;
+        for reference in template.references() {
+            let name = reference.written();
+            let valid = name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
             if !valid {
                 return Err(format!(
                     "`{{{name}}}` is not a placeholder: use {{date}}, {{hour}} or {{LABEL}} (letters, digits, `_`, `-`, `.`)"
                 ));
             }
-            parts.push(match name {
-                "date" => Part::Date,
-                "hour" => Part::Hour,
-                label => Part::Label(label.to_owned()),
-            });
-            rest = &after[close + 1..];
         }
-        if !rest.is_empty() {
-            parts.push(Part::Literal(rest.to_owned()));
-        }
-        let template = Self {
-            text: text.to_owned(),
-            parts,
-        };
+        let template = Self { template };
         // Every placeholder renders to at least one safe character, so a
         // sample rendering shows whether the literal parts alone escape.
         let mut sample = String::new();
@@ -92,34 +65,28 @@ impl PathTemplate {
             date: "2000-01-01".into(),
             hour: "00".into(),
         };
-        template.render(None, &stamp, &mut sample);
+        template.render_values(&mut Values::none(), &stamp, &mut sample);
         check_relative(&sample).map_err(|reason| format!("`{text}` {reason}"))?;
         Ok(template)
     }
 
     /// The template as written.
     pub fn as_str(&self) -> &str {
-        &self.text
+        self.template.as_str()
     }
 
-    /// Append the path for an event with `labels` to `out`.
-    pub fn render(
-        &self,
-        labels: Option<&BTreeMap<String, String>>,
-        stamp: &Stamp,
-        out: &mut String,
-    ) {
-        for part in &self.parts {
-            match part {
-                Part::Literal(s) => out.push_str(s),
-                Part::Date => out.push_str(&stamp.date),
-                Part::Hour => out.push_str(&stamp.hour),
-                Part::Label(name) => match labels.and_then(|l| l.get(name)) {
-                    Some(value) => sanitize(value, out),
-                    None => out.push_str(MISSING_LABEL),
-                },
-            }
-        }
+    /// Append the path for `event` to `out`.
+    pub fn render(&self, event: &Event, stamp: &Stamp, out: &mut String) {
+        self.render_values(&mut Values::new(event), stamp, out);
+    }
+
+    fn render_values(&self, values: &mut Values<'_>, stamp: &Stamp, out: &mut String) {
+        let vars = [stamp.date.as_str(), stamp.hour.as_str()];
+        self.template
+            .render(values, &vars, out, |value, out| match value {
+                Some(value) => sanitize(value, out),
+                None => out.push_str(MISSING_LABEL),
+            });
     }
 }
 
@@ -176,12 +143,13 @@ pub fn check_relative(rendered: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard_core::LogRecord;
 
     fn render(t: &str, labels: &[(&str, &str)]) -> String {
-        let labels: BTreeMap<String, String> = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut rec = LogRecord::new("m");
+        for (k, v) in labels {
+            rec.labels.insert(k.to_string(), v.to_string());
+        }
         let stamp = Stamp {
             date: "2026-11-30".into(),
             hour: "14".into(),
@@ -189,7 +157,7 @@ mod tests {
         let mut out = String::new();
         PathTemplate::parse(t)
             .unwrap()
-            .render(Some(&labels), &stamp, &mut out);
+            .render(&Event::from(rec), &stamp, &mut out);
         out
     }
 
@@ -200,6 +168,34 @@ mod tests {
             "api/2026-11-30/14-app.log"
         );
         assert_eq!(render("{nope}.log", &[]), "_missing.log");
+    }
+
+    /// The Loki sink's references work here too: explicit labels, the
+    /// model's level, fields and nested fields, and literal braces.
+    #[test]
+    fn references_are_the_loki_label_language() {
+        let rec: LogRecord = serde_json::from_str(
+            r#"{"msg":"m","level":"warn","labels":{"app":"api","k8s.pod":"p/1"},"service":"gw","geo":{"region":"eu"}}"#,
+        )
+        .unwrap();
+        let stamp = Stamp {
+            date: "2026-11-30".into(),
+            hour: "14".into(),
+        };
+        let path = |t: &str| {
+            let mut out = String::new();
+            PathTemplate::parse(t)
+                .unwrap()
+                .render(&Event::from(rec.clone()), &stamp, &mut out);
+            out
+        };
+        assert_eq!(
+            path("{labels.app}/{level}/{service}.log"),
+            "api/warn/gw.log"
+        );
+        assert_eq!(path("{geo.region}/{k8s.pod}.log"), "eu/p_1.log");
+        assert_eq!(path("{{x}}/{app}.log"), "{x}/api.log");
+        assert_eq!(path("{geo.nope}.log"), "_missing.log");
     }
 
     #[test]
@@ -290,9 +286,11 @@ mod props {
             let Ok(t) = PathTemplate::parse(&text) else {
                 return Ok(());
             };
-            let labels = BTreeMap::from([("a".to_string(), a), ("b".to_string(), b)]);
+            let mut rec = switchyard_core::LogRecord::new("m");
+            rec.labels.insert("a".to_string(), a);
+            rec.labels.insert("b".to_string(), b);
             let mut out = String::new();
-            t.render(Some(&labels), &stamp(), &mut out);
+            t.render(&Event::from(rec), &stamp(), &mut out);
             prop_assert_eq!(check_relative(&out), Ok(()), "{:?} rendered {:?}", text, out);
         }
 

@@ -4,6 +4,7 @@
 
 use super::batch::Slice;
 use std::io::Write;
+use switchyard_core::json_string::write_str;
 
 /// One push as JSON text, gzipped if `gzip`.
 pub fn encode(push: &[Slice<'_>], gzip: bool) -> Vec<u8> {
@@ -49,11 +50,6 @@ pub fn encode(push: &[Slice<'_>], gzip: bool) -> Vec<u8> {
     // Writing into a Vec cannot fail.
     gz.write_all(&out).expect("writing to memory");
     gz.finish().expect("writing to memory")
-}
-
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    // A &str always serializes, and writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! Label templates: `labels=app={app},level={level},env=prod`.
 //!
-//! Each comma-separated item is `name=template`; a template is literal text
-//! with `{reference}` parts (`{{` and `}}` stand for literal braces). A
-//! reference names a value of the event:
+//! Each comma-separated item is `name=template`; a template is core's
+//! template language ([`switchyard_core::template`]), the same as the file
+//! sink's paths: literal text with `{reference}` parts (`{{` and `}}` stand
+//! for literal braces). A reference names a value of the event:
 //!
-//! - log records: `level`, `source_type`, `labels.NAME`, a dotted path into
-//!   the record's fields (`user.country`), or a bare `NAME`, which is the
-//!   record's label `NAME` if it has one and its field `NAME` otherwise;
+//! - log records: the record's label of that name if it has one, else
+//!   `level`, `source_type`, `labels.NAME`, or a dotted path into the
+//!   record's fields (`user.country`);
 //! - LLM payloads and HTTP exchanges: a dotted path into their JSON
 //!   (`name` is the model, `metadata.status` the HTTP status).
 //!
@@ -17,22 +18,14 @@
 //! or credential keys are refused, with the item at fault in the message.
 
 use super::labels::{self, refusal};
-use serde_json::value::RawValue;
-use serde_json::Value;
-use std::borrow::Cow;
-use switchyard_core::{Event, LogRecord, Payload};
+use switchyard_core::template::{Template, Values};
+use switchyard_core::Event;
 
 /// The label set of the events, as configured.
 #[derive(Debug, Clone)]
 pub struct LabelTemplate {
     /// Sorted by name, names unique and valid.
-    labels: Vec<(String, Vec<Part>)>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Part {
-    Text(String),
-    Ref(Vec<String>),
+    labels: Vec<(String, Template)>,
 }
 
 /// The default label set when `labels` is not given: Loki needs at least one.
@@ -41,7 +34,7 @@ pub const DEFAULT_LABELS: &str = "job=switchyard";
 impl LabelTemplate {
     /// Parse the `labels` option.
     pub fn parse(spec: &str) -> Result<Self, String> {
-        let mut out: Vec<(String, Vec<Part>)> = Vec::new();
+        let mut out: Vec<(String, Template)> = Vec::new();
         for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let fail = |why: String| format!("`labels`: item `{item}`: {why}");
             let (raw_name, template) = item
@@ -62,8 +55,8 @@ impl LabelTemplate {
                     "label `{name}` is given twice (names are compared after sanitizing)"
                 )));
             }
-            let parts = parse_template(template).map_err(fail)?;
-            out.push((name, parts));
+            let template = parse_template(template).map_err(fail)?;
+            out.push((name, template));
         }
         if out.is_empty() {
             return Err(
@@ -82,20 +75,15 @@ impl LabelTemplate {
     /// The labels of `event`, sorted by name, empty values left out. Values
     /// longer than [`labels::MAX_VALUE_BYTES`] are cut.
     pub fn render(&self, event: &Event) -> Vec<(&str, String)> {
-        let mut view = View::new(event);
+        let mut values = Values::new(event);
         let mut out = Vec::with_capacity(self.labels.len());
-        for (name, parts) in &self.labels {
+        for (name, template) in &self.labels {
             let mut value = String::new();
-            for part in parts {
-                match part {
-                    Part::Text(t) => value.push_str(t),
-                    Part::Ref(path) => {
-                        if let Some(v) = view.lookup(path) {
-                            value.push_str(&v);
-                        }
-                    }
+            template.render(&mut values, &[], &mut value, |v, value| {
+                if let Some(v) = v {
+                    value.push_str(v);
                 }
-            }
+            });
             if !value.is_empty() {
                 out.push((name.as_str(), labels::bound_value(value)));
             }
@@ -104,150 +92,30 @@ impl LabelTemplate {
     }
 }
 
-/// Literal text and `{reference}` parts.
-fn parse_template(t: &str) -> Result<Vec<Part>, String> {
-    let mut parts = Vec::new();
-    let mut text = String::new();
-    let mut chars = t.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '{' if chars.peek() == Some(&'{') => {
-                chars.next();
-                text.push('{');
-            }
-            '}' if chars.peek() == Some(&'}') => {
-                chars.next();
-                text.push('}');
-            }
-            '{' => {
-                let mut reference = String::new();
-                loop {
-                    match chars.next() {
-                        Some('}') => break,
-                        Some(c) => reference.push(c),
-                        None => return Err(format!("`{{{reference}` is not closed with `}}`")),
-                    }
-                }
-                let path: Vec<String> = reference
-                    .trim()
-                    .split('.')
-                    .map(|s| s.trim().to_string())
-                    .collect();
-                if path.iter().any(String::is_empty) {
-                    return Err(format!(
-                        "`{{{reference}}}` is not a field name or dotted path"
-                    ));
-                }
-                for segment in &path {
-                    if let Some(why) = refusal(segment) {
-                        return Err(format!("`{{{reference}}}` may not feed a label: {why}"));
-                    }
-                }
-                if !text.is_empty() {
-                    parts.push(Part::Text(std::mem::take(&mut text)));
-                }
-                parts.push(Part::Ref(path));
-            }
-            '}' => return Err("a lone `}` (write `}}` for a literal brace)".into()),
-            c => text.push(c),
+/// One label's template: core's language, with every reference a field
+/// name or dotted path, none of whose parts may feed a label.
+fn parse_template(t: &str) -> Result<Template, String> {
+    let template = Template::parse(t, &[]).map_err(|e| e.to_string())?;
+    for reference in template.references() {
+        let written = reference.written();
+        if reference.path().is_none() {
+            return Err(format!(
+                "`{{{written}}}` is not a field name or dotted path"
+            ));
         }
-    }
-    if !text.is_empty() {
-        parts.push(Part::Text(text));
-    }
-    Ok(parts)
-}
-
-/// Read access to one event's values. JSON payloads are parsed at most once
-/// per event, and only when a reference needs them.
-enum View<'a> {
-    Log(&'a LogRecord),
-    Json {
-        event: &'a Event,
-        parsed: Option<Value>,
-    },
-}
-
-impl<'a> View<'a> {
-    fn new(event: &'a Event) -> Self {
-        match &event.payload {
-            Payload::Log(r) => View::Log(r),
-            _ => View::Json {
-                event,
-                parsed: None,
-            },
-        }
-    }
-
-    fn lookup(&mut self, path: &[String]) -> Option<Cow<'a, str>> {
-        match self {
-            View::Log(r) => log_lookup(r, path),
-            View::Json { event, parsed } => {
-                let root = parsed.get_or_insert_with(|| match &event.payload {
-                    Payload::Json(doc) => serde_json::from_str(doc.get()).unwrap_or(Value::Null),
-                    Payload::Http(x) => serde_json::to_value(x).unwrap_or(Value::Null),
-                    Payload::Log(_) => Value::Null,
-                });
-                let mut v = &*root;
-                for key in path {
-                    v = v.get(key)?;
-                }
-                value_text(v).map(|s| Cow::Owned(s.into_owned()))
+        for segment in reference.segments() {
+            if let Some(why) = refusal(segment) {
+                return Err(format!("`{{{written}}}` may not feed a label: {why}"));
             }
         }
     }
-}
-
-fn log_lookup<'a>(r: &'a LogRecord, path: &[String]) -> Option<Cow<'a, str>> {
-    match path {
-        [one] if one == "level" => r.level.as_deref().map(Cow::Borrowed),
-        [one] if one == "source_type" => r.source_type.map(Cow::Borrowed),
-        [l, name] if l == "labels" => r.labels.get(name).map(|s| Cow::Borrowed(s.as_str())),
-        [one] if r.labels.contains_key(one) => r.labels.get(one).map(|s| Cow::Borrowed(s.as_str())),
-        [first, rest @ ..] => {
-            let raw = r.fields.get(first)?;
-            if rest.is_empty() {
-                return raw_text(raw);
-            }
-            let mut v: Value = serde_json::from_str(raw.get()).ok()?;
-            for key in rest {
-                v = v.get_mut(key)?.take();
-            }
-            value_text(&v).map(|s| Cow::Owned(s.into_owned()))
-        }
-        [] => None,
-    }
-}
-
-/// A raw JSON value as label text: a string without quotes (borrowed when it
-/// has no escapes), null as nothing, anything else as its JSON text.
-fn raw_text(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let t = raw.get();
-    if t == "null" {
-        None
-    } else if t.starts_with('"') {
-        let inner = &t[1..t.len() - 1];
-        if inner.contains('\\') {
-            serde_json::from_str::<String>(t).ok().map(Cow::Owned)
-        } else {
-            Some(Cow::Borrowed(inner))
-        }
-    } else {
-        Some(Cow::Borrowed(t))
-    }
-}
-
-fn value_text(v: &Value) -> Option<Cow<'_, str>> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        other => Some(Cow::Owned(other.to_string())),
-    }
+    Ok(template)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard_core::{LogRecord, Payload};
 
     fn record(json: &str) -> Event {
         Event::from(serde_json::from_str::<LogRecord>(json).unwrap())
@@ -339,6 +207,7 @@ mod props {
     //! parses or is refused, and what renders is sorted, valid and bounded.
     use super::*;
     use proptest::prelude::*;
+    use switchyard_core::LogRecord;
 
     fn spec() -> impl Strategy<Value = String> {
         proptest::collection::vec(

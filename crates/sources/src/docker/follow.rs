@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
+use switchyard_core::backoff::Backoff;
 use switchyard_core::{AckBatch, BatchOutcome, Event, LogRecord, Payload};
-use switchyard_engine::backoff::Backoff;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::{oneshot, watch};
@@ -67,9 +67,7 @@ pub(super) async fn follow(
         sent_until,
         stalled: false,
     };
-    let backoff = Backoff {
-        base: Duration::from_millis(100),
-    };
+    let backoff = Backoff::full_jitter(Duration::from_millis(100));
     let mut retry = 0;
     loop {
         match f.stream_once(&mut stop, &mut retry).await {

@@ -40,7 +40,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_engine::backoff::Backoff;
+use switchyard_core::backoff::Backoff;
 use switchyard_engine::IntakeSender;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -220,9 +220,7 @@ async fn watch_containers(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut followers: HashMap<String, JoinHandle<()>> = HashMap::new();
-    let backoff = Backoff {
-        base: Duration::from_millis(100),
-    };
+    let backoff = Backoff::full_jitter(Duration::from_millis(100));
     let mut retry = 0;
     loop {
         // A follower ends when its container stops; one that panicked is

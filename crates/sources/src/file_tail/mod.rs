@@ -43,8 +43,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use switchyard_core::backoff::Backoff;
 use switchyard_core::{AckBatch, Event, LogRecord, Payload};
-use switchyard_engine::backoff::Backoff;
 use switchyard_engine::supervise::{panic_message, TaskHealth, FIRST_RESTART_DELAY, STABLE_AFTER};
 use switchyard_engine::IntakeSender;
 use tracing::{error, info, warn};
@@ -271,9 +271,7 @@ impl Tail {
     /// files and positions (confirmed positions were checkpointed, so at
     /// worst lines are read again, never skipped).
     fn run_supervised(&mut self, health: Option<Arc<TaskHealth>>) {
-        let backoff = Backoff {
-            base: FIRST_RESTART_DELAY,
-        };
+        let backoff = Backoff::full_jitter(FIRST_RESTART_DELAY);
         let mut restarts = 0;
         loop {
             let started = Instant::now();

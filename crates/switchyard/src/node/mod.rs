@@ -22,7 +22,7 @@ use handlers::{HttpForward, Publisher};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_engine::backoff::Backoff;
+use switchyard_core::backoff::{Backoff, Jitter};
 use switchyard_engine::metrics::Metrics;
 use switchyard_engine::topology::Pipeline;
 use switchyard_mesh::{
@@ -318,12 +318,10 @@ const PEER_RETRY_BASE: Duration = Duration::from_millis(200);
 /// The longest wait between two attempts to reach a peer.
 const PEER_RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// Connect to `address`, retrying with the engine's backoff (from 0.2 s,
+/// Connect to `address`, retrying with the shared backoff (from 0.2 s,
 /// doubling, full jitter, at most 5 s) until it answers.
 async fn connect_until_up(node: &Dispatcher, address: &str) {
-    let backoff = Backoff {
-        base: PEER_RETRY_BASE,
-    };
+    let backoff = Backoff::new(PEER_RETRY_BASE, PEER_RETRY_MAX, Jitter::FULL);
     let mut retry = 0u32;
     loop {
         let namespaces = node.namespaces();
@@ -333,7 +331,7 @@ async fn connect_until_up(node: &Dispatcher, address: &str) {
                 return;
             }
             Err(e) => {
-                let delay = backoff.delay(retry, None).min(PEER_RETRY_MAX);
+                let delay = backoff.delay(retry, None);
                 retry = retry.saturating_add(1);
                 warn!(%address, error = %e, retry_in_ms = delay.as_millis() as u64, "peer not reachable yet");
                 tokio::time::sleep(delay).await;

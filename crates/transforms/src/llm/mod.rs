@@ -9,7 +9,7 @@
 //! # Layout
 //! - [`payload`]: the payload shape (the contract with the LLM sinks).
 //! - `payload_text`: the payload written as JSON text by hand (serde's bytes).
-//! - `json_text`: JSON strings and integers, as serde writes them, faster.
+//! - `json_text`: JSON strings (core's escaper) and integers, as serde writes them.
 //! - [`decode`]: gzip / brotli / deflate, capped against decompression bombs.
 //! - [`body`]: a decoded body as JSON, by content type.
 //! - [`sse`]: a streamed completion merged into one object.

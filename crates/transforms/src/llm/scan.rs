@@ -9,6 +9,8 @@
 //! refused (serde matches keys after unescaping), and very deep nesting is
 //! refused rather than recursed into.
 
+use switchyard_core::json_string::next_special;
+
 /// Nesting deeper than this is left to serde (whose own limit is 128).
 const MAX_DEPTH: u32 = 64;
 
@@ -26,64 +28,6 @@ pub(crate) struct Scanner<'a> {
 
 const ONES: u64 = u64::from_ne_bytes([1; 8]);
 const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-
-/// The high bit of the lowest byte of `w` that ends a run of plain string
-/// text (`"`, `\` or a control character) is set; bits above it may be
-/// set spuriously (borrows), which is why only the lowest one is used.
-fn special(w: u64) -> u64 {
-    let quote = w ^ (ONES * u64::from(b'"'));
-    let slash = w ^ (ONES * u64::from(b'\\'));
-    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x;
-    (zero_byte(quote) | zero_byte(slash) | (w.wrapping_sub(ONES * 0x20) & !w)) & HIGHS
-}
-
-/// The index of the first `"`, `\` or control byte at or after `i` (or the
-/// length): eight bytes per step, as strings in these documents are mostly
-/// plain text.
-pub(crate) fn special_from(bytes: &[u8], mut i: usize) -> usize {
-    while let Some(word) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
-        let hits = special(u64::from_le_bytes(*word));
-        if hits != 0 {
-            return i + (hits.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while let Some(&b) = bytes.get(i) {
-        if b == b'"' || b == b'\\' || b < 0x20 {
-            break;
-        }
-        i += 1;
-    }
-    i
-}
-
-/// The index of the first byte at or after `i` that needs escaping in a JSON
-/// string — `"`, `\` or a control character — or the length. Most strings
-/// have none: one vector search for `"` and `\`, and one pass taking the
-/// minimum of the bytes in between (which compiles to vector minimums) to
-/// rule out control characters; only when there is one does the
-/// word-at-a-time search find it. Several times faster than
-/// [`special_from`] on strings of a few hundred bytes or more; the first
-/// two words are still looked at one by one, as keys and short values end
-/// there, before a vector search would have paid for its set-up.
-pub(crate) fn next_special(bytes: &[u8], mut i: usize) -> usize {
-    for _ in 0..2 {
-        let Some(word) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) else {
-            return special_from(bytes, i);
-        };
-        let hits = special(u64::from_le_bytes(*word));
-        if hits != 0 {
-            return i + (hits.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    let rest = &bytes[i..];
-    let end = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
-    if rest[..end].iter().fold(u8::MAX, |low, &b| low.min(b)) >= 0x20 {
-        return i + end;
-    }
-    special_from(bytes, i)
-}
 
 /// The index of the first `"` or `\` at or after `i`, in text known to be
 /// valid JSON: two words at a time first, as keys and short values end
