@@ -33,7 +33,7 @@ pub enum Command {
     Run(crate::pipeline::run::ConfigArgs),
     /// Check a pipeline file and report every error with its key and line.
     Validate(crate::pipeline::run::ConfigArgs),
-    /// List the available sink plugins (the values of `--service`).
+    /// List the available source, transform and sink types (sinks are the values of `--service`).
     Plugins,
     /// Inspect, replay or purge the dead-letter queue.
     #[command(subcommand)]

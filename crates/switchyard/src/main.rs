@@ -47,11 +47,29 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `switchyard plugins`: every source, transform and sink type, a heading
+/// per kind, one `name  description` line each.
 fn plugins() -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = process::stdout::stdout();
-    for (name, description) in switchyard_sinks::builtin().describe() {
-        writeln!(out, "{name:<12} {description}")?;
+    let sources: Vec<_> = switchyard_sources::builtin().describe().collect();
+    let transforms: Vec<_> = switchyard_transforms::builtin().describe().collect();
+    let sinks: Vec<_> = switchyard_sinks::builtin().describe().collect();
+    for (i, (heading, entries)) in [
+        ("Sources:", sources),
+        ("Transforms:", transforms),
+        ("Sinks:", sinks),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "{heading}")?;
+        for (name, description) in entries {
+            writeln!(out, "{name:<12} {description}")?;
+        }
     }
     out.flush()?;
     Ok(())

@@ -4,7 +4,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::fmt::Write as _;
 use switchyard_core::{Event, LogRecord, Transform};
-use switchyard_transforms::{build_chain, TransformConfig};
+use switchyard_transforms::build_chain;
 
 const N: usize = 1000;
 
@@ -24,7 +24,7 @@ fn events() -> Vec<Event> {
 
 fn bench(c: &mut Criterion) {
     let events = events();
-    let configs: Vec<TransformConfig> = serde_json::from_str(
+    let configs: Vec<serde_json::Value> = serde_json::from_str(
         r#"[
           {"type": "filter", "condition": "level == \"error\" or (labels.env != \"dev\" and message =~ \"timeout\")"},
           {"type": "remap", "ops": [

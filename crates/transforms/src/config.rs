@@ -1,67 +1,77 @@
-//! Transform settings as they appear in configuration files, and building a
-//! chain from them. Every error names the transform's position and key.
+//! Each transform type's settings as written in configuration
+//! (`#[serde(deny_unknown_fields)]`, so a misspelt key is refused with its
+//! path), and how each builds its transform.
 
 use crate::dedupe::Dedupe;
 use crate::enrich::Enrich;
+use crate::error::TransformError;
 use crate::filter::Filter;
+use crate::llm::{LlmConfig, LlmTransform, Redactor};
 use crate::path::Path;
 use crate::remap::{Op, Parse, Remap};
 use crate::sample::Sample;
-use crate::Chain;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use switchyard_core::Transform;
 
-/// One transform's settings, told apart by `type`.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum TransformConfig {
-    /// Keep records matching `condition`.
-    Filter {
-        /// The condition.
-        condition: String,
-    },
-    /// Add labels.
-    Enrich {
-        /// Static labels.
-        #[serde(default)]
-        labels: BTreeMap<String, String>,
-        /// Label that receives the host name.
-        hostname: Option<String>,
-        /// Label → environment variable.
-        #[serde(default)]
-        env: BTreeMap<String, String>,
-        /// Replace labels that are already there.
-        #[serde(default)]
-        overwrite: bool,
-    },
-    /// Rename/set/delete/parse.
-    Remap {
-        /// Steps, in order.
-        ops: Vec<RemapOp>,
-    },
-    /// Drop repeats within a window.
-    Dedupe {
-        /// Paths compared.
-        fields: Vec<String>,
-        /// Window, e.g. `10s`.
-        window: String,
-        /// Keys remembered at most.
-        #[serde(default = "default_dedupe_entries")]
-        max_entries: usize,
-    },
-    /// Keep one in `rate`.
-    Sample {
-        /// One in how many.
-        rate: u64,
-        /// Condition of records never sampled out.
-        always_keep: Option<String>,
-    },
+/// A transform type's settings, read from its part of a pipeline file (the
+/// mapping without `type`). Implementations derive `Deserialize` with
+/// `#[serde(deny_unknown_fields)]`.
+pub trait TransformConfig: DeserializeOwned + Send + 'static {
+    /// Check the settings and make the transform; errors name the key.
+    fn build(self) -> Result<Box<dyn Transform>, TransformError>;
 }
 
-fn default_dedupe_entries() -> usize {
-    100_000
+/// `type: filter`: keep records matching `condition`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// The condition.
+    pub condition: String,
+}
+
+impl TransformConfig for FilterConfig {
+    fn build(self) -> Result<Box<dyn Transform>, TransformError> {
+        Ok(Box::new(Filter::new(&self.condition)?))
+    }
+}
+
+/// `type: enrich`: add labels.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichConfig {
+    /// Static labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Label that receives the host name.
+    pub hostname: Option<String>,
+    /// Label → environment variable.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Replace labels that are already there.
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+impl TransformConfig for EnrichConfig {
+    fn build(self) -> Result<Box<dyn Transform>, TransformError> {
+        Ok(Box::new(Enrich::new(
+            &self.labels,
+            self.hostname.as_deref(),
+            &self.env,
+            self.overwrite,
+        )?))
+    }
+}
+
+/// `type: remap`: rename/set/delete/parse, in order.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemapConfig {
+    /// Steps, in order.
+    pub ops: Vec<RemapOp>,
 }
 
 /// One remap step: exactly one of its keys.
@@ -78,85 +88,134 @@ pub enum RemapOp {
     Parse(String),
 }
 
-impl TransformConfig {
-    /// Build the transform; errors name the key at fault.
-    pub fn build(&self) -> Result<Box<dyn Transform>, String> {
-        Ok(match self {
-            TransformConfig::Filter { condition } => {
-                Box::new(Filter::new(condition).map_err(|e| format!("condition: {e}"))?)
-            }
-            TransformConfig::Enrich {
-                labels,
-                hostname,
-                env,
-                overwrite,
-            } => Box::new(Enrich::new(labels, hostname.as_deref(), env, *overwrite)?),
-            TransformConfig::Remap { ops } => {
-                let mut built = Vec::new();
-                for (i, op) in ops.iter().enumerate() {
-                    let at = |key: &str, e: String| format!("ops[{i}].{key}: {e}");
-                    match op {
-                        RemapOp::Rename(map) => {
-                            for (from, to) in map {
-                                built.push(Op::Rename(
-                                    Path::parse(from).map_err(|e| at("rename", e.into()))?,
-                                    Path::parse(to).map_err(|e| at("rename", e.into()))?,
-                                ));
-                            }
-                        }
-                        RemapOp::Set(map) => {
-                            for (path, value) in map {
-                                built.push(Op::Set(
-                                    Path::parse(path).map_err(|e| at("set", e.into()))?,
-                                    value.clone(),
-                                ));
-                            }
-                        }
-                        RemapOp::Delete(paths) => {
-                            for path in paths {
-                                built.push(Op::Delete(
-                                    Path::parse(path).map_err(|e| at("delete", e.into()))?,
-                                ));
-                            }
-                        }
-                        RemapOp::Parse(how) => built.push(Op::Parse(match how.as_str() {
-                            "json" => Parse::Json,
-                            "logfmt" => Parse::Logfmt,
-                            other => {
-                                return Err(at("parse", format!("`{other}` is not json or logfmt")))
-                            }
-                        })),
-                    }
+/// `text` as a field path; the error is at `key`.
+fn path(key: &str, text: &str) -> Result<Path, TransformError> {
+    Path::parse(text).map_err(|e| TransformError::config(key, e.to_string()))
+}
+
+impl RemapOp {
+    /// The step's operations, appended to `out`; errors name the op's key.
+    fn build(self, out: &mut Vec<Op>) -> Result<(), TransformError> {
+        match self {
+            RemapOp::Rename(map) => {
+                for (from, to) in map {
+                    out.push(Op::Rename(path("rename", &from)?, path("rename", &to)?));
                 }
-                Box::new(Remap::new(built))
             }
-            TransformConfig::Dedupe {
-                fields,
-                window,
-                max_entries,
-            } => {
-                let paths = fields
-                    .iter()
-                    .map(|f| Path::parse(f))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| format!("fields: {e}"))?;
-                let window = humantime::parse_duration(window)
-                    .map_err(|e| format!("window: `{window}`: {e}"))?;
-                Box::new(Dedupe::new(paths, window, *max_entries)?)
+            RemapOp::Set(map) => {
+                for (at, value) in map {
+                    out.push(Op::Set(path("set", &at)?, value));
+                }
             }
-            TransformConfig::Sample { rate, always_keep } => {
-                Box::new(Sample::new(*rate, always_keep.as_deref())?)
+            RemapOp::Delete(paths) => {
+                for at in paths {
+                    out.push(Op::Delete(path("delete", &at)?));
+                }
             }
-        })
+            RemapOp::Parse(how) => out.push(Op::Parse(match how.as_str() {
+                "json" => Parse::Json,
+                "logfmt" => Parse::Logfmt,
+                other => {
+                    return Err(TransformError::config(
+                        "parse",
+                        format!("`{other}` is not json or logfmt"),
+                    ))
+                }
+            })),
+        }
+        Ok(())
     }
 }
 
-/// Build a chain from a list; errors start with `transforms[i]`.
-pub fn build_chain(configs: &[TransformConfig]) -> Result<Chain, String> {
-    configs
-        .iter()
-        .enumerate()
-        .map(|(i, c)| c.build().map_err(|e| format!("transforms[{i}].{e}")))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Chain::new)
+impl TransformConfig for RemapConfig {
+    fn build(self) -> Result<Box<dyn Transform>, TransformError> {
+        let mut built = Vec::new();
+        for (i, op) in self.ops.into_iter().enumerate() {
+            op.build(&mut built)
+                .map_err(|e| e.within(&format!("ops[{i}]")))?;
+        }
+        Ok(Box::new(Remap::new(built)))
+    }
+}
+
+/// `type: dedupe`: drop repeats within a window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupeConfig {
+    /// Paths compared.
+    pub fields: Vec<String>,
+    /// Window, e.g. `10s`.
+    pub window: String,
+    /// Keys remembered at most.
+    #[serde(default = "default_dedupe_entries")]
+    pub max_entries: usize,
+}
+
+fn default_dedupe_entries() -> usize {
+    100_000
+}
+
+impl TransformConfig for DedupeConfig {
+    fn build(self) -> Result<Box<dyn Transform>, TransformError> {
+        let paths = self
+            .fields
+            .iter()
+            .map(|f| path("fields", f))
+            .collect::<Result<Vec<_>, _>>()?;
+        let window = humantime::parse_duration(&self.window)
+            .map_err(|e| TransformError::config("window", format!("`{}`: {e}", self.window)))?;
+        Ok(Box::new(Dedupe::new(paths, window, self.max_entries)?))
+    }
+}
+
+/// `type: sample`: keep one in `rate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleConfig {
+    /// One in how many.
+    pub rate: u64,
+    /// Condition of records never sampled out.
+    pub always_keep: Option<String>,
+}
+
+impl TransformConfig for SampleConfig {
+    fn build(self) -> Result<Box<dyn Transform>, TransformError> {
+        Ok(Box::new(Sample::new(
+            self.rate,
+            self.always_keep.as_deref(),
+        )?))
+    }
+}
+
+/// `type: llm`: turn captured LLM exchanges into the payload the LLM sinks
+/// read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmTransformConfig {
+    /// Include debug information (the response headers) in payloads.
+    #[serde(default)]
+    pub verbose: bool,
+    /// Captured headers whose values are redacted (replaces the default
+    /// list).
+    pub redact_headers: Option<Vec<String>>,
+}
+
+impl LlmTransformConfig {
+    /// The transformer's settings.
+    pub fn llm_config(&self) -> LlmConfig {
+        let mut config = LlmConfig {
+            verbose: self.verbose,
+            ..LlmConfig::default()
+        };
+        if let Some(names) = &self.redact_headers {
+            config.redact = Redactor::new(names);
+        }
+        config
+    }
+}
+
+impl TransformConfig for LlmTransformConfig {
+    fn build(self) -> Result<Box<dyn Transform>, TransformError> {
+        Ok(Box::new(LlmTransform::default_with(self.llm_config())))
+    }
 }

@@ -6,6 +6,7 @@
 //! Records are compared by their values themselves, not by a hash of them:
 //! two distinct records whose hashes collide must both pass.
 
+use crate::error::TransformError;
 use crate::path::{record, Path};
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write;
@@ -37,12 +38,22 @@ struct Seen {
 impl Dedupe {
     /// Compare records by `paths` within `window`, remembering at most
     /// `max_entries` keys.
-    pub fn new(paths: Vec<Path>, window: Duration, max_entries: usize) -> Result<Self, String> {
+    pub fn new(
+        paths: Vec<Path>,
+        window: Duration,
+        max_entries: usize,
+    ) -> Result<Self, TransformError> {
         if paths.is_empty() {
-            return Err("fields: name at least one field to compare".into());
+            return Err(TransformError::config(
+                "fields",
+                "name at least one field to compare",
+            ));
         }
         if max_entries == 0 {
-            return Err("max_entries: must be greater than 0".into());
+            return Err(TransformError::config(
+                "max_entries",
+                "must be greater than 0",
+            ));
         }
         Ok(Self {
             paths,

@@ -1,6 +1,7 @@
 //! `enrich`: add labels — static ones, the host name, environment variables
 //! (read once at start-up; a missing variable is a start-up error).
 
+use crate::error::TransformError;
 use crate::path::record;
 use std::collections::BTreeMap;
 use switchyard_core::{Event, Transform, Verdict};
@@ -20,20 +21,27 @@ impl Enrich {
         hostname_label: Option<&str>,
         env: &BTreeMap<String, String>,
         overwrite: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, TransformError> {
         let mut out: Vec<(String, String)> =
             labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         if let Some(label) = hostname_label {
-            out.push((label.to_string(), hostname()?));
+            let name = hostname().map_err(|e| {
+                TransformError::config("hostname", format!("cannot read the host name: {e}"))
+            })?;
+            out.push((label.to_string(), name));
         }
         for (label, var) in env {
-            let value = std::env::var(var)
-                .map_err(|_| format!("env.{label}: environment variable `{var}` is not set"))?;
+            let value = std::env::var(var).map_err(|_| {
+                TransformError::config(
+                    format!("env.{label}"),
+                    format!("environment variable `{var}` is not set"),
+                )
+            })?;
             out.push((label.clone(), value));
         }
         for (k, _) in &out {
             if k.is_empty() {
-                return Err("labels: a label name is empty".into());
+                return Err(TransformError::config("labels", "a label name is empty"));
             }
         }
         Ok(Self {
@@ -43,7 +51,7 @@ impl Enrich {
     }
 }
 
-fn hostname() -> Result<String, String> {
+fn hostname() -> std::io::Result<String> {
     if let Ok(h) = std::env::var("HOSTNAME").map(|h| h.trim().to_string()) {
         if !h.is_empty() {
             return Ok(h);
@@ -52,7 +60,6 @@ fn hostname() -> Result<String, String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())
-        .map_err(|e| format!("hostname: cannot read the host name: {e}"))
 }
 
 impl Transform for Enrich {

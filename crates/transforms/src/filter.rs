@@ -2,6 +2,7 @@
 //! are not log records pass unchanged.
 
 use crate::condition::Condition;
+use crate::error::TransformError;
 use crate::path::record;
 use switchyard_core::{Event, Transform, Verdict};
 
@@ -12,9 +13,10 @@ pub struct Filter {
 
 impl Filter {
     /// Keep records for which `condition` holds.
-    pub fn new(condition: &str) -> Result<Self, String> {
+    pub fn new(condition: &str) -> Result<Self, TransformError> {
         Ok(Self {
-            condition: Condition::parse(condition)?,
+            condition: Condition::parse(condition)
+                .map_err(|e| TransformError::config("condition", e.0))?,
         })
     }
 }

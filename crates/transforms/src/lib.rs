@@ -25,7 +25,7 @@
 //! ```
 //!
 //! The log-record transforms (`filter`, `enrich`, `remap`, `dedupe`,
-//! `sample`) are built from configuration ([`config`]) and pass events that
+//! `sample`) are built from configuration through the [`registry`] and pass events that
 //! are not log records unchanged.
 //!
 //! # Layout
@@ -33,7 +33,9 @@
 //! - [`path`]: addressing `message`, `level`, `labels.X` and fields (`a.b`).
 //! - [`condition`]: the condition language of `filter` and `sample`.
 //! - [`filter`], [`enrich`], [`remap`], [`dedupe`], [`sample`]: one transform each.
-//! - [`config`]: settings as written in configuration, and building a chain.
+//! - [`config`]: each type's settings as written in configuration.
+//! - [`registry`]: transform types by name (`llm` included), and building a chain.
+//! - [`error`]: build and configuration errors.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -41,12 +43,16 @@ pub mod condition;
 pub mod config;
 pub mod dedupe;
 pub mod enrich;
+pub mod error;
 pub mod filter;
 pub mod llm;
 pub mod path;
+pub mod registry;
 pub mod remap;
 pub mod sample;
-pub use config::{build_chain, TransformConfig};
+pub use config::{LlmTransformConfig, TransformConfig};
+pub use error::{ChainError, ConditionError, TransformError};
+pub use registry::{build_chain, builtin, TransformRegistry};
 
 use switchyard_core::{Event, Transform, Verdict};
 

@@ -2,6 +2,7 @@
 //! never sampled out.
 
 use crate::condition::Condition;
+use crate::error::TransformError;
 use crate::path::record;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use switchyard_core::{Event, Transform, Verdict};
@@ -15,14 +16,14 @@ pub struct Sample {
 
 impl Sample {
     /// Keep one in `rate` (1 keeps all).
-    pub fn new(rate: u64, always_keep: Option<&str>) -> Result<Self, String> {
+    pub fn new(rate: u64, always_keep: Option<&str>) -> Result<Self, TransformError> {
         if rate == 0 {
-            return Err("rate: must be at least 1".into());
+            return Err(TransformError::config("rate", "must be at least 1"));
         }
         let always_keep = always_keep
             .map(Condition::parse)
             .transpose()
-            .map_err(|e| format!("always_keep: {e}"))?;
+            .map_err(|e| TransformError::config("always_keep", e.0))?;
         Ok(Self {
             rate,
             always_keep,

@@ -2,12 +2,11 @@
 
 use serde_json::{json, Value};
 use switchyard_core::{Event, LogRecord, Payload, Transform, Verdict};
-use switchyard_transforms::{build_chain, Chain, TransformConfig};
+use switchyard_transforms::{build_chain, Chain};
 
 fn chain(config: Value) -> Result<Chain, String> {
-    let configs: Vec<TransformConfig> =
-        serde_json::from_value(config).map_err(|e| format!("config: {e}"))?;
-    build_chain(&configs)
+    let configs: Vec<Value> = serde_json::from_value(config).map_err(|e| format!("config: {e}"))?;
+    build_chain(&configs).map_err(|e| e.to_string())
 }
 
 fn event(json: &str) -> Event {
@@ -131,7 +130,14 @@ fn bad_settings_name_the_transform_and_key() {
             "unknown field `extra`",
         ),
         (json!([{"type": "filter"}]), "missing field `condition`"),
-        (json!([{"type": "nope"}]), "unknown variant `nope`"),
+        (
+            json!([{"type": "nope"}]),
+            "transforms[0].type: unknown transform type `nope`; expected one of filter, enrich, remap, dedupe, sample, llm",
+        ),
+        (
+            json!([{"rate": 2}]),
+            "transforms[0].type: required, one of filter",
+        ),
         (
             json!([{"type": "sample", "rate": 0}]),
             "transforms[0].rate: must be at least 1",

@@ -36,17 +36,6 @@ pub struct Admin {
 // Sources are read by their own typed settings, from the registry of
 // source types (`switchyard_sources::builtin`); see `validate`.
 
-/// The LLM payload transformer's settings (`type: llm`).
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct LlmTransformConfig {
-    /// Include debug information in payloads.
-    #[serde(default)]
-    pub verbose: bool,
-    /// Captured headers whose values are redacted (replaces the default list).
-    pub redact_headers: Option<Vec<String>>,
-}
-
 /// A sink's batching.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

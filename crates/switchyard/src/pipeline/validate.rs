@@ -5,7 +5,7 @@
 use super::dispatcher_block::DispatcherBlock;
 use super::interpolate::interpolate;
 use super::locate::line_of;
-use super::schema::{Admin, LlmTransformConfig, SinkEntry};
+use super::schema::{Admin, SinkEntry};
 use serde::de::DeserializeOwned;
 use serde_norway::{Mapping, Value};
 use std::fmt;
@@ -13,8 +13,7 @@ use std::sync::Arc;
 use switchyard_core::{SinkConfig, SinkRegistry, Transform};
 use switchyard_engine::source::{Source, SourceError, SourceRegistry};
 use switchyard_engine::topology::Shape;
-use switchyard_transforms::llm::{LlmConfig, LlmTransform, Redactor};
-use switchyard_transforms::TransformConfig;
+use switchyard_transforms::{TransformError, TransformRegistry};
 
 /// One problem of a pipeline file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +188,7 @@ pub fn check(
 
     let mut transforms = Vec::new();
     let mut transform_inputs = Vec::new();
+    let transform_types = switchyard_transforms::builtin();
     for (name, v) in c.section(&root, "transforms") {
         let at = ["transforms", name.as_str()];
         let Value::Mapping(mut m) = v else {
@@ -203,7 +203,7 @@ pub fn check(
             None => Vec::new(),
         };
         transform_inputs.push((name.clone(), inputs.clone()));
-        if let Some(t) = c.transform(&name, m) {
+        if let Some(t) = c.transform(&transform_types, &name, m) {
             transforms.push(TransformSpec {
                 name,
                 inputs,
@@ -330,21 +330,14 @@ impl Checker<'_> {
                 if inner != "." {
                     path.extend(inner.split('.').map(|s| s.to_string()));
                 }
-                let mut message = e.into_inner().to_string();
+                let message = e.into_inner().to_string();
                 // An unknown key names itself: point at it.
                 if let Some(key) = unknown_field(&message) {
                     if path.last() != Some(&key) {
                         path.push(key);
                     }
-                    message = message
-                        .split_once(", expected")
-                        .map(|(_, rest)| format!("unknown key; expected{rest}"))
-                        .unwrap_or(message);
                 }
-                if message.ends_with("expected a boolean") {
-                    // YAML 1.2: `yes`, `on` and the like are text.
-                    message.push_str(" (write `true` or `false`)");
-                }
+                let message = explain(message);
                 let keys: Vec<&str> = path.iter().map(String::as_str).collect();
                 let err = self.error(&keys, message);
                 self.errors.push(err);
@@ -423,43 +416,56 @@ impl Checker<'_> {
         }
     }
 
-    fn transform(&mut self, name: &str, m: Mapping) -> Option<Arc<dyn Transform>> {
-        let at = ["transforms", name];
-        if m.get("type").and_then(Value::as_str) == Some("llm") {
-            let mut m = m;
-            m.remove("type");
-            let c: LlmTransformConfig = self.typed(&at, Value::Mapping(m))?;
-            let mut config = LlmConfig {
-                verbose: c.verbose,
-                ..LlmConfig::default()
-            };
-            if let Some(names) = &c.redact_headers {
-                config.redact = Redactor::new(names);
-            }
-            return Some(Arc::new(LlmTransform::default_with(config)));
-        }
-        let c: TransformConfig = self.typed(&at, Value::Mapping(m))?;
-        match c.build() {
-            Ok(t) => Some(Arc::from(t)),
-            Err(message) => {
-                let (key, message) = match message.split_once(": ") {
-                    Some((key, rest)) if !key.contains(' ') => (Some(key.to_string()), rest),
-                    _ => (None, message.as_str()),
-                };
-                let mut path = vec!["transforms", name];
-                let key_parts: Vec<String> = key
-                    .iter()
-                    .flat_map(|k| {
-                        k.split('.')
-                            .map(|s| s.split('[').next().unwrap_or(s).to_string())
-                    })
-                    .collect();
-                path.extend(key_parts.iter().map(String::as_str));
-                let e = self.error(&path, message.to_string());
+    /// A transform from its registered type, or its errors at their keys.
+    fn transform(
+        &mut self,
+        types: &TransformRegistry,
+        name: &str,
+        mut m: Mapping,
+    ) -> Option<Arc<dyn Transform>> {
+        let kind = match m.remove("type") {
+            Some(Value::String(t)) => t,
+            _ => {
+                let known: Vec<&str> = types.names().collect();
+                let e = self.error(
+                    &["transforms", name, "type"],
+                    format!("required, one of {}", known.join(", ")),
+                );
                 self.errors.push(e);
+                return None;
+            }
+        };
+        let settings = match serde_json::to_value(Value::Mapping(m)) {
+            Ok(v) => v,
+            Err(e) => {
+                let e = self.error(&["transforms", name], e.to_string());
+                self.errors.push(e);
+                return None;
+            }
+        };
+        match types.build(&kind, settings) {
+            Ok(t) => Some(Arc::from(t)),
+            Err(e) => {
+                self.transform_error(name, &e);
                 None
             }
         }
+    }
+
+    /// A transform's error at its key, as the file writes it (`ops[0].parse`
+    /// is at `ops.parse`'s line).
+    fn transform_error(&mut self, name: &str, e: &TransformError) {
+        let mut path: Vec<String> = vec!["transforms".into(), name.into()];
+        if let Some(key) = e.key() {
+            path.extend(
+                key.split('.')
+                    .map(|s| s.split('[').next().unwrap_or(s).to_string()),
+            );
+        }
+        let message = explain(e.message());
+        let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+        let err = self.error(&keys, message);
+        self.errors.push(err);
     }
 
     /// The sink's own options, read into its typed config as its build
@@ -582,6 +588,23 @@ fn written_key(options: &serde_json::Value, segments: &[String]) -> Vec<String> 
         }
     }
     found
+}
+
+/// Serde's message in the file's words: "unknown field `x`, expected …"
+/// becomes "unknown key; expected …" (the path names the key), and a
+/// boolean expected says how to write one.
+fn explain(mut message: String) -> String {
+    if unknown_field(&message).is_some() {
+        message = message
+            .split_once(", expected")
+            .map(|(_, rest)| format!("unknown key; expected{rest}"))
+            .unwrap_or(message);
+    }
+    if message.ends_with("expected a boolean") {
+        // YAML 1.2: `yes`, `on` and the like are text.
+        message.push_str(" (write `true` or `false`)");
+    }
+    message
 }
 
 /// The key of serde's "unknown field `x`, expected ..." message.
