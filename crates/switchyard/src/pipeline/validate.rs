@@ -411,7 +411,9 @@ impl Checker<'_> {
             if let Some(key) = problem.key() {
                 path.extend(key.split('.'));
             }
-            let e = self.error(&path, problem.message());
+            let mut message = problem.message();
+            boolean_hint(&mut message);
+            let e = self.error(&path, message);
             self.errors.push(e);
         }
     }
@@ -600,11 +602,16 @@ fn explain(mut message: String) -> String {
             .map(|(_, rest)| format!("unknown key; expected{rest}"))
             .unwrap_or(message);
     }
+    boolean_hint(&mut message);
+    message
+}
+
+/// YAML 1.2 reads `yes`, `on` and the like as text: say what a boolean
+/// key takes.
+fn boolean_hint(message: &mut String) {
     if message.ends_with("expected a boolean") {
-        // YAML 1.2: `yes`, `on` and the like are text.
         message.push_str(" (write `true` or `false`)");
     }
-    message
 }
 
 /// The key of serde's "unknown field `x`, expected ..." message.
@@ -774,7 +781,7 @@ sinks:
             ["line 5: sources.a.json: invalid type: string \"yes\", expected a boolean (write `true` or `false`)"]
         );
         let c = check(
-            &format!("{head}    json: True\n    partial_line_timeout: 5s\nsinks:\n  o:\n    type: stdout\n    inputs: [a]\n    options: {{flag: on, n: 010, f: 1.50}}\n"),
+            &format!("{head}    json: True\n    partial_line_timeout: 5s\nsinks:\n  o:\n    type: http\n    inputs: [a]\n    options: {{endpoint: 'http://127.0.0.1:9/', header: {{flag: on, n: 010}}}}\n"),
             |_| None,
             &switchyard_sinks::builtin(),
         )
@@ -789,7 +796,7 @@ sinks:
         // Sink options keep what YAML 1.2 reads: `on` and `010` as text.
         assert_eq!(
             c.sinks[0].1.options,
-            serde_json::json!({"flag": "on", "n": "010", "f": 1.5})
+            serde_json::json!({"endpoint": "http://127.0.0.1:9/", "header": {"flag": "on", "n": "010"}})
         );
     }
 
