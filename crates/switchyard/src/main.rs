@@ -67,8 +67,15 @@ fn plugins() -> anyhow::Result<()> {
             writeln!(out)?;
         }
         writeln!(out, "{heading}")?;
+        // Names padded to 12 (as the sinks always were), longer ones to fit.
+        let width = entries
+            .iter()
+            .map(|(n, _)| n.len())
+            .max()
+            .unwrap_or(0)
+            .max(12);
         for (name, description) in entries {
-            writeln!(out, "{name:<12} {description}")?;
+            writeln!(out, "{name:<width$} {description}")?;
         }
     }
     out.flush()?;
