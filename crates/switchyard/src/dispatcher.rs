@@ -10,10 +10,10 @@
 //! `--service`, with its buffer (`--queue-capacity`, `--buffer-type`),
 //! batching and delivery stack.
 
-use crate::buffer::BufferType;
+use crate::cli::buffer::BufferType;
+use crate::cli::sources::{FlagSource, Slot};
 use crate::cli::DispatcherArgs;
 use crate::pipeline::admin::{AdminState, SinkView};
-use crate::source_flags::{FlagSource, Slot};
 use anyhow::Context;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering::Relaxed;
@@ -41,10 +41,10 @@ fn env_fallback(value: Option<String>, name: &str) -> Option<String> {
 }
 
 async fn run(args: DispatcherArgs) -> anyhow::Result<()> {
-    let redis_kind = crate::source_flags::Kind::from_flag(&args.event_bus)?;
+    let redis_kind = crate::cli::sources::Kind::from_flag(&args.event_bus)?;
     // Every source the flags ask for, checked before anything starts.
-    let flag_sources = crate::source_flags::sources(&args, redis_kind)?;
-    let http = HttpSource::new(crate::source_flags::http(&args, ACK_WAIT))
+    let flag_sources = crate::cli::sources::sources(&args, redis_kind)?;
+    let http = HttpSource::new(crate::cli::sources::http(&args, ACK_WAIT))
         .context("check --listen, --max-body and the --ingest-* flags")?;
     // The in-process bus's subscriber buffer of the original. The dispatcher
     // has no in-process publisher, so builds no bus: the value is only

@@ -2,18 +2,13 @@
 #![forbid(unsafe_code)]
 
 mod bench;
-mod buffer;
 mod cli;
-mod cli_docs;
-mod delivery_args;
 mod dispatcher;
 mod dlq_cmd;
-mod ingest_args;
 mod mesh_call;
 mod node;
 mod pipeline;
 mod process;
-mod source_flags;
 mod transforms;
 
 use clap::Parser;
@@ -33,8 +28,8 @@ fn main() -> std::process::ExitCode {
         cli::Command::Mesh(cli::MeshCommand::Call(args)) => mesh_call::main(*args),
         cli::Command::Dlq(command) => dlq_cmd::main(command),
         cli::Command::Plugins => plugins(),
-        cli::Command::Completions(args) => cli_docs::completions(&args),
-        cli::Command::Man => cli_docs::man(),
+        cli::Command::Completions(args) => cli::docs::completions(&args),
+        cli::Command::Man => cli::docs::man(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

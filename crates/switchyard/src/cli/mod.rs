@@ -1,4 +1,17 @@
 //! Command-line interface. Flags beat environment variables.
+//!
+//! - this module: the commands and the dispatcher's main flags;
+//! - [`sources`]: the dispatcher's source flags, turned into the sources'
+//!   typed configurations;
+//! - [`delivery`], [`ingest`], [`buffer`]: the flag groups of the delivery
+//!   stack, the HTTP ingest bounds and the sink's buffer;
+//! - [`docs`]: shell completions and the manual page, made from these.
+
+pub mod buffer;
+pub mod delivery;
+pub mod docs;
+pub mod ingest;
+pub mod sources;
 
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -47,7 +60,7 @@ pub enum Command {
     #[command(subcommand)]
     Mesh(MeshCommand),
     /// Print the shell completion script for bash, zsh or fish.
-    Completions(crate::cli_docs::CompletionsArgs),
+    Completions(crate::cli::docs::CompletionsArgs),
     /// Print the manual page in roff (`switchyard man | man -l -`).
     Man,
 }
@@ -129,7 +142,7 @@ pub struct DispatcherArgs {
     #[arg(long, env = "LLM_PROXY_EVENT_BUS", default_value = "memory")]
     pub event_bus: String,
     #[command(flatten)]
-    pub redis: crate::source_flags::RedisArgs,
+    pub redis: crate::cli::sources::RedisArgs,
     /// Bound of the events waiting in memory: an eighth in the intake queue
     /// in front of the transforms, the rest in the sink's buffer.
     #[arg(long, env = "DISPATCHER_QUEUE_CAPACITY", default_value = "10000", value_parser = positive)]
@@ -166,21 +179,21 @@ pub struct DispatcherArgs {
     )]
     pub log_file: PathBuf,
     #[command(flatten)]
-    pub disk_buffer: crate::buffer::BufferArgs,
+    pub disk_buffer: crate::cli::buffer::BufferArgs,
     #[command(flatten)]
-    pub tail: crate::source_flags::TailArgs,
+    pub tail: crate::cli::sources::TailArgs,
     #[command(flatten)]
-    pub net: crate::source_flags::NetArgs,
+    pub net: crate::cli::sources::NetArgs,
     #[command(flatten)]
-    pub demo: crate::source_flags::DemoArgs,
+    pub demo: crate::cli::sources::DemoArgs,
     #[command(flatten)]
-    pub docker: crate::source_flags::DockerArgs,
+    pub docker: crate::cli::sources::DockerArgs,
     #[command(flatten)]
     pub transforms: crate::transforms::TransformArgs,
     #[command(flatten)]
-    pub delivery: crate::delivery_args::DeliveryArgs,
+    pub delivery: crate::cli::delivery::DeliveryArgs,
     #[command(flatten)]
-    pub ingest_limits: crate::ingest_args::IngestLimitArgs,
+    pub ingest_limits: crate::cli::ingest::IngestLimitArgs,
 }
 
 #[cfg(test)]
