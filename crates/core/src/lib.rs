@@ -44,6 +44,7 @@ pub mod sink;
 pub mod sink_registry;
 pub mod template;
 pub mod transform;
+pub mod type_table;
 
 pub use ack::{AckBatch, AckToken, BatchOutcome, Fate, Fates, IndexedAckBatch};
 pub use bus::{BusStats, EventBus, Subscription};

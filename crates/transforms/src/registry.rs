@@ -20,20 +20,22 @@ use crate::config::{
 use crate::error::{ChainError, TransformError};
 use crate::Chain;
 use serde_json::Value;
+use switchyard_core::type_table::TypeTable;
 use switchyard_core::Transform;
 
 type BuildFn = fn(Value) -> Result<Box<dyn Transform>, TransformError>;
 
-struct Entry {
-    name: &'static str,
-    description: &'static str,
-    build: BuildFn,
+/// Transform types by name, in registration order.
+pub struct TransformRegistry {
+    types: TypeTable<BuildFn>,
 }
 
-/// Transform types by name, in registration order.
-#[derive(Default)]
-pub struct TransformRegistry {
-    entries: Vec<Entry>,
+impl Default for TransformRegistry {
+    fn default() -> Self {
+        Self {
+            types: TypeTable::new("transform"),
+        }
+    }
 }
 
 /// Every transform type this crate provides.
@@ -69,32 +71,24 @@ impl TransformRegistry {
     /// When `name` is taken: two types under one name is a programming error
     /// that would make one of them unreachable.
     pub fn register<C: TransformConfig>(&mut self, name: &'static str, description: &'static str) {
-        assert!(
-            self.entries.iter().all(|e| e.name != name),
-            "transform type `{name}` registered twice"
-        );
-        self.entries.push(Entry {
-            name,
-            description,
-            build: read::<C>,
-        });
+        self.types.register(name, description, read::<C>);
     }
 
     /// The registered type names, in registration order.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.entries.iter().map(|e| e.name)
+        self.types.names()
     }
 
     /// Each type with its one-line description.
     pub fn describe(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
-        self.entries.iter().map(|e| (e.name, e.description))
+        self.types.describe()
     }
 
     /// Read `settings` (the transform's mapping without its `type`) as the
     /// type `name` and build the transform.
     pub fn build(&self, name: &str, settings: Value) -> Result<Box<dyn Transform>, TransformError> {
-        match self.entries.iter().find(|e| e.name == name) {
-            Some(e) => (e.build)(settings),
+        match self.types.get(name) {
+            Some(build) => build(settings),
             None => Err(TransformError::UnknownType {
                 name: name.to_string(),
                 known: self.names().collect(),

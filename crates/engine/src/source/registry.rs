@@ -49,6 +49,7 @@
 use super::{Source, SourceError};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use switchyard_core::type_table::TypeTable;
 
 /// A source type's settings, read from its part of a pipeline file (or made
 /// from flags). Implementations derive `Deserialize` with
@@ -62,16 +63,17 @@ pub trait SourceConfig: DeserializeOwned + Send + 'static {
 
 type BuildFn = fn(Value) -> Result<Box<dyn Source>, SourceError>;
 
-struct Entry {
-    name: &'static str,
-    description: &'static str,
-    build: BuildFn,
+/// Source types by name, in registration order.
+pub struct SourceRegistry {
+    types: TypeTable<BuildFn>,
 }
 
-/// Source types by name, in registration order.
-#[derive(Default)]
-pub struct SourceRegistry {
-    entries: Vec<Entry>,
+impl Default for SourceRegistry {
+    fn default() -> Self {
+        Self {
+            types: TypeTable::new("source"),
+        }
+    }
 }
 
 impl SourceRegistry {
@@ -86,32 +88,24 @@ impl SourceRegistry {
     /// When `name` is taken: two types under one name is a programming error
     /// that would make one of them unreachable.
     pub fn register<C: SourceConfig>(&mut self, name: &'static str, description: &'static str) {
-        assert!(
-            self.entries.iter().all(|e| e.name != name),
-            "source type `{name}` registered twice"
-        );
-        self.entries.push(Entry {
-            name,
-            description,
-            build: read::<C>,
-        });
+        self.types.register(name, description, read::<C>);
     }
 
     /// The registered type names, in registration order.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.entries.iter().map(|e| e.name)
+        self.types.names()
     }
 
     /// Each type with its one-line description.
     pub fn describe(&self) -> impl Iterator<Item = (&'static str, &'static str)> + '_ {
-        self.entries.iter().map(|e| (e.name, e.description))
+        self.types.describe()
     }
 
     /// Read `settings` (the source's mapping without its `type`) as the
     /// type `name` and build the source. Nothing starts.
     pub fn build(&self, name: &str, settings: Value) -> Result<Box<dyn Source>, SourceError> {
-        match self.entries.iter().find(|e| e.name == name) {
-            Some(e) => (e.build)(settings),
+        match self.types.get(name) {
+            Some(build) => build(settings),
             None => Err(SourceError::UnknownType {
                 name: name.to_string(),
                 known: self.names().collect(),
